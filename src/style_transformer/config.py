@@ -1,0 +1,211 @@
+"""Frozen dataclass configs: one per model, JSON round-trippable, plus named presets.
+
+A config owns the architecture. Models are built as ``Generator(cfg)``, ``StyleTransformer(cfg)``;
+checkpoints store ``cfg.to_dict()`` and models are rebuilt from it before a strict state-dict load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+# rosinality/stylegan2-pytorch channel table; entries >= 64 are multiplied by channel_multiplier.
+_ROSINALITY_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+
+
+class ConfigError(ValueError):
+    """A config value is out of range or inconsistent."""
+
+
+def _to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_jsonable(v) for v in value]
+    return value
+
+
+class _ConfigMixin:
+    def to_dict(self) -> Dict[str, Any]:
+        """Returns the config as a dict of JSON types (nested configs as dicts)."""
+        return _to_jsonable(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls: Type[T], data: Dict[str, Any]) -> T:
+        """Builds the config from ``to_dict`` output; unknown keys are an error."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+        kwargs = {}
+        for name, value in data.items():
+            default = names[name].default
+            if default is dataclasses.MISSING and names[name].default_factory is not dataclasses.MISSING:
+                default = names[name].default_factory()
+            if dataclasses.is_dataclass(default) and isinstance(value, dict):
+                value = type(default).from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls: Type[T], text: str) -> T:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class GeneratorConfig(_ConfigMixin):
+    """StyleGAN2 generator/discriminator architecture (rosinality layout).
+
+    Attributes:
+        size: output resolution, a power of two in [32, 1024].
+        style_dim: width of z and w.
+        n_mlp: number of mapping layers.
+        channel_multiplier: rosinality's multiplier for resolutions >= 64.
+        channels: explicit widths for resolutions 4, 8, ..., size (overrides the table); empty = table.
+        lr_mlp: learning-rate multiplier of the mapping network (equalized lr).
+        blur_kernel: 1-D FIR taps of the up/down-sampling filter.
+    """
+
+    size: int = 1024
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    channels: Tuple[int, ...] = ()
+    lr_mlp: float = 0.01
+    blur_kernel: Tuple[int, ...] = (1, 3, 3, 1)
+
+    def __post_init__(self) -> None:
+        if self.size < 4 or self.size & (self.size - 1):
+            raise ConfigError(f"generator size must be a power of two, got {self.size}")
+        if not 32 <= self.size <= 1024:
+            raise ConfigError(f"generator size must be in [32, 1024], got {self.size}")
+        if self.channels and len(self.channels) != self.log_size - 1:
+            raise ConfigError(
+                f"channels needs {self.log_size - 1} widths (4..{self.size}), got {len(self.channels)}")
+        if self.style_dim < 1 or self.n_mlp < 1:
+            raise ConfigError("style_dim and n_mlp must be positive")
+
+    @property
+    def log_size(self) -> int:
+        return int(math.log2(self.size))
+
+    @property
+    def num_ws(self) -> int:
+        """Number of W+ rows the generator consumes (rosinality ``n_latent``)."""
+        return self.log_size * 2 - 2
+
+    @property
+    def num_noises(self) -> int:
+        return (self.log_size - 2) * 2 + 1
+
+    def channel(self, res: int) -> int:
+        """Feature width at resolution ``res``."""
+        if self.channels:
+            return int(self.channels[int(math.log2(res)) - 2])
+        base = _ROSINALITY_CHANNELS[res]
+        return base * self.channel_multiplier if res >= 64 else base
+
+
+@dataclass(frozen=True)
+class EncoderConfig(_ConfigMixin):
+    """Style Transformer encoder: IR(-SE) backbone, lateral FPN, query transformer.
+
+    Attributes:
+        input_size: side of the square input image.
+        input_nc: input channels.
+        stem_channels: width of the input convolution.
+        stage_channels: width of the 4 backbone stages (each stage halves the resolution).
+        stage_units: residual units per stage (IR-SE50: 3, 4, 14, 3).
+        se: squeeze-excitation in each unit (``ir_se`` mode) or not (``ir``).
+        se_reduction: SE bottleneck ratio.
+        n_styles: query tokens, one per W+ row the encoder outputs.
+        d_model: token width; equals the generator's style_dim and the last stage's width.
+        n_heads: attention heads.
+        ffn_dim: hidden width of the feed-forward sublayer.
+    """
+
+    input_size: int = 256
+    input_nc: int = 3
+    stem_channels: int = 64
+    stage_channels: Tuple[int, ...] = (64, 128, 256, 512)
+    stage_units: Tuple[int, ...] = (3, 4, 14, 3)
+    se: bool = True
+    se_reduction: int = 16
+    n_styles: int = 18
+    d_model: int = 512
+    n_heads: int = 4
+    ffn_dim: int = 1024
+
+    def __post_init__(self) -> None:
+        if len(self.stage_channels) != 4 or len(self.stage_units) != 4:
+            raise ConfigError("stage_channels and stage_units need 4 entries")
+        if self.stage_channels[3] != self.d_model:
+            raise ConfigError("the last backbone stage must have d_model channels (F1 is used as is)")
+        if self.d_model % self.n_heads:
+            raise ConfigError("d_model must be divisible by n_heads")
+        if self.input_size % 16:
+            raise ConfigError("input_size must be a multiple of 16")
+
+    @property
+    def feature_indices(self) -> Tuple[int, int, int]:
+        """Body indices whose outputs are c1 (1/4), c2 (1/8), c3 (1/16 of the input)."""
+        ends = [sum(self.stage_units[: i + 1]) - 1 for i in range(4)]
+        return ends[1], ends[2], ends[3]
+
+
+@dataclass(frozen=True)
+class StyleTransformerConfig(_ConfigMixin):
+    """The inversion model: encoder + frozen StyleGAN2 decoder (+ its ``latent_avg``)."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+    def __post_init__(self) -> None:
+        if self.encoder.d_model != self.generator.style_dim:
+            raise ConfigError("encoder.d_model must equal generator.style_dim")
+
+
+PRESETS: Dict[str, StyleTransformerConfig] = {
+    # The paper's FFHQ model: IR-SE50, 18 queries, 1024x1024 StyleGAN2.
+    "official-ffhq": StyleTransformerConfig(),
+    # The official 256-output layout (e.g. cars/churches-size generators; the parity checkpoint).
+    "official-256": StyleTransformerConfig(generator=GeneratorConfig(size=256)),
+    # Small models for tests and quick experiments.
+    "tiny": StyleTransformerConfig(
+        encoder=EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32),
+                              stage_units=(1, 1, 1, 1), se_reduction=4, n_styles=8, d_model=32,
+                              n_heads=4, ffn_dim=64),
+        generator=GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16)),
+    ),
+    "small-64": StyleTransformerConfig(
+        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
+                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256,
+                              n_heads=4, ffn_dim=512),
+        generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64)),
+    ),
+}
+
+
+def get_preset(name: str) -> StyleTransformerConfig:
+    """Looks up a named preset.
+
+    Args:
+        name: one of ``PRESETS``.
+
+    Returns:
+        The preset's config.
+    """
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None

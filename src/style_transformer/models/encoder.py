@@ -1,0 +1,169 @@
+"""The Style Transformer encoder (Hu et al., CVPR 2022) and the full inversion model.
+
+Data flow (shapes for the official preset, 256x256 input):
+
+    img [N,3,256,256] -> IR-SE50 body -> c1 [N,128,64,64] (1/4), c2 [N,256,32,32] (1/8),
+                                         c3 [N,512,16,16] (1/16)
+    F1 = c3;  F2 = up(F1) + lat1(c2);  F3 = up(F2) + lat2(c1)           (bilinear, align_corners)
+    queries = mapping(z) [N,18,512]  (learned z tokens through the generator's mapping MLP)
+    queries -> block(F1) -> block(F2) -> block(F3) -> codes; ws = codes + latent_avg
+
+Parameter names follow the official checkpoint (``encoder.module.*`` without ``module.``).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..config import EncoderConfig, StyleTransformerConfig
+from .stylegan2 import Generator
+
+
+class SEModule(nn.Module):
+    """Squeeze-and-excitation gate (fc1/fc2 as bias-free 1x1 convs, as in IR-SE)."""
+
+    def __init__(self, channels: int, reduction: int):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class BottleneckIR(nn.Module):
+    """ArcFace IR(-SE) residual unit: BN-conv-PReLU-conv(stride)-BN[-SE] + shortcut."""
+
+    def __init__(self, in_ch: int, depth: int, stride: int, se: bool, se_reduction: int):
+        super().__init__()
+        if in_ch == depth:
+            self.shortcut_layer: nn.Module = nn.MaxPool2d(1, stride)
+        else:
+            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, depth, 1, stride, bias=False),
+                                                nn.BatchNorm2d(depth))
+        layers: List[nn.Module] = [
+            nn.BatchNorm2d(in_ch),
+            nn.Conv2d(in_ch, depth, 3, 1, 1, bias=False),
+            nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(depth),
+        ]
+        if se:
+            layers.append(SEModule(depth, se_reduction))
+        self.res_layer = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res_layer(x) + self.shortcut_layer(x)
+
+
+class QueryBlock(nn.Module):
+    """Post-norm transformer decoder layer: self-attention among queries, cross-attention into a
+    feature map, then a ReLU FFN (DETR-style, no positional encodings; names as the official)."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_dim: int):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+        self.multihead_attn = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+        self.linear1 = nn.Linear(d_model, ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        # query [N, T, d], memory [N, S, d] -> [N, T, d]
+        q = self.norm1(query + self.self_attn(query, query, query, need_weights=False)[0])
+        q = self.norm2(q + self.multihead_attn(q, memory, memory, need_weights=False)[0])
+        return self.norm3(q + self.linear2(F.relu(self.linear1(q))))
+
+
+class StyleEncoder(nn.Module):
+    """IR-SE backbone + FPN laterals + three query blocks. Queries come from outside (mapping(z)).
+
+    Args:
+        cfg: encoder architecture.
+    """
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.input_layer = nn.Sequential(nn.Conv2d(cfg.input_nc, cfg.stem_channels, 3, 1, 1, bias=False),
+                                         nn.BatchNorm2d(cfg.stem_channels), nn.PReLU(cfg.stem_channels))
+        units: List[nn.Module] = []
+        in_ch = cfg.stem_channels
+        for depth, n_units in zip(cfg.stage_channels, cfg.stage_units):
+            for u in range(n_units):
+                units.append(BottleneckIR(in_ch, depth, 2 if u == 0 else 1, cfg.se, cfg.se_reduction))
+                in_ch = depth
+        self.body = nn.Sequential(*units)
+        self.latlayer1 = nn.Conv2d(cfg.stage_channels[2], cfg.d_model, 1)
+        self.latlayer2 = nn.Conv2d(cfg.stage_channels[1], cfg.d_model, 1)
+        self.z = nn.Parameter(torch.randn(1, cfg.n_styles, cfg.d_model))
+        self.transformerlayer_coarse = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
+        self.transformerlayer_medium = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
+        self.transformerlayer_fine = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
+
+    def features(self, img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """img ``[N, C, S, S]`` -> (F1 ``[N,d,S/16,S/16]``, F2 ``[N,d,S/8,S/8]``, F3 ``[N,d,S/4,S/4]``)."""
+        i1, i2, i3 = self.cfg.feature_indices
+        x = self.input_layer(img)
+        c1 = c2 = None
+        for i, unit in enumerate(self.body):
+            x = unit(x)
+            if i == i1:
+                c1 = x
+            elif i == i2:
+                c2 = x
+            elif i == i3:
+                break
+        f1 = x
+        f2 = F.interpolate(f1, size=c2.shape[-2:], mode="bilinear", align_corners=True) + self.latlayer1(c2)
+        f3 = F.interpolate(f2, size=c1.shape[-2:], mode="bilinear", align_corners=True) + self.latlayer2(c1)
+        return f1, f2, f3
+
+    def forward(self, img: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """img ``[N, C, S, S]`` in [-1, 1], query ``[N, n_styles, d]`` -> codes ``[N, n_styles, d]``
+        (before ``latent_avg`` is added)."""
+        for block, feat in zip((self.transformerlayer_coarse, self.transformerlayer_medium,
+                                self.transformerlayer_fine), self.features(img)):
+            query = block(query, feat.flatten(2).transpose(1, 2))
+        return query
+
+
+class StyleTransformer(nn.Module):
+    """The inversion model: encoder + StyleGAN2 decoder (``latent_avg`` lives in the decoder).
+
+    Args:
+        cfg: encoder and generator architecture.
+    """
+
+    def __init__(self, cfg: StyleTransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = StyleEncoder(cfg.encoder)
+        self.decoder = Generator(cfg.generator)
+
+    def queries(self, batch: int) -> torch.Tensor:
+        """The learned z tokens through the mapping MLP, ``[batch, n_styles, d]``."""
+        return self.decoder.mapping(self.encoder.z).expand(batch, -1, -1)
+
+    def encode(self, img: torch.Tensor) -> torch.Tensor:
+        """img ``[N, C, S, S]`` in [-1, 1] -> ws ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""
+        expect = (self.cfg.encoder.input_nc, self.cfg.encoder.input_size, self.cfg.encoder.input_size)
+        if img.ndim != 4 or tuple(img.shape[1:]) != expect:
+            raise ValueError(f"encoder input must be [N, {expect[0]}, {expect[1]}, {expect[2]}], "
+                             f"got {tuple(img.shape)}")
+        codes = self.encoder(img, self.queries(img.shape[0]))
+        return codes + self.decoder.latent_avg
+
+    def forward(self, img: torch.Tensor, randomize_noise: bool = False,
+                noise: Optional[list] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Inverts and re-renders. Returns (img ``[N,3,G,G]``, ws ``[N, n_styles, w_dim]``)."""
+        ws = self.encode(img)
+        return self.decoder.synthesis(ws, noise=noise, randomize_noise=randomize_noise), ws

@@ -1,0 +1,397 @@
+"""StyleGAN2 generator and discriminator, state-dict compatible with rosinality/stylegan2-pytorch.
+
+Parameter and buffer names follow that layout exactly (``style.1.weight``, ``convs.0.conv.weight``,
+``noises.noise_0``, ...), so ``g_ema``/``g``/``d`` state dicts of rosinality-format checkpoints (used by
+pSp, e4e, ReStyle and the official Style Transformer) load with ``strict=True``. One addition: the
+generator carries ``latent_avg`` ``[style_dim]`` (top-level in those checkpoints), the mean W used for
+truncation and added to encoder codes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..config import GeneratorConfig
+from ..ops import IMPLS, fused_leaky_relu, make_kernel, modulated_conv2d, upfirdn2d
+
+
+def set_ops_impl(module: nn.Module, impl: str) -> nn.Module:
+    """Selects the op implementation (``"fast"`` or ``"ref"``) for every layer under ``module``.
+
+    Args:
+        module: any module tree containing StyleGAN2 layers.
+        impl: one of ``ops.IMPLS``.
+
+    Returns:
+        ``module`` (for chaining).
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    for m in module.modules():
+        if hasattr(m, "impl"):
+            m.impl = impl
+    return module
+
+
+class PixelNorm(nn.Module):
+    """Normalise each vector to unit RMS over dim 1 (rosinality's axis)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class Blur(nn.Module):
+    """FIR filter with padding; ``kernel`` buffer as in rosinality (gain up**2 when upsampling)."""
+
+    def __init__(self, taps: Sequence[int], pad: Tuple[int, int], upsample_factor: int = 1):
+        super().__init__()
+        self.register_buffer("kernel", make_kernel(taps, gain=upsample_factor ** 2))
+        self.pad = pad
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad, impl=self.impl)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling (ToRGB skip path)."""
+
+    def __init__(self, taps: Sequence[int], factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(taps, gain=factor ** 2))
+        p = len(taps) - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad, impl=self.impl)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate; optional fused bias + leaky ReLU."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.scale = 1.0 / math.sqrt(in_dim) * lr_mul
+        self.lr_mul = lr_mul
+        self.activation = activation
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, in_dim] -> [N, out_dim]
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul,
+                                    impl=self.impl)
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        return F.linear(x, self.weight * self.scale, bias)
+
+
+class EqualConv2d(nn.Module):
+    """Conv2d with equalized learning rate."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel_size, kernel_size))
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size ** 2)
+        self.stride, self.padding = stride, padding
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class FusedLeakyReLU(nn.Module):
+    """Bias + leaky ReLU(0.2) * sqrt(2), with a learned per-channel bias."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias, impl=self.impl)
+
+
+class ScaledLeakyReLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.2) * math.sqrt(2)
+
+
+class ModulatedConv2d(nn.Module):
+    """Style-modulated convolution; ``weight`` is ``[1, C_out, C_in, k, k]`` as in rosinality."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, demodulate: bool = True,
+                 upsample: bool = False, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+        super().__init__()
+        self.in_channel, self.out_channel, self.kernel_size = in_ch, out_ch, kernel_size
+        self.upsample, self.demodulate = upsample, demodulate
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size ** 2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        # x [N, C_in, H, W], style [N, style_dim] -> [N, C_out, H', W']
+        s = self.modulation(style)
+        out = modulated_conv2d(x, self.weight[0] * self.scale, s, demodulate=self.demodulate,
+                               upsample=self.upsample, padding=self.padding, impl=self.impl)
+        if self.upsample:
+            out = self.blur(out)
+        return out
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if noise is None:
+            n, _, h, w = x.shape
+            noise = x.new_empty(n, 1, h, w).normal_()
+        return x + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.repeat(batch, 1, 1, 1)
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False,
+                 blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample,
+                                    blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class Generator(nn.Module):
+    """StyleGAN2 synthesis + mapping network.
+
+    Args:
+        cfg: architecture.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.size, self.style_dim = cfg.size, cfg.style_dim
+        layers: List[nn.Module] = [PixelNorm()]
+        layers += [EqualLinear(cfg.style_dim, cfg.style_dim, lr_mul=cfg.lr_mlp, activation=True)
+                   for _ in range(cfg.n_mlp)]
+        self.style = nn.Sequential(*layers)
+
+        bk = cfg.blur_kernel
+        self.input = ConstantInput(cfg.channel(4))
+        self.conv1 = StyledConv(cfg.channel(4), cfg.channel(4), 3, cfg.style_dim, blur_kernel=bk)
+        self.to_rgb1 = ToRGB(cfg.channel(4), cfg.style_dim, upsample=False)
+        self.log_size = cfg.log_size
+        self.num_layers = cfg.num_noises
+        self.n_latent = cfg.num_ws
+
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        for layer_idx in range(self.num_layers):
+            res = (layer_idx + 5) // 2
+            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, 2 ** res, 2 ** res))
+        in_ch = cfg.channel(4)
+        for i in range(3, self.log_size + 1):
+            out_ch = cfg.channel(2 ** i)
+            self.convs.append(StyledConv(in_ch, out_ch, 3, cfg.style_dim, upsample=True, blur_kernel=bk))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, cfg.style_dim, blur_kernel=bk))
+            self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim, blur_kernel=bk))
+            in_ch = out_ch
+        self.register_buffer("latent_avg", torch.zeros(cfg.style_dim))
+
+    @property
+    def num_ws(self) -> int:
+        return self.n_latent
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """Maps z ``[..., style_dim]`` to w ``[..., style_dim]`` (PixelNorm + MLP per vector)."""
+        shape = z.shape
+        return self.style(z.reshape(-1, shape[-1])).reshape(shape)
+
+    @torch.no_grad()
+    def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
+        """Mean of mapped random z ``[style_dim]`` (deterministic for a seed)."""
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, self.style_dim, generator=g).to(self.input.input)
+        return self.mapping(z).mean(0)
+
+    def stored_noise(self) -> List[torch.Tensor]:
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def synthesis(self, ws: torch.Tensor, noise: Optional[Sequence[Optional[torch.Tensor]]] = None,
+                  randomize_noise: bool = False) -> torch.Tensor:
+        """Renders W+ codes.
+
+        Args:
+            ws: ``[N, num_ws', style_dim]`` with ``num_ws' >= num_ws``; rows past ``num_ws`` are
+                ignored, as in the official generator.
+            noise: per-layer noise maps, overriding the stored/random choice.
+            randomize_noise: fresh Gaussian noise instead of the stored ``noises.noise_i`` buffers.
+
+        Returns:
+            img ``[N, 3, size, size]``, nominally in [-1, 1] (not clamped).
+        """
+        if ws.ndim != 3 or ws.shape[1] < self.n_latent or ws.shape[2] != self.style_dim:
+            raise ValueError(f"ws must be [N, >={self.n_latent}, {self.style_dim}], got {tuple(ws.shape)}")
+        if noise is None:
+            noise = [None] * self.num_layers if randomize_noise else self.stored_noise()
+        out = self.input(ws.shape[0])
+        out = self.conv1(out, ws[:, 0], noise=noise[0])
+        skip = self.to_rgb1(out, ws[:, 1])
+        i = 1
+        for conv_up, conv, noise1, noise2, to_rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2],
+                                                         noise[2::2], self.to_rgbs):
+            out = conv_up(out, ws[:, i], noise=noise1)
+            out = conv(out, ws[:, i + 1], noise=noise2)
+            skip = to_rgb(out, ws[:, i + 2], skip)
+            i += 2
+        return skip
+
+    def forward(self, styles: Sequence[torch.Tensor], input_is_latent: bool = False,
+                truncation: float = 1.0, truncation_latent: Optional[torch.Tensor] = None,
+                inject_index: Optional[int] = None, noise=None, randomize_noise: bool = True,
+                return_latents: bool = False):
+        """rosinality-compatible call: ``G([z or w or ws], ...) -> (img, ws or None)``.
+
+        Args:
+            styles: one or two tensors: z/w ``[N, style_dim]`` or ws ``[N, num_ws', style_dim]``.
+                Two give style mixing at ``inject_index`` (random when None).
+            input_is_latent: styles are already w (skip mapping).
+            truncation: psi; < 1 pulls w toward ``truncation_latent`` (default ``latent_avg``).
+            noise, randomize_noise: see ``synthesis``.
+            return_latents: also return the W+ that was rendered.
+
+        Returns:
+            (img ``[N, 3, size, size]``, ws ``[N, num_ws, style_dim]`` or None).
+        """
+        if not input_is_latent:
+            styles = [self.mapping(s) for s in styles]
+        if truncation < 1:
+            t = self.latent_avg if truncation_latent is None else truncation_latent
+            styles = [t + truncation * (s - t) for s in styles]
+        if len(styles) < 2:
+            s = styles[0]
+            ws = s.unsqueeze(1).repeat(1, self.n_latent, 1) if s.ndim < 3 else s
+        else:
+            if inject_index is None:
+                inject_index = random.randint(1, self.n_latent - 1)
+            a, b = styles[0], styles[1]
+            a = a.unsqueeze(1).repeat(1, inject_index, 1) if a.ndim < 3 else a[:, :inject_index]
+            b = (b.unsqueeze(1).repeat(1, self.n_latent - inject_index, 1) if b.ndim < 3
+                 else b[:, inject_index:self.n_latent])
+            ws = torch.cat([a, b], 1)
+        img = self.synthesis(ws, noise=noise, randomize_noise=randomize_noise)
+        return img, (ws if return_latents else None)
+
+
+class ConvLayer(nn.Sequential):
+    """[Blur] + EqualConv2d + [FusedLeakyReLU | ScaledLeakyReLU]; indices as in rosinality."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, downsample: bool = False,
+                 blur_kernel: Sequence[int] = (1, 3, 3, 1), bias: bool = True, activate: bool = True):
+        layers: List[nn.Module] = []
+        if downsample:
+            p = (len(blur_kernel) - 2) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, padding = 2, 0
+        else:
+            stride, padding = 1, kernel_size // 2
+        layers.append(EqualConv2d(in_ch, out_ch, kernel_size, padding=padding, stride=stride,
+                                  bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_ch) if bias else ScaledLeakyReLU())
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+        super().__init__()
+        self.conv1 = ConvLayer(in_ch, in_ch, 3)
+        self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
+        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False,
+                              blur_kernel=blur_kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+class Discriminator(nn.Module):
+    """StyleGAN2 residual discriminator with minibatch standard deviation.
+
+    Args:
+        cfg: architecture (same config as the generator it trains against).
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        convs: List[nn.Module] = [ConvLayer(3, cfg.channel(cfg.size), 1)]
+        in_ch = cfg.channel(cfg.size)
+        for i in range(cfg.log_size, 2, -1):
+            out_ch = cfg.channel(2 ** (i - 1))
+            convs.append(ResBlock(in_ch, out_ch, cfg.blur_kernel))
+            in_ch = out_ch
+        self.convs = nn.Sequential(*convs)
+        self.stddev_group, self.stddev_feat = 4, 1
+        self.final_conv = ConvLayer(in_ch + 1, cfg.channel(4), 3)
+        self.final_linear = nn.Sequential(
+            EqualLinear(cfg.channel(4) * 16, cfg.channel(4), activation=True),
+            EqualLinear(cfg.channel(4), 1),
+        )
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """img ``[N, 3, size, size]`` -> logits ``[N, 1]``; N must be divisible by min(N, 4)."""
+        out = self.convs(img)
+        n, c, h, w = out.shape
+        group = min(n, self.stddev_group)
+        if n % group:
+            raise ValueError(f"discriminator batch {n} must be divisible by {group}")
+        std = out.view(group, -1, self.stddev_feat, c // self.stddev_feat, h, w)
+        std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
+        out = torch.cat([out, std.repeat(group, 1, h, w)], 1)
+        out = self.final_conv(out)
+        return self.final_linear(out.view(n, -1))
