@@ -1,0 +1,155 @@
+"""The one checkpoint loader, and the native safetensors format.
+
+Native format: ``model.safetensors`` whose metadata (str -> str) holds ``format="style_transformer"``,
+``format_version``, ``kind`` (``style_transformer`` | ``generator``) and ``config`` (JSON). A
+``config.json`` beside the file (``{"kind": ..., "config": {...}}``) is also accepted. Loading rebuilds
+the model from the config and calls ``load_state_dict(strict=True)``. fp16 files are upcast to float32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..config import ConfigError, GeneratorConfig, StyleTransformerConfig
+from ..models import Generator, StyleTransformer
+from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
+
+log = logging.getLogger(__name__)
+
+FORMAT = "style_transformer"
+FORMAT_VERSION = "1"
+KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "generator": (Generator, GeneratorConfig)}
+PathLike = Union[str, os.PathLike]
+
+
+def kind_of(model: nn.Module) -> str:
+    for kind, (cls, _) in KINDS.items():
+        if isinstance(model, cls):
+            return kind
+    raise TypeError(f"cannot save a {type(model).__name__}")
+
+
+def save_model(model: nn.Module, path: PathLike, dtype: Optional[torch.dtype] = None) -> Path:
+    """Writes ``model`` (Generator or StyleTransformer) as native safetensors, atomically.
+
+    Args:
+        model: the model; its ``cfg`` goes into the metadata.
+        path: output file (``.safetensors``).
+        dtype: cast floating tensors (e.g. ``torch.float16`` for shipped weights); None keeps them.
+
+    Returns:
+        The written path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        state[k] = v.contiguous()
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind_of(model),
+            "config": model.cfg.to_json()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _read_safetensors(path: Path) -> Tuple[str, object, dict]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    if "config" not in meta:
+        side = path.parent / "config.json"
+        if not side.is_file():
+            raise CheckpointError(f"{path}: no config in its metadata and no config.json beside it")
+        try:
+            meta = {**meta, **{k: (v if isinstance(v, str) else json.dumps(v))
+                               for k, v in json.loads(side.read_text()).items()}}
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{side}: invalid JSON ({e})") from None
+    if meta.get("format", FORMAT) != FORMAT:
+        raise CheckpointError(f"{path}: metadata format {meta.get('format')!r} is not {FORMAT!r}")
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{path}: unknown model kind {kind!r} in metadata")
+    try:
+        cfg = KINDS[kind][1].from_json(meta["config"])
+    except (ConfigError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: invalid config in metadata ({e})") from None
+    return kind, cfg, state
+
+
+def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
+    """Loads any supported checkpoint into a float32 model in eval mode, on CPU.
+
+    Accepts native ``.safetensors`` (or a folder holding ``model.safetensors``), official Style
+    Transformer ``.pt`` files and rosinality StyleGAN2 ``.pt`` files.
+
+    Args:
+        path: checkpoint file or folder.
+        kind: required kind (``"style_transformer"`` or ``"generator"``); a Style Transformer
+            checkpoint also satisfies ``"generator"`` (its decoder is returned).
+
+    Returns:
+        ``StyleTransformer`` or ``Generator``.
+
+    Raises:
+        CheckpointError: missing/unreadable/unsafe file, wrong kind, or keys that do not fit.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if path.suffix == ".safetensors" or (len(head) == 8 and not head.startswith(b"PK") and not head.startswith(b"\x80")):
+        file_kind, cfg, state = _read_safetensors(path)
+    else:
+        ckpt = torch_load_safe(path)
+        file_kind, cfg, state = convert_official(ckpt)  # type: ignore[arg-type]
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}")
+    if kind is not None and file_kind != kind and not (kind == "generator" and file_kind == "style_transformer"):
+        raise CheckpointError(f"{path}: this is a {file_kind.replace('_', ' ')} checkpoint, "
+                              f"but a {kind.replace('_', ' ')} checkpoint is needed here")
+    model = KINDS[file_kind][0](cfg)
+    expected = model.state_dict()
+    if file_kind == "generator" and "latent_avg" not in state:
+        state = dict(state)
+        state["latent_avg"] = expected["latent_avg"]  # filled below from the mapping network
+        needs_mean = True
+    else:
+        needs_mean = False
+    check_state_dict(expected, state, str(path))
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    if needs_mean:
+        log.info("%s has no latent_avg; using the mean of 4096 mapped z (seed 0)", path)
+        model.latent_avg.copy_(model.mean_latent(4096, seed=0))
+    model.eval().requires_grad_(False)
+    if kind == "generator" and file_kind == "style_transformer":
+        return model.decoder
+    return model

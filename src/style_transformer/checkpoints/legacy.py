@@ -1,0 +1,169 @@
+"""Import of official pickled ``.pt`` checkpoints (Style Transformer, rosinality StyleGAN2).
+
+Loading is ``torch.load(..., weights_only=True)`` only, with ``argparse.Namespace`` allow-listed (some
+trainers store ``args``). A file that needs any other class is refused; we never retry unsafely.
+The architecture is inferred from tensor shapes, never from ``opts``/``args``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pickle
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Tuple
+
+import torch
+
+from ..config import ConfigError, EncoderConfig, GeneratorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS
+
+log = logging.getLogger(__name__)
+
+StateDict = Dict[str, torch.Tensor]
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, unreadable, unsafe, of the wrong kind, or does not fit the model."""
+
+
+def torch_load_safe(path: Path) -> object:
+    """``torch.load`` with ``weights_only=True`` (plus ``argparse.Namespace``), on CPU.
+
+    Raises:
+        CheckpointError: the file is unreadable or needs classes beyond tensors and containers.
+    """
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refused: the checkpoint needs code beyond tensors to unpickle, and only "
+            f"weights_only loading is allowed ({first[:200]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({msg[:200]})") from None
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Drops ``module.`` (DataParallel/DDP) and ``_orig_mod.`` (torch.compile) path components."""
+    out = {}
+    for k, v in state.items():
+        parts = [p for p in k.split(".") if p not in ("module", "_orig_mod")]
+        out[".".join(parts)] = v
+    return out
+
+
+def _sub(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def infer_generator_config(g: Mapping[str, torch.Tensor]) -> GeneratorConfig:
+    """Rebuilds a ``GeneratorConfig`` from a rosinality generator state dict's shapes.
+
+    ``lr_mlp`` cannot be seen in shapes; the standard 0.01 is assumed (all public checkpoints).
+    """
+    try:
+        style_dim = g["style.1.weight"].shape[1]
+        n_mlp = len([k for k in g if re.fullmatch(r"style\.\d+\.weight", k)])
+        n_rgb = len({k.split(".")[1] for k in g if k.startswith("to_rgbs.")})
+        size = 2 ** (n_rgb + 2)
+        widths = [g["conv1.conv.weight"].shape[1]]
+        widths += [g[f"convs.{2 * i}.conv.weight"].shape[1] for i in range(n_rgb)]
+    except KeyError as e:
+        raise CheckpointError(f"not a StyleGAN2 generator state dict: missing key {e.args[0]}") from None
+    widths = tuple(int(w) for w in widths)
+    kw = dict(size=size, style_dim=int(style_dim), n_mlp=n_mlp)
+    for cm in (1, 2, 4):
+        table = tuple(_ROSINALITY_CHANNELS[2 ** r] * (cm if 2 ** r >= 64 else 1) for r in range(2, n_rgb + 3))
+        if table == widths:
+            return GeneratorConfig(channel_multiplier=cm, **kw)
+    return GeneratorConfig(channels=widths, **kw)
+
+
+def infer_encoder_config(e: Mapping[str, torch.Tensor]) -> EncoderConfig:
+    """Rebuilds an ``EncoderConfig`` from an official encoder state dict's shapes.
+
+    Stage boundaries are the units with a convolutional shortcut (the width changes there).
+    ``n_heads`` (4) and ``input_size`` (256) are not visible in shapes and take the paper's values.
+    """
+    try:
+        z = e["z"]
+        n_units = len({k.split(".")[1] for k in e if k.startswith("body.")})
+        depths = [int(e[f"body.{i}.res_layer.1.weight"].shape[0]) for i in range(n_units)]
+        starts = [i for i in range(n_units) if i == 0 or f"body.{i}.shortcut_layer.0.weight" in e]
+        if len(starts) != 4:
+            raise CheckpointError(f"cannot infer 4 backbone stages from the encoder (found {len(starts)})")
+        bounds = starts + [n_units]
+        se = "body.0.res_layer.5.fc1.weight" in e
+        reduction = depths[0] // int(e["body.0.res_layer.5.fc1.weight"].shape[0]) if se else 16
+        return EncoderConfig(
+            input_nc=int(e["input_layer.0.weight"].shape[1]),
+            stem_channels=int(e["input_layer.0.weight"].shape[0]),
+            stage_channels=tuple(depths[s] for s in starts),
+            stage_units=tuple(bounds[i + 1] - bounds[i] for i in range(4)),
+            se=se, se_reduction=reduction,
+            n_styles=int(z.shape[1]), d_model=int(z.shape[2]),
+            ffn_dim=int(e["transformerlayer_coarse.linear1.weight"].shape[0]),
+        )
+    except KeyError as err:
+        raise CheckpointError(f"not a Style Transformer encoder state dict: missing key {err.args[0]}") from None
+    except ConfigError as err:
+        raise CheckpointError(f"encoder weights do not describe a valid encoder: {err}") from None
+
+
+def check_state_dict(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], what: str) -> None:
+    """Raises ``CheckpointError`` naming missing, unexpected and mis-shaped keys."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    shapes = [f"{k} (model {tuple(expected[k].shape)}, file {tuple(got[k].shape)})"
+              for k in expected if k in got and tuple(expected[k].shape) != tuple(got[k].shape)]
+    problems: List[str] = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", shapes)):
+        if items:
+            shown = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+            problems.append(f"{label}: {shown}")
+    if problems:
+        raise CheckpointError(f"{what} does not match the model: " + "; ".join(problems))
+
+
+def detect_kind(ckpt: object) -> str:
+    """Returns ``"style_transformer"`` or ``"generator"`` for a loaded official checkpoint dict."""
+    if isinstance(ckpt, dict):
+        if isinstance(ckpt.get("state_dict"), dict):
+            keys = strip_prefixes(ckpt["state_dict"]).keys()
+            if any(k.startswith("encoder.z") for k in keys) and any(k.startswith("decoder.") for k in keys):
+                return "style_transformer"
+        if isinstance(ckpt.get("g_ema"), dict):
+            return "generator"
+    raise CheckpointError("not a Style Transformer inversion checkpoint ({'state_dict', 'latent_avg'}) "
+                          "nor a StyleGAN2 checkpoint ({'g_ema', ...})")
+
+
+def convert_official(ckpt: dict) -> Tuple[str, object, StateDict]:
+    """Maps an official checkpoint dict to ``(kind, config, native state dict)``.
+
+    Native keys: ``encoder.*`` / ``decoder.*`` (Style Transformer) or the generator's own keys, plus
+    ``[decoder.]latent_avg``.
+    """
+    kind = detect_kind(ckpt)
+    if kind == "style_transformer":
+        sd = strip_prefixes(ckpt["state_dict"])
+        enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")
+        cfg = StyleTransformerConfig(encoder=infer_encoder_config(enc), generator=infer_generator_config(dec))
+        latent_avg = ckpt.get("latent_avg")
+        if latent_avg is None:
+            raise CheckpointError("the Style Transformer checkpoint has no 'latent_avg' (the encoder's codes "
+                                  "are offsets from it)")
+        state = {**{f"encoder.{k}": v for k, v in enc.items()}, **{f"decoder.{k}": v for k, v in dec.items()}}
+        # stored as [w_dim] or repeated as [num_ws, w_dim]; the rows are identical
+        state["decoder.latent_avg"] = latent_avg.reshape(-1, latent_avg.shape[-1])[0].float()
+        return kind, cfg, state
+    g = strip_prefixes(ckpt["g_ema"])
+    cfg = infer_generator_config(g)
+    state = dict(g)
+    if ckpt.get("latent_avg") is not None:
+        la = ckpt["latent_avg"]
+        state["latent_avg"] = la.reshape(-1, la.shape[-1])[0].float()
+    return kind, cfg, state

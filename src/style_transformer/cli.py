@@ -1,0 +1,255 @@
+"""``style-transformer`` command line: thin wrappers over the public API.
+
+Exit codes: 0 success; 1 some inputs failed (skipped with a warning, the rest written);
+2 usage error, missing path, wrong checkpoint or latents (one error line, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+EXAMPLES = """examples:
+  style-transformer invert photos/ face.jpg --checkpoint style_transformer_ffhq.pt --out out/
+  style-transformer generate --generator stylegan2-ffhq-config-f.pt --n 8 --seed 1 --truncation 0.7 --out samples/
+  style-transformer generate --generator model.safetensors --latents out/latents.npz --out renders/
+  style-transformer convert style_transformer_ffhq.pt model.safetensors
+"""
+
+
+class UsageError(Exception):
+    """An expected user mistake: reported as one line, exit code 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _truncation(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"truncation must be in [0, 1], got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="style-transformer", description="Style Transformer GAN inversion toolkit.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inv = sub.add_parser("invert", help="invert images into W+ and reconstruct them",
+                         epilog="example:\n  style-transformer invert photos/ --checkpoint model.pt --out out/",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    inv.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
+    inv.add_argument("--checkpoint", required=True, help="Style Transformer checkpoint (.pt or .safetensors)")
+    inv.add_argument("--generator", help="render with this StyleGAN2 checkpoint instead of the checkpoint's")
+    inv.add_argument("--out", required=True, help="output folder: <stem>.png and latents.npz")
+    inv.add_argument("--batch-size", type=_positive_int, default=8)
+    inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
+                     help="fixed: the generator's stored noise buffers (reproducible)")
+
+    gen = sub.add_parser("generate", help="render latents or random samples",
+                         epilog="examples:\n  style-transformer generate --generator G.pt --n 4 --seed 0 --out s/\n"
+                                "  style-transformer generate --generator G.pt --latents latents.npz --out r/",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    gen.add_argument("--generator", required=True, help="StyleGAN2 or Style Transformer checkpoint")
+    src = gen.add_mutually_exclusive_group(required=True)
+    src.add_argument("--latents", help="npz of (num_ws, w_dim) or (w_dim,) arrays; writes <key>.png")
+    src.add_argument("--n", type=_positive_int, help="number of random samples")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the random samples")
+    gen.add_argument("--truncation", type=_truncation, default=1.0, help="psi in [0, 1] (1 = none)")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--batch-size", type=_positive_int, default=8)
+    gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    gen.add_argument("--noise", choices=("fixed", "random"), default="fixed")
+
+    conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
+    conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
+    conv.add_argument("output", help="output .safetensors file")
+    conv.add_argument("--fp16", action="store_true", help="store floating tensors as float16")
+    return p
+
+
+def _unique_stems(files: Sequence[Path]) -> List[str]:
+    seen: Dict[str, int] = {}
+    stems = []
+    for f in files:
+        stem = f.stem
+        if stem in seen:
+            seen[stem] += 1
+            stem = f"{stem}_{seen[stem]}"
+            while stem in seen:
+                stem += "_"
+        seen.setdefault(stem, 0)
+        stems.append(stem)
+    return stems
+
+
+def _write_npz_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data.images import ImageLoadError, collect_images, load_image, save_image
+    from .inference import load_pipeline
+
+    files = collect_images(args.inputs)
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(files)
+    latents: Dict[str, np.ndarray] = {}
+    failed = 0
+    bar = tqdm(total=len(files), desc="invert", unit="img")
+    for i in range(0, len(files), args.batch_size):
+        batch, names = [], []
+        for f, stem in zip(files[i: i + args.batch_size], stems[i: i + args.batch_size]):
+            try:
+                batch.append(load_image(f))
+                names.append(stem)
+            except ImageLoadError as e:
+                failed += 1
+                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+        if batch:
+            res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
+            for stem, ws, img in zip(names, res.ws, res.images):
+                save_image(img, out / f"{stem}.png")
+                latents[stem] = ws.numpy().astype(np.float32)
+        bar.update(min(args.batch_size, len(files) - i))
+    bar.close()
+    if latents:
+        _write_npz_atomic(out / "latents.npz", latents)
+    print(f"inverted {len(latents)} of {len(files)} images into {out}/ (latents.npz)"
+          + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _load_latents(path: str) -> Dict[str, np.ndarray]:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: latents file not found")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except Exception as e:  # zip/format errors surface as several exception types
+        raise UsageError(f"{p}: not a readable .npz of arrays ({str(e)[:150]})") from None
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.images import save_image
+    from .inference import load_pipeline
+
+    pipe = load_pipeline(generator=args.generator, device=args.device)
+    randomize = args.noise == "random"
+    if args.latents is not None:
+        arrays = _load_latents(args.latents)
+        if not arrays:
+            raise UsageError(f"{args.latents}: holds no arrays")
+        checked = {}
+        for key, arr in arrays.items():
+            if arr.ndim not in (1, 2):
+                raise UsageError(f"{args.latents}: array {key!r} has shape {arr.shape}; "
+                                 "expected (num_ws, w_dim) or (w_dim,)")
+            try:
+                checked[key] = pipe.as_wplus(torch.from_numpy(arr.astype(np.float32)))
+            except ValueError as e:
+                raise UsageError(f"{args.latents}: array {key!r}: {e}") from None
+        from tqdm import tqdm
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for key, ws in tqdm(checked.items(), desc="generate", unit="img"):
+            safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)
+            save_image(pipe.generate(ws, randomize_noise=randomize)[0], out / f"{safe}.png")
+        print(f"rendered {len(checked)} latents into {out}/")
+        return 0
+    from tqdm import tqdm
+
+    ws_all = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    latents = {}
+    for i in tqdm(range(0, args.n, args.batch_size), desc="generate", unit="batch"):
+        imgs = pipe.generate(ws_all[i: i + args.batch_size], randomize_noise=randomize, batch_size=args.batch_size)
+        for j, img in enumerate(imgs):
+            key = f"sample_{i + j:04d}"
+            save_image(img, out / f"{key}.png")
+            latents[key] = ws_all[i + j].numpy()
+    _write_npz_atomic(out / "latents.npz", latents)
+    print(f"wrote {args.n} samples (seed {args.seed}, truncation {args.truncation}) into {out}/")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoints import load_model, save_model
+
+    model = load_model(args.input)
+    dst = Path(args.output)
+    if dst.suffix != ".safetensors":
+        raise UsageError(f"{dst}: the output must end in .safetensors")
+    save_model(model, dst, dtype=torch.float16 if args.fp16 else None)
+    print(f"wrote {dst} ({type(model).__name__})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the CLI; returns the exit code (the console script exits with it)."""
+    from .checkpoints import CheckpointError
+    from .data.images import InputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert}
+    try:
+        return handlers[args.command](args)
+    except (UsageError, CheckpointError, InputError) as e:
+        print(f"style-transformer: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if "CUDA" in str(e) or "cuda" in str(e):
+            print(f"style-transformer: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("style-transformer: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

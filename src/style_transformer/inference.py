@@ -1,0 +1,174 @@
+"""Inference API: ``load_pipeline`` -> ``InversionPipeline.invert / generate / sample``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from .checkpoints import CheckpointError, load_model
+from .data.images import ImageLike, preprocess
+from .models import Generator, StyleTransformer
+
+PathLike = Union[str, os.PathLike]
+
+
+def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+    return dev
+
+
+@dataclass
+class InversionResult:
+    """Output of ``InversionPipeline.invert``.
+
+    Attributes:
+        ws: ``[N, n_styles, w_dim]`` float32 on CPU: exactly the W+ given to the generator
+            (``latent_avg`` included; rows past the generator's ``num_ws`` are unused by it).
+        images: reconstructions ``[N, 3, G, G]`` in [-1, 1] (not clamped) on CPU.
+    """
+
+    ws: torch.Tensor
+    images: torch.Tensor
+
+
+class InversionPipeline:
+    """Encoder + generator, batched, device-aware, without gradients.
+
+    Args:
+        generator: renders W+ codes.
+        model: the Style Transformer used by ``invert`` (None: generation only).
+        device: where to run.
+    """
+
+    def __init__(self, generator: Generator, model: Optional[StyleTransformer] = None,
+                 device: Union[str, torch.device] = "cpu"):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval() if model is not None else None
+        self.generator = generator.to(self.device).eval()
+        if model is not None and generator.style_dim != model.cfg.encoder.d_model:
+            raise CheckpointError(f"generator style_dim {generator.style_dim} does not match the encoder's "
+                                  f"{model.cfg.encoder.d_model}")
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
+                        device: Union[str, torch.device] = "auto") -> "InversionPipeline":
+        """Loads checkpoints (native safetensors or official ``.pt``).
+
+        Args:
+            checkpoint: Style Transformer checkpoint (needed for ``invert``).
+            generator: StyleGAN2 checkpoint to render with (default: the checkpoint's decoder).
+            device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+
+        Returns:
+            The pipeline.
+        """
+        if checkpoint is None and generator is None:
+            raise CheckpointError("no checkpoint given (pass checkpoint=... and/or generator=...)")
+        model = load_model(checkpoint, kind="style_transformer") if checkpoint is not None else None
+        gen = load_model(generator, kind="generator") if generator is not None else model.decoder
+        return cls(gen, model, device)
+
+    @property
+    def input_size(self) -> int:
+        if self.model is None:
+            raise CheckpointError("this pipeline has no encoder (load it with a Style Transformer checkpoint)")
+        return self.model.cfg.encoder.input_size
+
+    @torch.no_grad()
+    def encode(self, images: Sequence[ImageLike]) -> torch.Tensor:
+        """Images -> W+ ``[N, n_styles, w_dim]`` on CPU (one batch; see ``invert`` for many)."""
+        x = preprocess(images, self.input_size).to(self.device)
+        return self.model.encode(x).float().cpu()
+
+    @torch.no_grad()
+    def generate(self, ws: torch.Tensor, randomize_noise: bool = False, batch_size: int = 8) -> torch.Tensor:
+        """Renders W+ codes.
+
+        Args:
+            ws: ``[N, >=num_ws, w_dim]`` W+ (extra rows are ignored), or ``[N, w_dim]`` / ``[w_dim]``
+                single w broadcast to every layer.
+            randomize_noise: fresh noise instead of the generator's stored buffers.
+            batch_size: images per forward pass.
+
+        Returns:
+            img ``[N, 3, size, size]`` in [-1, 1] on CPU.
+        """
+        ws = self.as_wplus(ws)
+        out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=randomize_noise)
+               .float().cpu() for i in range(0, ws.shape[0], batch_size)]
+        return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
+
+    def as_wplus(self, ws: torch.Tensor) -> torch.Tensor:
+        """Validates and broadcasts latents to ``[N, rows, w_dim]`` with rows >= num_ws."""
+        g = self.generator
+        ws = torch.as_tensor(ws, dtype=torch.float32)
+        if ws.ndim == 1:
+            ws = ws[None]
+        if ws.ndim == 2:
+            ws = ws[:, None, :].expand(-1, g.num_ws, -1)
+        if ws.ndim != 3 or ws.shape[-1] != g.style_dim:
+            raise ValueError(f"latents must have width {g.style_dim} (w_dim), got shape {tuple(ws.shape)}")
+        if ws.shape[1] < g.num_ws:
+            raise ValueError(f"W+ latents need at least {g.num_ws} rows for this generator, got {ws.shape[1]}")
+        if not torch.isfinite(ws).all():
+            raise ValueError("latents contain NaN or Inf")
+        return ws
+
+    @torch.no_grad()
+    def invert(self, images: Sequence[ImageLike], batch_size: int = 8, randomize_noise: bool = False,
+               progress: bool = False) -> InversionResult:
+        """Inverts images into W+ and reconstructs them.
+
+        Args:
+            images: PIL images, paths, arrays (HxWx3 uint8) or tensors in [-1, 1].
+            batch_size: images per forward pass.
+            randomize_noise: fresh noise instead of the stored buffers (not reproducible).
+            progress: show a progress bar.
+
+        Returns:
+            ``InversionResult`` with ws and reconstructions.
+        """
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        batches = range(0, len(images), batch_size)
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc="invert", unit="batch")
+        ws_all: List[torch.Tensor] = []
+        img_all: List[torch.Tensor] = []
+        for i in batches:
+            ws = self.encode(images[i: i + batch_size])
+            ws_all.append(ws)
+            img_all.append(self.generate(ws, randomize_noise=randomize_noise, batch_size=batch_size))
+        return InversionResult(torch.cat(ws_all), torch.cat(img_all))
+
+    @torch.no_grad()
+    def sample_ws(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        """Random W+: z ~ N(0, I) from a seeded CPU generator, mapped, optionally truncated toward
+        ``latent_avg``, repeated over the layers. Returns ``[n, num_ws, w_dim]`` on CPU."""
+        g = self.generator
+        z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(seed))
+        w = torch.cat([g.mapping(z[i: i + 256].to(self.device)).float().cpu() for i in range(0, n, 256)])
+        if truncation != 1.0:
+            avg = g.latent_avg.float().cpu()
+            w = avg + truncation * (w - avg)
+        return w[:, None, :].expand(-1, g.num_ws, -1).contiguous()
+
+    def sample(self, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 8):
+        """Random samples. Returns (ws ``[n, num_ws, w_dim]``, img ``[n, 3, size, size]``) on CPU."""
+        ws = self.sample_ws(n, seed, truncation)
+        return ws, self.generate(ws, batch_size=batch_size)
+
+
+def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
+                  device: Union[str, torch.device] = "auto") -> InversionPipeline:
+    """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``)."""
+    return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device)
