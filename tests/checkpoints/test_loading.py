@@ -1,0 +1,135 @@
+"""The checkpoint loader: safety, clear errors, shape inference, formats."""
+
+import argparse
+import dataclasses
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+import parity_rule
+from style_transformer import (CheckpointError, Generator, GeneratorConfig, StyleTransformer, get_preset,
+                               load_model, save_model)
+from style_transformer.checkpoints.legacy import infer_encoder_config, infer_generator_config, strip_prefixes
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"g_ema": {}, "payload": _Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_model(path)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def test_argparse_namespace_is_allowed(tmp_path):
+    ck = parity_rule.rosinality_g256_checkpoint(1)
+    ck["args"] = argparse.Namespace(size=256, channel_multiplier=2)
+    path = tmp_path / "g.pt"
+    torch.save(ck, path)
+    assert isinstance(load_model(path), Generator)
+
+
+def test_module_prefixes_are_stripped():
+    sd = {"module.encoder.module.z": 1, "_orig_mod.decoder.style.1.weight": 2, "decoder.module.input.input": 3}
+    assert set(strip_prefixes(sd)) == {"encoder.z", "decoder.style.1.weight", "decoder.input.input"}
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(tmp_path):
+    ck = parity_rule.rosinality_g256_checkpoint(1)
+    g = ck["g_ema"]
+    del g["conv1.noise.weight"]
+    g["extra.weight"] = torch.zeros(1)
+    g["to_rgb1.bias"] = torch.zeros(1, 4, 1, 1)
+    path = tmp_path / "g.pt"
+    torch.save(ck, path)
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    msg = str(e.value)
+    assert "missing keys: conv1.noise.weight" in msg
+    assert "unexpected keys: extra.weight" in msg
+    assert "to_rgb1.bias (model (1, 3, 1, 1), file (1, 4, 1, 1))" in msg
+
+
+def test_wrong_kind_and_junk_files(tmp_path, official_checkpoint, rosinality_checkpoint):
+    with pytest.raises(CheckpointError, match="generator checkpoint, but a style transformer"):
+        load_model(rosinality_checkpoint, kind="style_transformer")
+    # a Style Transformer file can serve as a generator (its decoder)
+    assert isinstance(load_model(official_checkpoint, kind="generator"), Generator)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00\x01 not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, other)
+    with pytest.raises(CheckpointError, match="not a Style Transformer"):
+        load_model(other)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    bad_st = tmp_path / "bad.safetensors"
+    bad_st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{broken")
+    with pytest.raises(CheckpointError, match="safetensors"):
+        load_model(bad_st)
+
+
+def test_config_is_inferred_from_shapes_not_opts():
+    cfg = get_preset("official-256")
+    sd = parity_rule.rule_state_dict("styletransformer", 1)
+    sd = strip_prefixes(sd)
+    enc = {k[8:]: v for k, v in sd.items() if k.startswith("encoder.")}
+    dec = {k[8:]: v for k, v in sd.items() if k.startswith("decoder.")}
+    assert infer_encoder_config(enc) == cfg.encoder
+    assert infer_generator_config(dec) == cfg.generator
+    custom = GeneratorConfig(size=64, style_dim=24, n_mlp=3, channels=(48, 40, 32, 24, 16))
+    assert infer_generator_config(Generator(custom).state_dict()) == custom
+    small = get_preset("small-64")
+    # input_size is not visible in weights; official files are 256
+    inferred = infer_encoder_config(StyleTransformer(small).encoder.state_dict())
+    assert inferred == dataclasses.replace(small.encoder, input_size=256)
+
+
+def test_official_file_and_converted_file_agree(tmp_path, official_checkpoint):
+    a = load_model(official_checkpoint)
+    path = save_model(a, tmp_path / "st.safetensors")
+    b = load_model(path)
+    assert b.cfg == a.cfg
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_fp16_file_loads_as_float32(tmp_path, tiny_model):
+    path = save_model(tiny_model, tmp_path / "m.safetensors", dtype=torch.float16)
+    m = load_model(path)
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m.encode(x), tiny_model.encode(x), rtol=0.05, atol=0.05)
+
+
+def test_config_json_beside_file_is_accepted(tmp_path, tiny_model):
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in tiny_model.state_dict().items()}, tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_model(tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "style_transformer",
+                                                       "config": tiny_model.cfg.to_dict()}))
+    m = load_model(tmp_path)  # a folder holding model.safetensors
+    assert m.cfg == tiny_model.cfg
+
+
+def test_generator_without_latent_avg_gets_mean_latent(tmp_path):
+    ck = parity_rule.rosinality_g256_checkpoint(1)
+    del ck["latent_avg"]
+    path = tmp_path / "g.pt"
+    torch.save(ck, path)
+    g = load_model(path)
+    torch.testing.assert_close(g.latent_avg, g.mean_latent(4096, seed=0))

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny random models (from configs) and official-format parity checkpoints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))  # for parity_rule
+
+from style_transformer import StyleTransformer, get_preset  # noqa: E402
+
+import parity_rule  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_cfg():
+    return get_preset("tiny")
+
+
+def make_tiny_model(seed: int = 0) -> StyleTransformer:
+    torch.manual_seed(seed)
+    model = StyleTransformer(get_preset("tiny")).eval()
+    with torch.no_grad():  # non-trivial BN statistics and latent_avg, so that loading them matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.9, 1.1)
+        model.decoder.latent_avg.normal_(0, 0.1)
+        for name, p in model.named_parameters():
+            if name.endswith("noise.weight"):
+                p.normal_(0, 0.1)
+    return model
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    from style_transformer import save_model
+
+    path = tmp_path_factory.mktemp("tiny") / "model.safetensors"
+    save_model(make_tiny_model(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def official_checkpoint(tmp_path_factory):
+    """The official inversion checkpoint format, filled by the parity weight rule (seed 1)."""
+    path = tmp_path_factory.mktemp("official") / "style_transformer.pt"
+    torch.save(parity_rule.official_styletransformer_checkpoint(1), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rosinality_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rosinality") / "stylegan2-256.pt"
+    torch.save(parity_rule.rosinality_g256_checkpoint(1), path)
+    return path
+
+
+@pytest.fixture
+def image_dir(tmp_path):
+    """Three small RGB images of different sizes and formats."""
+    rng = np.random.default_rng(0)
+    d = tmp_path / "images"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(d / "a.png")
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / "b.jpg")
+    Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(d / "sub" / "c.webp")
+    return d
