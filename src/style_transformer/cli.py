@@ -180,7 +180,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.latents}: array {key!r} has shape {arr.shape}; "
                                  "expected (num_ws, w_dim) or (w_dim,)")
             try:
-                checked[key] = pipe.as_wplus(torch.from_numpy(arr.astype(np.float32)))
+                ws = torch.from_numpy(arr.astype(np.float32))
+                checked[key] = pipe.as_wplus(ws[None] if ws.ndim == 2 else ws)  # one image per array
             except ValueError as e:
                 raise UsageError(f"{args.latents}: array {key!r}: {e}") from None
         from tqdm import tqdm

@@ -104,16 +104,18 @@ def _upfirdn2d_fast(x, kernel, up, down, x0, x1, y0, y1):
     c = x.shape[1]
     kh, kw = kernel.shape
     if up > 1:
-        weight = kernel.view(1, 1, kh, kw).expand(c, 1, kh, kw)
+        weight = kernel.view(1, 1, kh, kw).expand(c, 1, kh, kw).contiguous()
         out = F.conv_transpose2d(x, weight, stride=up, groups=c)
         out = F.pad(out, [x0 - (kw - 1), up + x1 - kw, y0 - (kh - 1), up + y1 - kh])
         if down > 1:
             out = out[:, :, ::down, ::down]
         return out
-    weight = torch.flip(kernel, [0, 1]).view(1, 1, kh, kw).expand(c, 1, kh, kw)
-    if x0 or x1 or y0 or y1:
-        x = F.pad(x, [x0, x1, y0, y1])
-    return F.conv2d(x, weight, stride=down, groups=c)
+    # a contiguous depthwise weight keeps oneDNN on its fast depthwise kernel
+    weight = torch.flip(kernel, [0, 1]).view(1, 1, kh, kw).expand(c, 1, kh, kw).contiguous()
+    if x0 == x1 >= 0 and y0 == y1 >= 0:
+        # symmetric padding inside the convolution: no padded copy of a large activation
+        return F.conv2d(x, weight, stride=down, padding=(y0, x0), groups=c)
+    return F.conv2d(F.pad(x, [x0, x1, y0, y1]), weight, stride=down, groups=c)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,9 +152,9 @@ class _FusedLeakyReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, bias, negative_slope, scale):
-        out = x + bias
+        # (x + b) * scale in one pass (leaky ReLU commutes with a positive gain), then in place
+        out = torch.addcmul(bias * scale, x, x.new_tensor(scale))
         F.leaky_relu_(out, negative_slope)
-        out.mul_(scale)
         ctx.save_for_backward(out)
         ctx.negative_slope = negative_slope
         ctx.scale = scale
@@ -174,16 +176,18 @@ class _FusedLeakyReLU(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     upsample: bool = False, padding: int = 0, impl: str = "fast") -> torch.Tensor:
+                     upsample: bool = False, padding: int = 0, weight_gain: float = 1.0,
+                     impl: str = "fast") -> torch.Tensor:
     """StyleGAN2 modulated convolution (Karras et al. 2020, eq. 1-3), before any blur.
 
     Args:
         x: ``[N, C_in, H, W]``.
-        weight: ``[C_out, C_in, k, k]``, already multiplied by the equalized-lr scale.
+        weight: ``[C_out, C_in, k, k]``.
         styles: ``[N, C_in]`` per-sample input-channel scales.
         demodulate: normalise each output channel's modulated weight to unit norm.
         upsample: transposed convolution with stride 2 (output ``2H + k - 2``, unblurred).
         padding: zero padding of the plain convolution (ignored when upsampling).
+        weight_gain: the equalized-learning-rate scale applied to ``weight``.
         impl: ``"ref"`` scales the weights per sample and runs one grouped convolution (the
             official code); ``"fast"`` scales activations instead and runs one ordinary batched
             convolution, which CPU and GPU kernels handle far better for N > 1.
@@ -195,10 +199,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     n, c_in, h, w = x.shape
     c_out, _, kh, kw = weight.shape
     assert styles.shape == (n, c_in), (styles.shape, (n, c_in))
-    if impl == "ref" or n == 1:
-        # With one sample the grouped convolution is an ordinary one: modulating the weights is the
-        # cheaper side, so the fast path uses it too.
-        wgt = weight.unsqueeze(0) * styles.view(n, 1, c_in, 1, 1)  # [N, C_out, C_in, k, k]
+    if impl == "fast":
+        # NHWC: oneDNN's direct and transposed convolutions run markedly faster on it (1.3-1.7x for
+        # the transposed ones on CPU); elementwise ops that follow keep the layout.
+        x = x.contiguous(memory_format=torch.channels_last)
+    if impl == "ref":
+        # The official computation: scale, modulate and demodulate the weights per sample, then
+        # one grouped convolution over the batch folded into channels.
+        wgt = (weight * weight_gain).unsqueeze(0) * styles.view(n, 1, c_in, 1, 1)  # [N, C_out, C_in, k, k]
         if demodulate:
             wgt = wgt * torch.rsqrt(wgt.pow(2).sum([2, 3, 4]) + 1e-8).view(n, c_out, 1, 1, 1)
         xg = x.reshape(1, n * c_in, h, w)
@@ -208,13 +216,24 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             out = F.conv2d(xg, wgt.reshape(n * c_out, c_in, kh, kw), padding=padding, groups=n)
         return out.reshape(n, c_out, out.shape[2], out.shape[3])
-    out = x * styles.view(n, c_in, 1, 1)
+    s = styles * weight_gain  # fold the equalized-lr gain into the styles: one pass fewer
+    if demodulate:
+        # sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2) @ (sum_k w^2)^T  -> [N, C_out]
+        dcoefs = torch.rsqrt(s.pow(2) @ weight.pow(2).sum([2, 3]).t() + 1e-8)
+    if n == 1:
+        # With one sample, modulating the weights is the cheaper side: one pass over the weight
+        # with the combined per-(out, in) coefficient. No reshape of x: reshaping a size-1 batch
+        # rewrites its strides and loses the NHWC layout.
+        coef = s.view(1, c_in) * dcoefs.view(c_out, 1) if demodulate else s.view(1, c_in).expand(c_out, c_in)
+        if upsample:
+            wgt = weight.transpose(0, 1) * coef.t().reshape(c_in, c_out, 1, 1)
+            return F.conv_transpose2d(x, wgt, stride=2)
+        return F.conv2d(x, weight * coef.reshape(c_out, c_in, 1, 1), padding=padding)
+    out = x * s.view(n, c_in, 1, 1)
     if upsample:
         out = F.conv_transpose2d(out, weight.transpose(0, 1), stride=2)
     else:
         out = F.conv2d(out, weight, padding=padding)
     if demodulate:
-        # sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2) @ (sum_k w^2)^T
-        dcoefs = torch.rsqrt(styles.pow(2) @ weight.pow(2).sum([2, 3]).t() + 1e-8)  # [N, C_out]
         out = out * dcoefs.view(n, c_out, 1, 1)
     return out

@@ -57,9 +57,16 @@ class BottleneckIR(nn.Module):
         if se:
             layers.append(SEModule(depth, se_reduction))
         self.res_layer = nn.Sequential(*layers)
+        self.stride = stride
+        self.impl = "fast"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res_layer(x) + self.shortcut_layer(x)
+        if self.impl == "fast" and isinstance(self.shortcut_layer, nn.MaxPool2d):
+            # MaxPool2d(kernel 1, stride s) is plain subsampling
+            shortcut = x if self.stride == 1 else x[:, :, ::self.stride, ::self.stride]
+        else:
+            shortcut = self.shortcut_layer(x)
+        return self.res_layer(x) + shortcut
 
 
 class QueryBlock(nn.Module):
@@ -76,10 +83,29 @@ class QueryBlock(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
 
+        self.n_heads = n_heads
+        self.impl = "fast"
+
+    def _attend(self, mha: nn.MultiheadAttention, query: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        # Same math as nn.MultiheadAttention, but key and value (the same tensor) are projected in
+        # one matmul and only once, and SDPA does the rest: the cross-attention into 64x64 features
+        # is the transformer's only large cost.
+        n, t, d = query.shape
+        hs = d // self.n_heads
+        w, b = mha.in_proj_weight, mha.in_proj_bias
+        q = F.linear(query, w[:d], b[:d]).view(n, t, self.n_heads, hs).transpose(1, 2)  # (N, nh, T, hs)
+        k, v = F.linear(kv, w[d:], b[d:]).view(n, -1, 2, self.n_heads, hs).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
+        return mha.out_proj(out.transpose(1, 2).reshape(n, t, d))
+
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         # query [N, T, d], memory [N, S, d] -> [N, T, d]
-        q = self.norm1(query + self.self_attn(query, query, query, need_weights=False)[0])
-        q = self.norm2(q + self.multihead_attn(q, memory, memory, need_weights=False)[0])
+        if self.impl == "fast":
+            q = self.norm1(query + self._attend(self.self_attn, query, query))
+            q = self.norm2(q + self._attend(self.multihead_attn, q, memory))
+        else:
+            q = self.norm1(query + self.self_attn(query, query, query, need_weights=False)[0])
+            q = self.norm2(q + self.multihead_attn(q, memory, memory, need_weights=False)[0])
         return self.norm3(q + self.linear2(F.relu(self.linear1(q))))
 
 
@@ -108,10 +134,13 @@ class StyleEncoder(nn.Module):
         self.transformerlayer_coarse = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.transformerlayer_medium = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.transformerlayer_fine = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
+        self.impl = "fast"
 
     def features(self, img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """img ``[N, C, S, S]`` -> (F1 ``[N,d,S/16,S/16]``, F2 ``[N,d,S/8,S/8]``, F3 ``[N,d,S/4,S/4]``)."""
         i1, i2, i3 = self.cfg.feature_indices
+        if self.impl == "fast":
+            img = img.contiguous(memory_format=torch.channels_last)  # NHWC: faster oneDNN convolutions
         x = self.input_layer(img)
         c1 = c2 = None
         for i, unit in enumerate(self.body):

@@ -148,8 +148,8 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         # x [N, C_in, H, W], style [N, style_dim] -> [N, C_out, H', W']
         s = self.modulation(style)
-        out = modulated_conv2d(x, self.weight[0] * self.scale, s, demodulate=self.demodulate,
-                               upsample=self.upsample, padding=self.padding, impl=self.impl)
+        out = modulated_conv2d(x, self.weight[0], s, demodulate=self.demodulate, upsample=self.upsample,
+                               padding=self.padding, weight_gain=self.scale, impl=self.impl)
         if self.upsample:
             out = self.blur(out)
         return out

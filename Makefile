@@ -1,0 +1,32 @@
+# The torch pin lives here, and only here: torch is installed first (the local CPU build), then the
+# package, whose own torch requirement is a range that this install already satisfies.
+TORCH_VERSION ?= 2.13.0
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_OUT ?= demo_out
+
+.PHONY: install test demo bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+# Until the default model ships, the demo inverts images with a checkpoint in the official format
+# whose weights follow the parity rule (tests/parity_rule.py), so it runs offline from a fresh clone.
+demo: install
+	$(PY) scripts/demo_parity.py --out $(DEMO_OUT)
+
+bench: install
+	$(PY) benchmarks/bench_speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
