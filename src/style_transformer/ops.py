@@ -14,7 +14,7 @@ device the tensors live on. ``IMPLS`` lists the valid names.
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -123,7 +123,7 @@ def _upfirdn2d_fast(x, kernel, up, down, x0, x1, y0, y1):
 # ---------------------------------------------------------------------------------------------
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float = 0.2,
-                     scale: float = math.sqrt(2), impl: str = "fast") -> torch.Tensor:
+                     scale: float = math.sqrt(2), impl: str = "fast", inplace: bool = False) -> torch.Tensor:
     """``leaky_relu(x + bias, negative_slope) * scale`` with the bias on dim 1.
 
     Args:
@@ -132,6 +132,8 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float 
         negative_slope: slope for negative inputs (> 0).
         scale: output gain (sqrt(2) keeps the signal variance, as in StyleGAN2).
         impl: ``"fast"`` or ``"ref"``.
+        inplace: (fast path) overwrite ``x``, which the caller must own (e.g. a fresh conv
+            output). Fresh large tensors cost page faults on CPU, so this is the quicker form.
 
     Returns:
         Tensor shaped like ``x``.
@@ -140,7 +142,7 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float 
     bias = bias.view(1, -1, *([1] * (x.ndim - 2)))
     if impl == "ref":
         return F.leaky_relu(x + bias, negative_slope) * scale
-    return _FusedLeakyReLU.apply(x, bias, negative_slope, scale)
+    return _FusedLeakyReLU.apply(x, bias, negative_slope, scale, inplace)
 
 
 class _FusedLeakyReLU(torch.autograd.Function):
@@ -151,10 +153,14 @@ class _FusedLeakyReLU(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, bias, negative_slope, scale):
-        # (x + b) * scale in one pass (leaky ReLU commutes with a positive gain), then in place
-        out = torch.addcmul(bias * scale, x, x.new_tensor(scale))
+    def forward(ctx, x, bias, negative_slope, scale, inplace):
+        if inplace:
+            ctx.mark_dirty(x)
+            out = x.add_(bias)
+        else:
+            out = x + bias
         F.leaky_relu_(out, negative_slope)
+        out.mul_(scale)
         ctx.save_for_backward(out)
         ctx.negative_slope = negative_slope
         ctx.scale = scale
@@ -168,7 +174,7 @@ class _FusedLeakyReLU(torch.autograd.Function):
         grad_x = grad_out * gain
         dims = [d for d in range(grad_x.ndim) if d != 1]
         grad_bias = grad_x.sum(dims).view(ctx.bias_shape) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_bias, None, None
+        return grad_x, grad_bias, None, None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +183,8 @@ class _FusedLeakyReLU(torch.autograd.Function):
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
                      upsample: bool = False, padding: int = 0, weight_gain: float = 1.0,
-                     impl: str = "fast") -> torch.Tensor:
+                     impl: str = "fast", weight_sq: Optional[torch.Tensor] = None,
+                     weight_t: Optional[torch.Tensor] = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution (Karras et al. 2020, eq. 1-3), before any blur.
 
     Args:
@@ -188,9 +195,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         upsample: transposed convolution with stride 2 (output ``2H + k - 2``, unblurred).
         padding: zero padding of the plain convolution (ignored when upsampling).
         weight_gain: the equalized-learning-rate scale applied to ``weight``.
-        impl: ``"ref"`` scales the weights per sample and runs one grouped convolution (the
-            official code); ``"fast"`` scales activations instead and runs one ordinary batched
-            convolution, which CPU and GPU kernels handle far better for N > 1.
+        weight_sq: (fast path) precomputed ``weight.pow(2).sum([2, 3])`` ``[C_out, C_in]``.
+        weight_t: (fast path) precomputed ``weight.transpose(0, 1).contiguous()`` for upsampling.
+            Both only depend on the weights, so inference may cache them across calls.
 
     Returns:
         ``[N, C_out, H', W']``.
@@ -216,24 +223,41 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             out = F.conv2d(xg, wgt.reshape(n * c_out, c_in, kh, kw), padding=padding, groups=n)
         return out.reshape(n, c_out, out.shape[2], out.shape[3])
+    if n > 1 and (c_in + c_out) * h * w > c_out * c_in * kh * kw:
+        # Large activations: scaling them costs more than modulating the weight once per sample,
+        # so run the single-sample path per sample (each convolution is still large enough).
+        return torch.cat([modulated_conv2d(x[i: i + 1], weight, styles[i: i + 1], demodulate, upsample,
+                                           padding, weight_gain, impl, weight_sq, weight_t) for i in range(n)])
     s = styles * weight_gain  # fold the equalized-lr gain into the styles: one pass fewer
     if demodulate:
         # sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2) @ (sum_k w^2)^T  -> [N, C_out]
-        dcoefs = torch.rsqrt(s.pow(2) @ weight.pow(2).sum([2, 3]).t() + 1e-8)
+        if weight_sq is None:
+            weight_sq = weight.pow(2).sum([2, 3])
+        dcoefs = torch.rsqrt(s.pow(2) @ weight_sq.t() + 1e-8)
     if n == 1:
         # With one sample, modulating the weights is the cheaper side: one pass over the weight
         # with the combined per-(out, in) coefficient. No reshape of x: reshaping a size-1 batch
         # rewrites its strides and loses the NHWC layout.
         coef = s.view(1, c_in) * dcoefs.view(c_out, 1) if demodulate else s.view(1, c_in).expand(c_out, c_in)
         if upsample:
-            wgt = weight.transpose(0, 1) * coef.t().reshape(c_in, c_out, 1, 1)
-            return F.conv_transpose2d(x, wgt, stride=2)
-        return F.conv2d(x, weight * coef.reshape(c_out, c_in, 1, 1), padding=padding)
+            if weight_t is None:
+                weight_t = weight.transpose(0, 1)
+            return F.conv_transpose2d(x, weight_t * coef.t().reshape(c_in, c_out, 1, 1), stride=2)
+        return _conv2d_nhwc(x, weight * coef.reshape(c_out, c_in, 1, 1), padding)
     out = x * s.view(n, c_in, 1, 1)
     if upsample:
         out = F.conv_transpose2d(out, weight.transpose(0, 1), stride=2)
     else:
-        out = F.conv2d(out, weight, padding=padding)
+        out = _conv2d_nhwc(out, weight, padding)
     if demodulate:
-        out = out * dcoefs.view(n, c_out, 1, 1)
+        out.mul_(dcoefs.view(n, c_out, 1, 1))  # the conv output is ours: scale it in place
     return out
+
+
+def _conv2d_nhwc(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
+    """conv2d for NHWC ``x``; a 1x1 kernel runs as one matmul over pixels (oneDNN is slow for
+    the 3-output ToRGB convolutions: a skinny GEMM is memory-bound and several times faster)."""
+    if weight.shape[-2:] == (1, 1) and x.is_contiguous(memory_format=torch.channels_last):
+        out = F.linear(x.permute(0, 2, 3, 1), weight[:, :, 0, 0])  # (N, H, W, C_out)
+        return out.permute(0, 3, 1, 2)  # NHWC-strided [N, C_out, H, W]
+    return F.conv2d(x, weight, padding=padding)

@@ -119,3 +119,21 @@ def test_sizes_and_channel_multiplier(size):
     g = Generator(GeneratorConfig(size=size, style_dim=8, n_mlp=1, channel_multiplier=1,
                                   channels=tuple([8] * (size.bit_length() - 2))))
     assert g.synthesis(torch.randn(1, g.num_ws, 8)).shape == (1, 3, size, size)
+
+
+def test_inference_cache_follows_weight_updates(gen):
+    """The fast path caches weight-only tensors at inference; changing the weights must not reuse them."""
+    ws = torch.randn(1, 8, 16)
+    with torch.no_grad():
+        before = gen.synthesis(ws)
+        other = Generator(gen.cfg).eval()
+        other.load_state_dict({k: v for k, v in gen.state_dict().items()})
+        for name, p in gen.named_parameters():
+            if name.endswith("conv.weight"):
+                p.mul_(1.5).add_(0.1)
+        after = gen.synthesis(ws)
+        fresh = Generator(gen.cfg).eval()
+        fresh.load_state_dict(gen.state_dict())
+        torch.testing.assert_close(after, fresh.synthesis(ws))
+        assert not torch.allclose(before, after)
+        torch.testing.assert_close(other.synthesis(ws), before)

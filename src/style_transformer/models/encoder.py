@@ -64,9 +64,8 @@ class BottleneckIR(nn.Module):
         if self.impl == "fast" and isinstance(self.shortcut_layer, nn.MaxPool2d):
             # MaxPool2d(kernel 1, stride s) is plain subsampling
             shortcut = x if self.stride == 1 else x[:, :, ::self.stride, ::self.stride]
-        else:
-            shortcut = self.shortcut_layer(x)
-        return self.res_layer(x) + shortcut
+            return self.res_layer(x).add_(shortcut)  # the SE output is fresh: add in place
+        return self.res_layer(x) + self.shortcut_layer(x)
 
 
 class QueryBlock(nn.Module):
@@ -98,11 +97,25 @@ class QueryBlock(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # (N, nh, T, hs)
         return mha.out_proj(out.transpose(1, 2).reshape(n, t, d))
 
+    def _cross_attend(self, mha: nn.MultiheadAttention, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        # Exact refactoring for few queries over many memory tokens (T=18 vs S=4096): never project
+        # the memory. Per head, q.(Wk m + bk) = (Wk^T q).m + const (the constant cancels in the
+        # softmax), and sum_j a_j (Wv m_j + bv) = Wv (sum_j a_j m_j) + bv since the weights sum to 1.
+        n, t, d = query.shape
+        nh, hs = self.n_heads, d // self.n_heads
+        w, b = mha.in_proj_weight, mha.in_proj_bias
+        q = F.linear(query, w[:d], b[:d]).view(n, t, nh, hs).transpose(1, 2)  # (N, nh, T, hs)
+        qk = q @ w[d:2 * d].view(nh, hs, d) * hs ** -0.5  # (N, nh, T, d): query in memory space
+        mem = memory.unsqueeze(1).expand(n, nh, memory.shape[1], d)  # (N, nh, S, d), no copy
+        ctx = F.scaled_dot_product_attention(qk, mem, mem, scale=1.0)  # (N, nh, T, d)
+        out = ctx @ w[2 * d:].view(nh, hs, d).transpose(1, 2) + b[2 * d:].view(nh, 1, hs)  # (N, nh, T, hs)
+        return mha.out_proj(out.transpose(1, 2).reshape(n, t, d))
+
     def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         # query [N, T, d], memory [N, S, d] -> [N, T, d]
         if self.impl == "fast":
             q = self.norm1(query + self._attend(self.self_attn, query, query))
-            q = self.norm2(q + self._attend(self.multihead_attn, q, memory))
+            q = self.norm2(q + self._cross_attend(self.multihead_attn, q, memory))
         else:
             q = self.norm1(query + self.self_attn(query, query, query, need_weights=False)[0])
             q = self.norm2(q + self.multihead_attn(q, memory, memory, need_weights=False)[0])
@@ -135,6 +148,15 @@ class StyleEncoder(nn.Module):
         self.transformerlayer_medium = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.transformerlayer_fine = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.impl = "fast"
+        self.impl_changed()
+
+    def impl_changed(self) -> None:
+        """Stores conv weights NHWC for the fast path (oneDNN would convert them on every call),
+        NCHW for the reference path. Strides only: values, state dicts and checkpoints are unchanged."""
+        fmt = torch.channels_last if self.impl == "fast" else torch.contiguous_format
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=fmt)
 
     def features(self, img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """img ``[N, C, S, S]`` -> (F1 ``[N,d,S/16,S/16]``, F2 ``[N,d,S/8,S/8]``, F3 ``[N,d,S/4,S/4]``)."""
@@ -161,7 +183,8 @@ class StyleEncoder(nn.Module):
         (before ``latent_avg`` is added)."""
         for block, feat in zip((self.transformerlayer_coarse, self.transformerlayer_medium,
                                 self.transformerlayer_fine), self.features(img)):
-            query = block(query, feat.flatten(2).transpose(1, 2))
+            # [N, d, h, w] -> tokens [N, h*w, d]; a free view when the map is NHWC (fast path)
+            query = block(query, feat.permute(0, 2, 3, 1).reshape(feat.shape[0], -1, feat.shape[1]))
         return query
 
 

@@ -36,6 +36,9 @@ def set_ops_impl(module: nn.Module, impl: str) -> nn.Module:
     for m in module.modules():
         if hasattr(m, "impl"):
             m.impl = impl
+    for m in module.modules():
+        if hasattr(m, "impl_changed"):
+            m.impl_changed()
     return module
 
 
@@ -118,8 +121,8 @@ class FusedLeakyReLU(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.impl = "fast"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused_leaky_relu(x, self.bias, impl=self.impl)
+    def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias, impl=self.impl, inplace=inplace)
 
 
 class ScaledLeakyReLU(nn.Module):
@@ -148,11 +151,31 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         # x [N, C_in, H, W], style [N, style_dim] -> [N, C_out, H', W']
         s = self.modulation(style)
+        w_sq, w_t = self._derived_weights()
         out = modulated_conv2d(x, self.weight[0], s, demodulate=self.demodulate, upsample=self.upsample,
-                               padding=self.padding, weight_gain=self.scale, impl=self.impl)
+                               padding=self.padding, weight_gain=self.scale, impl=self.impl,
+                               weight_sq=w_sq, weight_t=w_t)
         if self.upsample:
             out = self.blur(out)
         return out
+
+
+
+    def _derived_weights(self) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Inference cache of weight-only tensors (sum of squares, transposed copy), rebuilt
+        whenever the weight changes (its version counter or storage); none while training."""
+        w = self.weight
+        if self.impl != "fast" or (torch.is_grad_enabled() and w.requires_grad):
+            return None, None
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        cache = self.__dict__.get("_derived")
+        if cache is None or cache[0] != key:
+            with torch.no_grad():
+                w_sq = w[0].pow(2).sum([2, 3]) if self.demodulate else None
+                w_t = w[0].transpose(0, 1).contiguous() if self.upsample else None
+            cache = (key, w_sq, w_t)
+            self.__dict__["_derived"] = cache
+        return cache[1], cache[2]
 
 
 class NoiseInjection(nn.Module):
@@ -160,11 +183,11 @@ class NoiseInjection(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, x: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, noise: Optional[torch.Tensor] = None, inplace: bool = False) -> torch.Tensor:
         if noise is None:
             n, _, h, w = x.shape
             noise = x.new_empty(n, 1, h, w).normal_()
-        return x + self.weight * noise
+        return x.add_(self.weight * noise) if inplace else x + self.weight * noise
 
 
 class ConstantInput(nn.Module):
@@ -186,7 +209,11 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, style), noise))
+        # The fast path updates the fresh conv output in place (convolution backward does not need
+        # its output, so autograd allows it); the reference path allocates, as the official code.
+        inplace = self.conv.impl == "fast"
+        out = self.noise(self.conv(x, style), noise, inplace=inplace)
+        return self.activate(out, inplace=inplace)
 
 
 class ToRGB(nn.Module):
