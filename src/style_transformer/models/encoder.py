@@ -32,9 +32,12 @@ class SEModule(nn.Module):
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=False)
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
 
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-channel gate ``[N, C, 1, 1]`` in (0, 1)."""
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = F.adaptive_avg_pool2d(x, 1)
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+        return x * self.gate(x)
 
 
 class BottleneckIR(nn.Module):
@@ -61,11 +64,24 @@ class BottleneckIR(nn.Module):
         self.impl = "fast"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.impl == "fast" and isinstance(self.shortcut_layer, nn.MaxPool2d):
+        if self.impl == "ref":
+            return self.res_layer(x) + self.shortcut_layer(x)
+        if isinstance(self.shortcut_layer, nn.MaxPool2d):
             # MaxPool2d(kernel 1, stride s) is plain subsampling
             shortcut = x if self.stride == 1 else x[:, :, ::self.stride, ::self.stride]
-            return self.res_layer(x).add_(shortcut)  # the SE output is fresh: add in place
-        return self.res_layer(x) + self.shortcut_layer(x)
+        else:
+            shortcut = self.shortcut_layer(x)
+        if self.training or torch.is_grad_enabled():
+            return self.res_layer(x) + shortcut
+        # Inference: the post-conv BN (running statistics), the SE gate and the residual add update
+        # the fresh conv output in place; new large tensors cost page faults on CPU.
+        bn0, conv1, prelu, conv2, bn4 = list(self.res_layer)[:5]
+        r = conv2(prelu(conv1(bn0(x))))
+        a = bn4.weight * torch.rsqrt(bn4.running_var + bn4.eps)
+        r.mul_(a.view(1, -1, 1, 1)).add_((bn4.bias - bn4.running_mean * a).view(1, -1, 1, 1))
+        if len(self.res_layer) > 5:
+            r.mul_(self.res_layer[5].gate(r))
+        return r.add_(shortcut)
 
 
 class QueryBlock(nn.Module):
