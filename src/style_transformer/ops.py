@@ -184,7 +184,7 @@ class _FusedLeakyReLU(torch.autograd.Function):
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
                      upsample: bool = False, padding: int = 0, weight_gain: float = 1.0,
                      impl: str = "fast", weight_sq: Optional[torch.Tensor] = None,
-                     weight_t: Optional[torch.Tensor] = None) -> torch.Tensor:
+                     weight_prepared: Optional[torch.Tensor] = None) -> torch.Tensor:
     """StyleGAN2 modulated convolution (Karras et al. 2020, eq. 1-3), before any blur.
 
     Args:
@@ -196,8 +196,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         padding: zero padding of the plain convolution (ignored when upsampling).
         weight_gain: the equalized-learning-rate scale applied to ``weight``.
         weight_sq: (fast path) precomputed ``weight.pow(2).sum([2, 3])`` ``[C_out, C_in]``.
-        weight_t: (fast path) precomputed ``weight.transpose(0, 1).contiguous()`` for upsampling.
-            Both only depend on the weights, so inference may cache them across calls.
+        weight_prepared: (fast path) the weight as the convolution wants it: NHWC-strided, or
+            ``weight.transpose(0, 1)`` contiguous when upsampling. Both extras depend only on the
+            weights, so inference may cache them across calls.
 
     Returns:
         ``[N, C_out, H', W']``.
@@ -223,34 +224,36 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             out = F.conv2d(xg, wgt.reshape(n * c_out, c_in, kh, kw), padding=padding, groups=n)
         return out.reshape(n, c_out, out.shape[2], out.shape[3])
-    if n > 1 and (c_in + c_out) * h * w > c_out * c_in * kh * kw:
-        # Large activations: scaling them costs more than modulating the weight once per sample,
-        # so run the single-sample path per sample (each convolution is still large enough).
-        return torch.cat([modulated_conv2d(x[i: i + 1], weight, styles[i: i + 1], demodulate, upsample,
-                                           padding, weight_gain, impl, weight_sq, weight_t) for i in range(n)])
-    s = styles * weight_gain  # fold the equalized-lr gain into the styles: one pass fewer
-    if demodulate:
-        # sum_{i,k} (w[o,i,k] s[n,i])^2 = (s^2) @ (sum_k w^2)^T  -> [N, C_out]
-        if weight_sq is None:
-            weight_sq = weight.pow(2).sum([2, 3])
-        dcoefs = torch.rsqrt(s.pow(2) @ weight_sq.t() + 1e-8)
-    if n == 1:
-        # With one sample, modulating the weights is the cheaper side: one pass over the weight
-        # with the combined per-(out, in) coefficient. No reshape of x: reshaping a size-1 batch
-        # rewrites its strides and loses the NHWC layout.
-        coef = s.view(1, c_in) * dcoefs.view(c_out, 1) if demodulate else s.view(1, c_in).expand(c_out, c_in)
+    if (c_in + c_out) * h * w > c_out * c_in * kh * kw:
+        # Large activations (high resolution): modulating the weight once per sample is the cheaper
+        # side. No reshape of x: reshaping a size-1 batch rewrites its strides and loses NHWC.
+        if n > 1:
+            return torch.cat([modulated_conv2d(x[i: i + 1], weight, styles[i: i + 1], demodulate, upsample,
+                                               padding, weight_gain, impl, weight_sq, weight_prepared)
+                              for i in range(n)])
+        s = styles * weight_gain  # fold the equalized-lr gain into the styles: one pass fewer
+        coef = s.view(1, c_in).expand(c_out, c_in)
+        if demodulate:
+            # sum_{i,k} (w[o,i,k] s[i])^2 = (s^2) @ (sum_k w^2)^T  -> [C_out]
+            wsq = weight.pow(2).sum([2, 3]) if weight_sq is None else weight_sq
+            coef = coef * torch.rsqrt(s.pow(2) @ wsq.t() + 1e-8).view(c_out, 1)
         if upsample:
-            if weight_t is None:
-                weight_t = weight.transpose(0, 1)
-            return F.conv_transpose2d(x, weight_t * coef.t().reshape(c_in, c_out, 1, 1), stride=2)
+            w_t = weight.transpose(0, 1) if weight_prepared is None else weight_prepared
+            return F.conv_transpose2d(x, w_t * coef.t().reshape(c_in, c_out, 1, 1), stride=2)
         return _conv2d_nhwc(x, weight * coef.reshape(c_out, c_in, 1, 1), padding)
+    # Small activations (low resolution): scale them instead and run one batched convolution with
+    # the shared weight, then demodulate the output.
+    s = styles * weight_gain
     out = x * s.view(n, c_in, 1, 1)
+    if weight_prepared is None:
+        weight_prepared = weight.transpose(0, 1) if upsample else weight
     if upsample:
-        out = F.conv_transpose2d(out, weight.transpose(0, 1), stride=2)
+        out = F.conv_transpose2d(out, weight_prepared, stride=2)
     else:
-        out = _conv2d_nhwc(out, weight, padding)
+        out = _conv2d_nhwc(out, weight_prepared, padding)
     if demodulate:
-        out.mul_(dcoefs.view(n, c_out, 1, 1))  # the conv output is ours: scale it in place
+        wsq = weight.pow(2).sum([2, 3]) if weight_sq is None else weight_sq
+        out.mul_(torch.rsqrt(s.pow(2) @ wsq.t() + 1e-8).view(n, c_out, 1, 1))  # the conv output is ours
     return out
 
 

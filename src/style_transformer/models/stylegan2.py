@@ -151,10 +151,10 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         # x [N, C_in, H, W], style [N, style_dim] -> [N, C_out, H', W']
         s = self.modulation(style)
-        w_sq, w_t = self._derived_weights()
+        w_sq, w_prep = self._derived_weights()
         out = modulated_conv2d(x, self.weight[0], s, demodulate=self.demodulate, upsample=self.upsample,
                                padding=self.padding, weight_gain=self.scale, impl=self.impl,
-                               weight_sq=w_sq, weight_t=w_t)
+                               weight_sq=w_sq, weight_prepared=w_prep)
         if self.upsample:
             out = self.blur(out)
         return out
@@ -162,7 +162,7 @@ class ModulatedConv2d(nn.Module):
 
 
     def _derived_weights(self) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Inference cache of weight-only tensors (sum of squares, transposed copy), rebuilt
+        """Inference cache of weight-only tensors (sum of squares, conv-ready layout), rebuilt
         whenever the weight changes (its version counter or storage); none while training."""
         w = self.weight
         if self.impl != "fast" or (torch.is_grad_enabled() and w.requires_grad):
@@ -172,8 +172,11 @@ class ModulatedConv2d(nn.Module):
         if cache is None or cache[0] != key:
             with torch.no_grad():
                 w_sq = w[0].pow(2).sum([2, 3]) if self.demodulate else None
-                w_t = w[0].transpose(0, 1).contiguous() if self.upsample else None
-            cache = (key, w_sq, w_t)
+                if self.upsample:
+                    w_prep = w[0].transpose(0, 1).contiguous()
+                else:
+                    w_prep = w[0].contiguous(memory_format=torch.channels_last)
+            cache = (key, w_sq, w_prep)
             self.__dict__["_derived"] = cache
         return cache[1], cache[2]
 
