@@ -95,7 +95,7 @@ def bench_train_step(reps: int) -> None:
     set_ops_impl(g, "fast")
     set_ops_impl(d, "fast")
     flops = _flops(step)
-    print(f"fast {16 / res['fast']:.1f} img/s, ref {16 / res['ref']:.1f} img/s, speed-up "
+    print(f"fast {16 / res['fast']:.2f} img/s, ref {16 / res['ref']:.2f} img/s, speed-up "
           f"{res['ref'] / res['fast']:.2f}x, max|diff| {(a - b).abs().max().item():.1e}, "
           f"{flops / res['fast'] / 1e9:.0f} GFLOP/s")
 
