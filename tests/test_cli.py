@@ -147,3 +147,23 @@ def test_duplicate_stems_are_kept_apart(tiny_checkpoint, image_dir, tmp_path):
     assert main(["invert", str(image_dir), "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 0
     with np.load(out / "latents.npz") as z:
         assert sorted(z.files) == ["a", "a_1", "b", "c"]
+
+
+def test_output_path_that_is_a_file_is_exit_2(tiny_checkpoint, image_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["invert", str(image_dir), "--checkpoint", str(tiny_checkpoint), "--out", str(blocker / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "cannot create the output folder" in err[0]
+
+
+def test_nan_weights_are_refused(tiny_model, image_dir, tmp_path, capsys):
+    from style_transformer import save_model
+
+    with torch.no_grad():
+        tiny_model.encoder.latlayer1.weight[0, 0] = float("nan")
+    path = save_model(tiny_model, tmp_path / "nan.safetensors")
+    rc = main(["invert", str(image_dir), "--checkpoint", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "encoder.latlayer1.weight" in err[0] and "NaN" in err[0]
+    assert not (tmp_path / "out").exists()

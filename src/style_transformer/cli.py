@@ -103,6 +103,15 @@ def _unique_stems(files: Sequence[Path]) -> List[str]:
     return stems
 
 
+def _make_out_dir(path: str) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
+    return out
+
+
 def _write_npz_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
@@ -122,8 +131,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
     files = collect_images(args.inputs)
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _make_out_dir(args.out)
     stems = _unique_stems(files)
     latents: Dict[str, np.ndarray] = {}
     failed = 0
@@ -186,8 +194,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.latents}: array {key!r}: {e}") from None
         from tqdm import tqdm
 
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = _make_out_dir(args.out)
         for key, ws in tqdm(checked.items(), desc="generate", unit="img"):
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)
             save_image(pipe.generate(ws, randomize_noise=randomize)[0], out / f"{safe}.png")
@@ -196,8 +203,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     ws_all = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _make_out_dir(args.out)
     latents = {}
     for i in tqdm(range(0, args.n, args.batch_size), desc="generate", unit="batch"):
         imgs = pipe.generate(ws_all[i: i + args.batch_size], randomize_noise=randomize, batch_size=args.batch_size)

@@ -144,6 +144,10 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     else:
         needs_mean = False
     check_state_dict(expected, state, str(path))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite values (NaN/Inf) in {', '.join(bad[:5])}"
+                              + (f" and {len(bad) - 5} more tensors" if len(bad) > 5 else ""))
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     if needs_mean:
