@@ -78,14 +78,18 @@ def test_generate_from_latents_broadcast_and_cut(tiny_checkpoint, tmp_path):
     out = tmp_path / "out"
     assert main(["generate", "--generator", str(tiny_checkpoint), "--latents", str(tmp_path / "l.npz"),
                  "--out", str(out)]) == 0
-    got = np.asarray(Image.open(out / "single.png"))
+    def as_png(img):
+        return ((img + 1) / 2).clamp(0, 1).mul(255).permute(1, 2, 0).numpy().astype(np.int16)
+
+    # rendered together in one batch; compare with single renders up to one 8-bit level (the
+    # batched convolution may round the last float bit differently before truncation)
+    got = np.asarray(Image.open(out / "single.png")).astype(np.int16)
     want = pipe.generate(torch.from_numpy(np.tile(w, (8, 1)))[None])
-    np.testing.assert_array_equal(got, ((want[0] + 1) / 2).clamp(0, 1).mul(255).permute(1, 2, 0)
-                                  .numpy().astype(np.uint8))
-    got_long = np.asarray(Image.open(out / "long.png"))
+    assert np.abs(got - as_png(want[0])).max() <= 1
+    got_long = np.asarray(Image.open(out / "long.png")).astype(np.int16)
     want_long = pipe.generate(torch.from_numpy(long[:8])[None])
-    np.testing.assert_array_equal(got_long, ((want_long[0] + 1) / 2).clamp(0, 1).mul(255)
-                                  .permute(1, 2, 0).numpy().astype(np.uint8))
+    assert np.abs(got_long - as_png(want_long[0])).max() <= 1
+    assert np.abs(got_long - got).max() > 10  # and they are different images
 
 
 def test_generate_wrong_width_exit_2_nothing_written(tiny_checkpoint, tmp_path, capsys):

@@ -172,47 +172,48 @@ def _load_latents(path: str) -> Dict[str, np.ndarray]:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     import torch
+    from tqdm import tqdm
 
     from .data.images import save_image
     from .inference import load_pipeline
 
     pipe = load_pipeline(generator=args.generator, device=args.device)
-    randomize = args.noise == "random"
+    num_ws = pipe.generator.num_ws
     if args.latents is not None:
         arrays = _load_latents(args.latents)
         if not arrays:
             raise UsageError(f"{args.latents}: holds no arrays")
-        checked = {}
+        keys, rows = [], []
         for key, arr in arrays.items():
-            if arr.ndim not in (1, 2):
-                raise UsageError(f"{args.latents}: array {key!r} has shape {arr.shape}; "
-                                 "expected (num_ws, w_dim) or (w_dim,)")
+            if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.number):
+                raise UsageError(f"{args.latents}: array {key!r} has shape {arr.shape} and dtype {arr.dtype}; "
+                                 "expected numbers shaped (num_ws, w_dim) or (w_dim,)")
+            ws = torch.from_numpy(arr.astype(np.float32))
             try:
-                ws = torch.from_numpy(arr.astype(np.float32))
-                checked[key] = pipe.as_wplus(ws[None] if ws.ndim == 2 else ws)  # one image per array
+                ws = pipe.as_wplus(ws[None] if ws.ndim == 2 else ws)  # one image per array
             except ValueError as e:
                 raise UsageError(f"{args.latents}: array {key!r}: {e}") from None
-        from tqdm import tqdm
-
-        out = _make_out_dir(args.out)
-        for key, ws in tqdm(checked.items(), desc="generate", unit="img"):
-            safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)
-            save_image(pipe.generate(ws, randomize_noise=randomize)[0], out / f"{safe}.png")
-        print(f"rendered {len(checked)} latents into {out}/")
-        return 0
-    from tqdm import tqdm
-
-    ws_all = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation)
+            keys.append(re.sub(r"[^A-Za-z0-9._-]", "_", key))
+            rows.append(ws[0, :num_ws])  # rows past the generator's count are unused, as officially
+        all_ws = torch.stack(rows)
+    else:
+        all_ws = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation)
+        keys = [f"sample_{i:04d}" for i in range(args.n)]
     out = _make_out_dir(args.out)
-    latents = {}
-    for i in tqdm(range(0, args.n, args.batch_size), desc="generate", unit="batch"):
-        imgs = pipe.generate(ws_all[i: i + args.batch_size], randomize_noise=randomize, batch_size=args.batch_size)
-        for j, img in enumerate(imgs):
-            key = f"sample_{i + j:04d}"
+    bar = tqdm(total=len(keys), desc="generate", unit="img")
+    for i in range(0, len(keys), args.batch_size):
+        imgs = pipe.generate(all_ws[i: i + args.batch_size], randomize_noise=args.noise == "random",
+                             batch_size=args.batch_size)
+        for key, img in zip(keys[i: i + args.batch_size], imgs):
             save_image(img, out / f"{key}.png")
-            latents[key] = ws_all[i + j].numpy()
-    _write_npz_atomic(out / "latents.npz", latents)
-    print(f"wrote {args.n} samples (seed {args.seed}, truncation {args.truncation}) into {out}/")
+        bar.update(len(imgs))
+    bar.close()
+    if args.latents is not None:
+        print(f"rendered {len(keys)} latents into {out}/")
+    else:
+        _write_npz_atomic(out / "latents.npz", {k: w.numpy() for k, w in zip(keys, all_ws)})
+        print(f"wrote {args.n} samples (seed {args.seed}, truncation {args.truncation}) into {out}/ "
+              "(latents.npz)")
     return 0
 
 
