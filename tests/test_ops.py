@@ -120,23 +120,30 @@ def naive_modulated_conv(x, w, s, demod, up, padding):
     return torch.cat(outs)
 
 
+# (C_in, C_out, H): the fast path modulates the weight when activations outweigh it (first) and the
+# activations otherwise (second); both branches are checked.
+SHAPES = [(4, 6, 5), (8, 8, 2)]
+
+
 @pytest.mark.parametrize("impl", ["ref", "fast"])
 @pytest.mark.parametrize("demod,up,ksize", [(True, False, 3), (True, True, 3), (False, False, 1)])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_modulated_conv2d(impl, demod, up, ksize, batch):
-    x = torch.randn(batch, 4, 5, 5, dtype=torch.float64)
-    w = torch.randn(6, 4, ksize, ksize, dtype=torch.float64) / math.sqrt(4 * ksize * ksize)
-    s = torch.randn(batch, 4, dtype=torch.float64) + 1
+@pytest.mark.parametrize("c_in,c_out,size", SHAPES)
+def test_modulated_conv2d(impl, demod, up, ksize, batch, c_in, c_out, size):
+    x = torch.randn(batch, c_in, size, size, dtype=torch.float64)
+    w = torch.randn(c_out, c_in, ksize, ksize, dtype=torch.float64) / math.sqrt(c_in * ksize * ksize)
+    s = torch.randn(batch, c_in, dtype=torch.float64) + 1
     want = naive_modulated_conv(x, w, s, demod, up, ksize // 2)
     got = modulated_conv2d(x, w, s, demodulate=demod, upsample=up, padding=ksize // 2, impl=impl)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("impl", ["ref", "fast"])
-def test_modulated_conv2d_gradcheck(impl):
-    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(2, 3, 3, 3, dtype=torch.float64, requires_grad=True)
-    s = (torch.randn(2, 3, dtype=torch.float64) + 1).requires_grad_(True)
+@pytest.mark.parametrize("c_in,c_out,size", [(3, 2, 4), (6, 6, 2)])
+def test_modulated_conv2d_gradcheck(impl, c_in, c_out, size):
+    x = torch.randn(2, c_in, size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(c_out, c_in, 3, 3, dtype=torch.float64, requires_grad=True)
+    s = (torch.randn(2, c_in, dtype=torch.float64) + 1).requires_grad_(True)
     for up in (False, True):
         f = lambda a, b, c: modulated_conv2d(a, b, c, upsample=up, padding=1, impl=impl)  # noqa: E731
         assert torch.autograd.gradcheck(f, (x, w, s))
