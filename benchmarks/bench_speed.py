@@ -38,6 +38,15 @@ def _flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
+def bench_matmul(reps: int) -> float:
+    """The machine's float32 matmul rate, the ceiling that the convolutions approach."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    t = _time(lambda: a @ b, reps)
+    rate = 2 * 2048 ** 3 / t / 1e9
+    print(f"float32 matmul 2048^3: {rate:.0f} GFLOP/s")
+    return rate
+
+
 def bench_inversion(reps: int) -> None:
     torch.manual_seed(0)
     model = StyleTransformer(get_preset("official-256")).eval().requires_grad_(False)
@@ -109,6 +118,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_matmul(max(args.reps, 5))
     if args.only in (None, "inversion"):
         bench_inversion(args.reps)
     if args.only in (None, "train"):
