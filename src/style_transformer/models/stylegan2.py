@@ -159,11 +159,10 @@ class ModulatedConv2d(nn.Module):
             out = self.blur(out)
         return out
 
-
-
     def _derived_weights(self) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Inference cache of weight-only tensors (sum of squares, conv-ready layout), rebuilt
-        whenever the weight changes (its version counter or storage); none while training."""
+        whenever the weight changes (its version counter or storage); none while the weight is
+        trained. It holds one extra copy of the conv weights."""
         w = self.weight
         if self.impl != "fast" or (torch.is_grad_enabled() and w.requires_grad):
             return None, None
