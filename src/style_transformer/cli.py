@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   style-transformer generate --generator stylegan2-ffhq-config-f.pt --n 8 --seed 1 --truncation 0.7 --out samples/
   style-transformer generate --generator model.safetensors --latents out/latents.npz --out renders/
   style-transformer convert style_transformer_ffhq.pt model.safetensors
+  style-transformer dataset synth --n 1000 --out faces/ --size 64 --seed 0
 """
 
 
@@ -80,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch-size", type=_positive_int, default=8)
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gen.add_argument("--noise", choices=("fixed", "random"), default="fixed")
+
+    ds = sub.add_parser("dataset", help="dataset tools")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    synth = ds_sub.add_parser("synth", help="render procedural faces with attributes.csv",
+                              epilog="example:\n  style-transformer dataset synth --n 1000 --out faces/",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth.add_argument("--n", type=_positive_int, required=True, help="number of faces")
+    synth.add_argument("--out", required=True, help="output folder: NNNNNN.png and attributes.csv")
+    synth.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
+    synth.add_argument("--seed", type=int, default=0, help="dataset seed: face i depends only on (seed, i)")
 
     conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
     conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
@@ -231,6 +242,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from .data.synthetic import write_dataset
+
+    if args.size < 8:
+        raise UsageError(f"--size must be at least 8, got {args.size}")
+    out = _make_out_dir(args.out)
+    csv = write_dataset(out, args.n, size=args.size, seed=args.seed, progress=True)
+    print(f"wrote {args.n} faces ({args.size}x{args.size}, seed {args.seed}) and {csv}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
     from .checkpoints import CheckpointError
@@ -239,7 +261,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert}
+    handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
+                "dataset": _cmd_dataset}
     try:
         return handlers[args.command](args)
     except (UsageError, CheckpointError, InputError) as e:

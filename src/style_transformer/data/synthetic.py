@@ -10,7 +10,9 @@ Binary attributes use CelebA names; continuous factors are recorded beside them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -197,3 +199,44 @@ def render_dataset_batch(seed: int, indices: Sequence[int], size: int = 64) -> F
     """Faces ``indices`` of the dataset with ``seed``: images and their attributes."""
     attrs = sample_attributes(seed, indices)
     return FaceBatch(render_faces(attrs, size), attrs)
+
+
+def write_dataset(out: "os.PathLike[str] | str", n: int, size: int = 64, seed: int = 0, batch_size: int = 256,
+                  progress: bool = False) -> Path:
+    """Renders faces ``0..n-1`` of the dataset ``seed`` to ``out/NNNNNN.png`` plus ``attributes.csv``.
+
+    The CSV has the file name, then one column per attribute: binary ones as 0/1, continuous
+    factors as floats. It is written last, atomically, so a complete CSV means a complete folder.
+
+    Returns:
+        The CSV path.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    width = max(6, len(str(n - 1)))
+    lines = ["file," + ",".join(ATTRIBUTES)]
+    starts = range(0, n, batch_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=n, desc="synth", unit="img")
+    for start in starts:
+        idx = list(range(start, min(n, start + batch_size)))
+        batch = render_dataset_batch(seed, idx, size)
+        for j, i in enumerate(idx):
+            name = f"{i:0{width}d}.png"
+            Image.fromarray(batch.images[j]).save(out / name, compress_level=1)
+            vals = [str(int(batch.attributes[k][j])) if k in BINARY_ATTRIBUTES else f"{batch.attributes[k][j]:.6f}"
+                    for k in ATTRIBUTES]
+            lines.append(name + "," + ",".join(vals))
+        if bar is not None:
+            bar.update(len(idx))
+    if bar is not None:
+        bar.close()
+    csv = out / "attributes.csv"
+    tmp = csv.with_name(csv.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, csv)
+    return csv
