@@ -1,0 +1,131 @@
+"""Training datasets: image folders with optional attribute labels and a deterministic split."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .images import IMAGE_EXTENSIONS, ImageLoadError, InputError, load_image, preprocess
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+
+class LabelError(ValueError):
+    """A label file is unreadable or does not match the images."""
+
+
+def load_labels(path: PathLike) -> Tuple[List[str], Dict[str, np.ndarray]]:
+    """Reads attribute labels.
+
+    Two formats: CelebA's ``list_attr_celeba.txt`` (a count line, a line of attribute names, then
+    ``file v1 v2 ...`` with values -1/1, mapped to 0/1), or a CSV ``file,attr1,attr2,...`` with a header.
+
+    Returns:
+        (attribute names, {file name: float32 values}).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LabelError(f"{path}: label file not found")
+    text = path.read_text().strip().splitlines()
+    if not text:
+        raise LabelError(f"{path}: empty label file")
+    table: Dict[str, np.ndarray] = {}
+    if path.suffix.lower() == ".csv" or "," in text[0]:
+        rows = list(csv.reader(text))
+        names = [c.strip() for c in rows[0][1:]]
+        body = rows[1:]
+        mapping = None
+    else:
+        names = text[1].split()
+        body = [line.split() for line in text[2:]]
+        mapping = {"-1": 0.0, "1": 1.0, "0": 0.0}
+    for lineno, row in enumerate(body, start=2):
+        if not row:
+            continue
+        if len(row) != len(names) + 1:
+            raise LabelError(f"{path}: line {lineno + 1} has {len(row) - 1} values, expected {len(names)}")
+        try:
+            vals = [mapping[v] if mapping is not None else float(v) for v in row[1:]]
+        except (KeyError, ValueError):
+            raise LabelError(f"{path}: line {lineno + 1} has a value that is not a number") from None
+        table[row[0].strip()] = np.asarray(vals, dtype=np.float32)
+    return names, table
+
+
+def split_of(name: str, val_fraction: float) -> str:
+    """``"val"`` or ``"train"`` from a stable hash of the relative file name (adding files never
+    moves existing ones between splits)."""
+    return "val" if (zlib.crc32(name.encode()) % 100_000) < val_fraction * 100_000 else "train"
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Images under ``root`` (recursive), as ``[3, size, size]`` tensors in [-1, 1].
+
+    Unreadable files are skipped with a warning and counted in ``skipped``. With ``labels``, items
+    are ``(img, labels)`` and images without a label row are skipped too.
+
+    Args:
+        root: folder of images (png, jpg, webp, bmp).
+        size: output side (bilinear resize, as the inference path).
+        labels: optional CelebA attribute file or CSV.
+        split: ``"all"``, ``"train"`` or ``"val"``.
+        val_fraction: share of files in ``"val"``.
+    """
+
+    def __init__(self, root: PathLike, size: int, labels: Optional[PathLike] = None, split: str = "all",
+                 val_fraction: float = 0.05):
+        if split not in ("all", "train", "val"):
+            raise ValueError(f"split must be all, train or val, got {split!r}")
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root}: no such folder")
+        self.root, self.size = root, size
+        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        self.skipped = 0
+        self.attribute_names: List[str] = []
+        table: Dict[str, np.ndarray] = {}
+        if labels is not None:
+            self.attribute_names, table = load_labels(labels)
+        kept: List[Path] = []
+        for f in files:
+            rel = f.relative_to(root).as_posix()
+            if split != "all" and split_of(rel, val_fraction) != split:
+                continue
+            if labels is not None and rel not in table and f.name not in table:
+                self.skipped += 1
+                log.warning("skipping %s: no label row", f)
+                continue
+            try:
+                with Image.open(f) as im:
+                    im.verify()
+            except Exception as e:  # PIL raises many types for corrupt files
+                self.skipped += 1
+                log.warning("skipping %s: not a readable image (%s)", f, str(e)[:80] or type(e).__name__)
+                continue
+            kept.append(f)
+        if not kept:
+            raise InputError(f"{root}: no usable images for split {split!r}")
+        self.files = kept
+        self._labels = ([table.get(f.relative_to(root).as_posix(), table.get(f.name)) for f in kept]
+                        if labels is not None else None)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        try:
+            img = preprocess([load_image(self.files[i])], self.size)[0]
+        except ImageLoadError as e:  # broke after the scan (e.g. truncated data past the header)
+            raise InputError(str(e)) from None
+        if self._labels is None:
+            return img
+        return img, torch.from_numpy(self._labels[i])
