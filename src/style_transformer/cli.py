@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
     synth.add_argument("--seed", type=int, default=0, help="dataset seed: face i depends only on (seed, i)")
 
+    fid = sub.add_parser("fid", help="FID between two image folders (offline InceptionV3)",
+                         epilog="example:\n  style-transformer fid samples/ faces/",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    fid.add_argument("dir_a", metavar="DIR_A")
+    fid.add_argument("dir_b", metavar="DIR_B")
+    fid.add_argument("--batch-size", type=_positive_int, default=32)
+    fid.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    fid.add_argument("--cache-dir", help="where folder statistics are cached (default ~/.cache/style_transformer/fid)")
+
     conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
     conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
     conv.add_argument("output", help="output .safetensors file")
@@ -253,6 +262,19 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fid(args: argparse.Namespace) -> int:
+    from .inference import resolve_device
+    from .metrics.fid import FIDError, fid_folders
+
+    try:
+        value = fid_folders(args.dir_a, args.dir_b, device=resolve_device(args.device), batch_size=args.batch_size,
+                            cache_dir=args.cache_dir, progress=True)
+    except FIDError as e:
+        raise UsageError(str(e)) from None
+    print(f"FID {value:.4f}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
     from .checkpoints import CheckpointError
@@ -262,7 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
-                "dataset": _cmd_dataset}
+                "dataset": _cmd_dataset, "fid": _cmd_fid}
     try:
         return handlers[args.command](args)
     except (UsageError, CheckpointError, InputError) as e:
