@@ -101,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     fid.add_argument("--cache-dir", help="where folder statistics are cached (default ~/.cache/style_transformer/fid)")
 
+    tg = sub.add_parser("train-gan", help="train a StyleGAN2 on an image folder",
+                        epilog="examples:\n  style-transformer train-gan --data faces/ --out runs/gan --kimg 500\n"
+                               "  style-transformer train-gan --data faces/ --out runs/gan --kimg 800 --resume",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tg.add_argument("--data", required=True, help="folder of training images")
+    tg.add_argument("--out", required=True, help="run folder: checkpoint.pt, config.json, log.jsonl")
+    tg.add_argument("--size", type=_positive_int, default=64, help="image size (must match the preset)")
+    tg.add_argument("--preset", default="small-64", help="architecture and hyper-parameters (see GAN_PRESETS)")
+    tg.add_argument("--kimg", type=float, help="train until this many thousand real images were shown")
+    tg.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
+    tg.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
+
     conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
     conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
     conv.add_argument("output", help="output .safetensors file")
@@ -275,6 +287,46 @@ def _cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_gan(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .config import GeneratorConfig
+    from .data.datasets import ImageFolderDataset
+    from .training.gan import GANTrainConfig, GANTrainer, TrainingError, gan_preset
+
+    out = Path(args.out)
+    ckpt = out / "checkpoint.pt"
+    try:
+        if args.resume:
+            if not ckpt.is_file():
+                raise UsageError(f"{ckpt}: nothing to resume")
+            saved = json.loads((out / "config.json").read_text())
+            cfg = GANTrainConfig.from_dict({**saved, "generator": GeneratorConfig.from_dict(saved["generator"])})
+        else:
+            if ckpt.exists():
+                raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+            cfg = gan_preset(args.preset)
+            if cfg.generator.size != args.size:
+                raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
+        if args.kimg is not None:
+            cfg = dataclasses.replace(cfg, kimg=args.kimg)
+        if args.batch_size is not None:
+            cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+        dataset = ImageFolderDataset(args.data, cfg.generator.size)
+        if dataset.skipped:
+            print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
+        trainer = GANTrainer(cfg, dataset, out)
+        if args.resume:
+            trainer.load()
+        path = trainer.fit(progress=True)
+    except TrainingError as e:
+        print(f"style-transformer: error: {e}", file=sys.stderr)
+        return 1
+    print(f"trained to {cfg.kimg} kimg: {path}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
     from .checkpoints import CheckpointError
@@ -284,7 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
-                "dataset": _cmd_dataset, "fid": _cmd_fid}
+                "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan}
     try:
         return handlers[args.command](args)
     except (UsageError, CheckpointError, InputError) as e:

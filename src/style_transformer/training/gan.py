@@ -1,0 +1,270 @@
+"""StyleGAN2 training: non-saturating logistic loss, lazy R1, optional path-length regularisation,
+style mixing, an EMA generator, Adam(0, 0.99); checkpoints in the rosinality format.
+
+Checkpoint ``RUN/checkpoint.pt`` (``torch.save``, loadable with ``weights_only=True``):
+``g``, ``d``, ``g_ema``, ``g_optim``, ``d_optim``, ``latent_avg`` (rosinality keys), plus ``config``
+(the training config as a dict), ``step`` and ``rng`` (the states that make ``resume`` exact).
+It is written atomically (temp file + rename) every ``checkpoint_every`` steps, at the end and on
+Ctrl-C; a non-finite loss stops training before anything is written, so the last good file stays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..config import GeneratorConfig, _ConfigMixin
+from ..models import Discriminator, Generator
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable checkpoint or data)."""
+
+
+@dataclass(frozen=True)
+class GANTrainConfig(_ConfigMixin):
+    """Everything that defines a GAN training run (saved as ``RUN/config.json``)."""
+
+    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(size=64))
+    batch_size: int = 16
+    lr: float = 0.002
+    r1_gamma: float = 10.0
+    d_reg_every: int = 16
+    g_reg_every: int = 4
+    path_length_weight: float = 0.0
+    mixing: float = 0.9
+    ema_kimg: float = 10.0
+    kimg: float = 100.0
+    checkpoint_every: int = 500
+    seed: int = 0
+
+
+GAN_PRESETS: Dict[str, GANTrainConfig] = {
+    "tiny-32": GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16)),
+                              batch_size=8),
+    "small-64": GANTrainConfig(generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4,
+                                                         channels=(256, 256, 256, 128, 64))),
+    "ffhq-256": GANTrainConfig(generator=GeneratorConfig(size=256), path_length_weight=2.0),
+}
+
+
+def gan_preset(name: str) -> GANTrainConfig:
+    """Looks up a GAN training preset (``GAN_PRESETS``)."""
+    try:
+        return GAN_PRESETS[name]
+    except KeyError:
+        raise TrainingError(f"unknown GAN preset {name!r}; choose from {sorted(GAN_PRESETS)}") from None
+
+
+def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
+    # lazy regularisation: the reg term runs every k steps, so lr and betas are rescaled
+    ratio = reg_every / (reg_every + 1) if reg_every > 0 else 1.0
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99 ** ratio))
+
+
+class GANTrainer:
+    """Single-process StyleGAN2 trainer.
+
+    Args:
+        cfg: training config.
+        dataset: yields ``[3, size, size]`` tensors in [-1, 1].
+        out: run folder.
+    """
+
+    def __init__(self, cfg: GANTrainConfig, dataset, out: os.PathLike):
+        self.cfg, self.dataset, self.out = cfg, dataset, Path(out)
+        torch.manual_seed(cfg.seed)
+        self.g = Generator(cfg.generator)
+        self.d = Discriminator(cfg.generator)
+        self.g_ema = Generator(cfg.generator).eval().requires_grad_(False)
+        self.g_ema.load_state_dict(self.g.state_dict())
+        self.g_optim = _adam(self.g.parameters(), cfg.lr, cfg.g_reg_every if cfg.path_length_weight > 0 else 0)
+        self.d_optim = _adam(self.d.parameters(), cfg.lr, cfg.d_reg_every)
+        self.step = 0
+        self.gen_data = torch.Generator().manual_seed(cfg.seed + 1)
+        self.gen_z = torch.Generator().manual_seed(cfg.seed + 2)
+        self.mean_path_length = torch.zeros(())
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    @property
+    def total_steps(self) -> int:
+        return math.ceil(self.cfg.kimg * 1000 / self.cfg.batch_size)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> Dict:
+        def rosinality(model):  # latent_avg lives at the top level in that format
+            return {k: v for k, v in model.state_dict().items() if k != "latent_avg"}
+
+        return {
+            "g": rosinality(self.g), "d": self.d.state_dict(), "g_ema": rosinality(self.g_ema),
+            "g_optim": self.g_optim.state_dict(), "d_optim": self.d_optim.state_dict(),
+            "latent_avg": self.g_ema.latent_avg.clone(), "config": self.cfg.to_dict(), "step": self.step,
+            "rng": {"torch": torch.get_rng_state(), "data": self.gen_data.get_state(), "z": self.gen_z.get_state(),
+                    "mean_path_length": self.mean_path_length.clone()},
+        }
+
+    def save(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_name("checkpoint.pt.tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.checkpoint_path)
+        return self.checkpoint_path
+
+    def load(self, path: Optional[os.PathLike] = None) -> None:
+        from ..checkpoints import CheckpointError, torch_load_safe
+
+        path = Path(path) if path is not None else self.checkpoint_path
+        try:
+            ck = torch_load_safe(path)
+        except CheckpointError as e:
+            raise TrainingError(str(e)) from None
+        if not isinstance(ck, dict) or "rng" not in ck or "g_optim" not in ck:
+            raise TrainingError(f"{path}: not a train-gan checkpoint (no optimiser/RNG state to resume from)")
+        if ck["config"].get("generator") != self.cfg.generator.to_dict():
+            raise TrainingError(f"{path}: the checkpoint's generator config differs from this run's")
+        latent_avg = ck["latent_avg"].reshape(-1)
+        self.g.load_state_dict({**ck["g"], "latent_avg": self.g.latent_avg})
+        self.d.load_state_dict(ck["d"])
+        self.g_ema.load_state_dict({**ck["g_ema"], "latent_avg": latent_avg})
+        self.g_optim.load_state_dict(ck["g_optim"])
+        self.d_optim.load_state_dict(ck["d_optim"])
+        self.step = int(ck["step"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        self.gen_data.set_state(ck["rng"]["data"])
+        self.gen_z.set_state(ck["rng"]["z"])
+        self.mean_path_length = ck["rng"]["mean_path_length"]
+
+    # -- one step ------------------------------------------------------------------------------
+    def _real_batch(self) -> torch.Tensor:
+        idx = torch.randint(len(self.dataset), (self.cfg.batch_size,), generator=self.gen_data)
+        return torch.stack([self.dataset[int(i)] for i in idx])
+
+    def _fake(self, batch: int) -> torch.Tensor:
+        g = self.cfg.generator
+        z = torch.randn(2, batch, g.style_dim, generator=self.gen_z)
+        mix = torch.rand((), generator=self.gen_z).item() < self.cfg.mixing
+        inject = int(torch.randint(1, g.num_ws, (), generator=self.gen_z))
+        styles = [z[0], z[1]] if mix else [z[0]]
+        img, _ = self.g(styles, inject_index=inject, randomize_noise=True)
+        return img
+
+    def train_step(self) -> Dict[str, float]:
+        cfg = self.cfg
+        self.g.train()
+        self.d.train()
+        logs: Dict[str, float] = {}
+        real = self._real_batch()
+        # discriminator
+        self.g.requires_grad_(False)
+        self.d.requires_grad_(True)
+        with torch.no_grad():
+            fake = self._fake(cfg.batch_size)
+        d_loss = F.softplus(self.d(fake)).mean() + F.softplus(-self.d(real)).mean()
+        self._check(d_loss, "discriminator loss")
+        self.d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optim.step()
+        logs["loss/d"] = d_loss.item()
+        if cfg.d_reg_every > 0 and self.step % cfg.d_reg_every == 0:
+            real.requires_grad_(True)
+            pred = self.d(real)
+            grad, = torch.autograd.grad(pred.sum(), real, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            self._check(r1, "R1 penalty")
+            self.d.zero_grad(set_to_none=True)
+            (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every + 0 * pred[0, 0]).backward()
+            self.d_optim.step()
+            logs["loss/r1"] = r1.item()
+        # generator
+        self.g.requires_grad_(True)
+        self.d.requires_grad_(False)
+        g_loss = F.softplus(-self.d(self._fake(cfg.batch_size))).mean()
+        self._check(g_loss, "generator loss")
+        self.g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.g_optim.step()
+        logs["loss/g"] = g_loss.item()
+        if cfg.path_length_weight > 0 and self.step % cfg.g_reg_every == 0:
+            logs["loss/path_length"] = self._path_length_step()
+        self._update_ema()
+        self.step += 1
+        return logs
+
+    def _path_length_step(self) -> float:
+        cfg = self.cfg
+        batch = max(1, cfg.batch_size // 2)
+        z = torch.randn(batch, cfg.generator.style_dim, generator=self.gen_z)
+        img, ws = self.g([z], randomize_noise=True, return_latents=True)
+        noise = torch.randn(img.shape, generator=self.gen_z) / math.sqrt(img.shape[2] * img.shape[3])
+        grad, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        lengths = grad.pow(2).sum(2).mean(1).sqrt()
+        mean = self.mean_path_length + 0.01 * (lengths.mean().detach() - self.mean_path_length)
+        penalty = (lengths - mean).pow(2).mean()
+        self._check(penalty, "path-length penalty")
+        self.g.zero_grad(set_to_none=True)
+        (cfg.path_length_weight * cfg.g_reg_every * penalty + 0 * img[0, 0, 0, 0]).backward()
+        self.g_optim.step()
+        self.mean_path_length = mean
+        return penalty.item()
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = 0.5 ** (self.cfg.batch_size / (self.cfg.ema_kimg * 1000))
+        for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
+            pe.lerp_(p, 1 - decay)
+        for be, b in zip(self.g_ema.buffers(), self.g.buffers()):
+            be.copy_(b)
+
+    def _check(self, value: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(value).all():
+            raise TrainingError(f"{what} became {value.item()} at step {self.step}; stopped. The last good "
+                                f"checkpoint is {self.checkpoint_path}")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, progress: bool = True) -> Path:
+        """Trains until ``cfg.kimg``; checkpoints periodically, at the end and on Ctrl-C."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.cfg.batch_size / 1000, 3),
+                       unit="kimg", desc="train-gan")
+        log_file = open(self.out / "log.jsonl", "a")
+        try:
+            t0 = time.perf_counter()
+            while self.step < self.total_steps:
+                logs = self.train_step()
+                logs.update(step=self.step, kimg=self.step * self.cfg.batch_size / 1000,
+                            img_per_s=self.step * self.cfg.batch_size / max(time.perf_counter() - t0, 1e-9))
+                log_file.write(json.dumps(logs) + "\n")
+                if bar is not None:
+                    bar.update(self.cfg.batch_size / 1000)
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items() if k.startswith("loss")})
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+            self.g_ema.latent_avg.copy_(self.g_ema.mean_latent(4096, seed=self.cfg.seed))
+            return self.save()
+        except KeyboardInterrupt:
+            log.warning("interrupted: saving %s", self.checkpoint_path)
+            self.save()
+            raise
+        finally:
+            log_file.close()
+            if bar is not None:
+                bar.close()
+

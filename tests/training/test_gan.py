@@ -1,0 +1,78 @@
+"""GAN trainer: learning happens, exact resume, rosinality-format checkpoints, NaN handling."""
+
+import pytest
+import torch
+
+from style_transformer import GeneratorConfig, load_model
+from style_transformer.data.datasets import ImageFolderDataset
+from style_transformer.data.synthetic import write_dataset
+from style_transformer.training import GANTrainConfig, GANTrainer, TrainingError
+
+CFG = GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 16, 8)),
+                     batch_size=4, kimg=0.016, checkpoint_every=2, d_reg_every=2, g_reg_every=2,
+                     path_length_weight=2.0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    d = tmp_path_factory.mktemp("faces")
+    write_dataset(d, 8, size=32, seed=0)
+    return ImageFolderDataset(d, 32)
+
+
+def _params(t):
+    return [p.detach().clone() for m in (t.g, t.d, t.g_ema) for p in m.state_dict().values()]
+
+
+def test_resume_is_exact(faces, tmp_path):
+    straight = GANTrainer(CFG, faces, tmp_path / "a")
+    for _ in range(4):
+        straight.train_step()
+    first = GANTrainer(CFG, faces, tmp_path / "b")
+    for _ in range(2):
+        first.train_step()
+    first.save()
+    resumed = GANTrainer(CFG, faces, tmp_path / "b")
+    resumed.load()
+    assert resumed.step == 2
+    for _ in range(2):
+        resumed.train_step()
+    for a, b in zip(_params(straight), _params(resumed)):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(_params(straight), _params(GANTrainer(CFG, faces, tmp_path / "c"))))
+
+
+def test_fit_writes_rosinality_checkpoint_that_loads(faces, tmp_path):
+    path = GANTrainer(CFG, faces, tmp_path / "run").fit(progress=False)
+    ck = torch.load(path, weights_only=True)
+    assert {"g", "d", "g_ema", "g_optim", "d_optim", "latent_avg"} <= set(ck)
+    assert "latent_avg" not in ck["g_ema"]
+    g = load_model(path, kind="generator")
+    torch.testing.assert_close(g.latent_avg, ck["latent_avg"])
+    assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "log.jsonl").is_file()
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(faces, tmp_path):
+    t = GANTrainer(CFG, faces, tmp_path / "run")
+    t.train_step()
+    saved = t.save().read_bytes()
+    with torch.no_grad():
+        t.d.final_linear[1].bias.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="discriminator loss"):
+        t.train_step()
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == saved
+
+
+def test_cli_train_gan_and_resume(tmp_path):
+    from style_transformer.cli import main
+
+    write_dataset(tmp_path / "faces", 8, size=32, seed=1)
+    run = tmp_path / "run"
+    base = ["train-gan", "--data", str(tmp_path / "faces"), "--out", str(run), "--size", "32", "--preset", "tiny-32"]
+    assert main(base + ["--kimg", "0.016"]) == 0
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert step == 2
+    assert main(base + ["--kimg", "0.016"]) == 2  # would overwrite: refused
+    assert main(base + ["--kimg", "0.032", "--resume"]) == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert main(base[:-2] + ["--preset", "small-64", "--out", str(tmp_path / "x")]) == 2  # size mismatch
