@@ -138,6 +138,21 @@ def test_modulated_conv2d(impl, demod, up, ksize, batch, c_in, c_out, size):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
+def test_modulated_conv2d_per_sample_branch_for_large_convolutions():
+    # large enough per sample for the fast path's sample-by-sample branch (see ops._LOOP_MACS)
+    from style_transformer import ops
+
+    c, size = 128, 48
+    assert c * c * size * size * 9 > ops._LOOP_MACS
+    x = torch.randn(2, c, size, size, dtype=torch.float64)
+    w = torch.randn(c, c, 3, 3, dtype=torch.float64) / math.sqrt(c * 9)
+    s = torch.randn(2, c, dtype=torch.float64) + 1
+    for up in (False, True):
+        want = naive_modulated_conv(x, w, s, True, up, 1)
+        torch.testing.assert_close(modulated_conv2d(x, w, s, upsample=up, padding=1, impl="fast"), want,
+                                   rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("impl", ["ref", "fast"])
 @pytest.mark.parametrize("c_in,c_out,size", [(3, 2, 4), (6, 6, 2)])
 def test_modulated_conv2d_gradcheck(impl, c_in, c_out, size):
