@@ -50,6 +50,14 @@ def test_fit_writes_rosinality_checkpoint_that_loads(faces, tmp_path):
     g = load_model(path, kind="generator")
     torch.testing.assert_close(g.latent_avg, ck["latent_avg"])
     assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "log.jsonl").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    tags = events.Tags()
+    assert {"loss/d", "loss/g", "loss/r1", "progress/img_per_s"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss/g")] == [1, 2, 3, 4]
+    assert "samples" in tags["images"]
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(faces, tmp_path):

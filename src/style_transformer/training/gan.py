@@ -6,6 +6,8 @@ Checkpoint ``RUN/checkpoint.pt`` (``torch.save``, loadable with ``weights_only=T
 (the training config as a dict), ``step`` and ``rng`` (the states that make ``resume`` exact).
 It is written atomically (temp file + rename) every ``checkpoint_every`` steps, at the end and on
 Ctrl-C; a non-finite loss stops training before anything is written, so the last good file stays.
+Scalars (losses, kimg, img/s) and EMA sample grids go to TensorBoard event files in
+``RUN/tensorboard``; the same scalars to ``RUN/log.jsonl`` and the grids to ``RUN/samples/``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class GANTrainConfig(_ConfigMixin):
     ema_kimg: float = 10.0
     kimg: float = 100.0
     checkpoint_every: int = 500
+    sample_every: int = 500
     seed: int = 0
 
 
@@ -229,6 +232,30 @@ class GANTrainer:
         for be, b in zip(self.g_ema.buffers(), self.g.buffers()):
             be.copy_(b)
 
+    @torch.no_grad()
+    def sample_grid(self, n: int = 16) -> torch.Tensor:
+        """EMA samples for fixed z (seeded by the config) as one grid ``[3, H, W]`` in [0, 1]."""
+        z = torch.randn(n, self.cfg.generator.style_dim, generator=torch.Generator().manual_seed(self.cfg.seed))
+        img = self.g_ema.synthesis(self.g_ema.mapping(z)[:, None].expand(-1, self.g_ema.num_ws, -1))
+        img = ((img + 1) / 2).clamp(0, 1)
+        cols = int(math.ceil(math.sqrt(n)))
+        rows = int(math.ceil(n / cols))
+        _, c, h, w = img.shape
+        grid = img.new_zeros(c, rows * h, cols * w)
+        for i in range(n):
+            grid[:, (i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = img[i]
+        return grid
+
+    def _log_samples(self, writer) -> None:
+        from PIL import Image
+
+        grid = self.sample_grid()
+        writer.add_image("samples", grid, self.step)
+        folder = self.out / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
+        Image.fromarray(arr).save(folder / f"step_{self.step:07d}.png")
+
     def _check(self, value: torch.Tensor, what: str) -> None:
         if not torch.isfinite(value).all():
             raise TrainingError(f"{what} became {value.item()} at step {self.step}; stopped. The last good "
@@ -244,26 +271,35 @@ class GANTrainer:
             from tqdm import tqdm
             bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.cfg.batch_size / 1000, 3),
                        unit="kimg", desc="train-gan")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
         log_file = open(self.out / "log.jsonl", "a")
         try:
-            t0 = time.perf_counter()
+            t0, start = time.perf_counter(), self.step
             while self.step < self.total_steps:
                 logs = self.train_step()
-                logs.update(step=self.step, kimg=self.step * self.cfg.batch_size / 1000,
-                            img_per_s=self.step * self.cfg.batch_size / max(time.perf_counter() - t0, 1e-9))
-                log_file.write(json.dumps(logs) + "\n")
+                logs.update(kimg=self.step * self.cfg.batch_size / 1000,
+                            img_per_s=(self.step - start) * self.cfg.batch_size / max(time.perf_counter() - t0, 1e-9))
+                for k, v in logs.items():
+                    writer.add_scalar(k if "/" in k else f"progress/{k}", v, self.step)
+                log_file.write(json.dumps({"step": self.step, **logs}) + "\n")
+                if self.step % self.cfg.sample_every == 0:
+                    self._log_samples(writer)
                 if bar is not None:
                     bar.update(self.cfg.batch_size / 1000)
                     bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items() if k.startswith("loss")})
                 if self.step % self.cfg.checkpoint_every == 0:
                     self.save()
             self.g_ema.latent_avg.copy_(self.g_ema.mean_latent(4096, seed=self.cfg.seed))
+            self._log_samples(writer)
             return self.save()
         except KeyboardInterrupt:
             log.warning("interrupted: saving %s", self.checkpoint_path)
             self.save()
             raise
         finally:
+            writer.close()
             log_file.close()
             if bar is not None:
                 bar.close()
