@@ -313,6 +313,12 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, kimg=args.kimg)
         if args.batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+            import torch
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         dataset = ImageFolderDataset(args.data, cfg.generator.size)
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)

@@ -84,3 +84,37 @@ def test_cli_train_gan_and_resume(tmp_path):
     assert main(base + ["--kimg", "0.032", "--resume"]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
     assert main(base[:-2] + ["--preset", "small-64", "--out", str(tmp_path / "x")]) == 2  # size mismatch
+
+
+def test_torchrun_two_cpu_processes_and_resume(tmp_path):
+    """Multi-process training with torchrun (gloo, 2 CPU processes): ranks stay identical (checked at
+    the end of fit), the checkpoint keeps every rank's RNG state, and resume needs the same count."""
+    import socket
+    import subprocess
+    import sys
+
+    write_dataset(tmp_path / "faces", 8, size=32, seed=1)
+    run = tmp_path / "run"
+
+    def torchrun(kimg, *extra):
+        with socket.socket() as sock:  # a free port for the rendezvous
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(port), "-m", "style_transformer.cli", "train-gan", "--data",
+               str(tmp_path / "faces"), "--out", str(run), "--size", "32", "--preset", "tiny-32", "--kimg", kimg,
+               *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    r = torchrun("0.032")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 2 and ck["world_size"] == 2 and len(ck["rng"]) == 2
+    assert not torch.equal(ck["rng"][0]["data"], ck["rng"][1]["data"])  # each rank draws its own data
+    r = torchrun("0.064", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    from style_transformer.cli import main
+
+    assert main(["train-gan", "--data", str(tmp_path / "faces"), "--out", str(run), "--size", "32",
+                 "--kimg", "0.1", "--resume"]) == 1  # one process cannot continue a 2-process run

@@ -19,9 +19,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..config import GeneratorConfig, _ConfigMixin
@@ -87,6 +88,10 @@ class GANTrainer:
 
     def __init__(self, cfg: GANTrainConfig, dataset, out: os.PathLike):
         self.cfg, self.dataset, self.out = cfg, dataset, Path(out)
+        # multi-process (torchrun): every rank builds the same initial weights, draws its own data,
+        # z and noise, and averages gradients before each optimiser step
+        self.rank, self.world = ((dist.get_rank(), dist.get_world_size()) if dist.is_available()
+                                 and dist.is_initialized() else (0, 1))
         torch.manual_seed(cfg.seed)
         self.g = Generator(cfg.generator)
         self.d = Discriminator(cfg.generator)
@@ -95,8 +100,10 @@ class GANTrainer:
         self.g_optim = _adam(self.g.parameters(), cfg.lr, cfg.g_reg_every if cfg.path_length_weight > 0 else 0)
         self.d_optim = _adam(self.d.parameters(), cfg.lr, cfg.d_reg_every)
         self.step = 0
-        self.gen_data = torch.Generator().manual_seed(cfg.seed + 1)
-        self.gen_z = torch.Generator().manual_seed(cfg.seed + 2)
+        self.gen_data = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.rank)
+        self.gen_z = torch.Generator().manual_seed(cfg.seed + 2 + 1000 * self.rank)
+        if self.rank:
+            torch.manual_seed(cfg.seed + 3 + 1000 * self.rank)  # per-rank noise
         self.mean_path_length = torch.zeros(())
 
     @property
@@ -104,8 +111,20 @@ class GANTrainer:
         return self.out / "checkpoint.pt"
 
     @property
+    def global_batch(self) -> int:
+        return self.cfg.batch_size * self.world
+
+    @property
     def total_steps(self) -> int:
-        return math.ceil(self.cfg.kimg * 1000 / self.cfg.batch_size)
+        return math.ceil(self.cfg.kimg * 1000 / self.global_batch)
+
+    def _optimize(self, optim: torch.optim.Optimizer, module: torch.nn.Module) -> None:
+        if self.world > 1:
+            for p in module.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.div_(self.world)
+        optim.step()
 
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> Dict:
@@ -116,15 +135,28 @@ class GANTrainer:
             "g": rosinality(self.g), "d": self.d.state_dict(), "g_ema": rosinality(self.g_ema),
             "g_optim": self.g_optim.state_dict(), "d_optim": self.d_optim.state_dict(),
             "latent_avg": self.g_ema.latent_avg.clone(), "config": self.cfg.to_dict(), "step": self.step,
-            "rng": {"torch": torch.get_rng_state(), "data": self.gen_data.get_state(), "z": self.gen_z.get_state(),
-                    "mean_path_length": self.mean_path_length.clone()},
+            "rng": self._rng_states(), "world_size": self.world,
         }
 
+    def _rng_states(self) -> List[Dict[str, torch.Tensor]]:
+        mine = {"torch": torch.get_rng_state(), "data": self.gen_data.get_state(), "z": self.gen_z.get_state(),
+                "mean_path_length": self.mean_path_length.clone()}
+        if self.world == 1:
+            return [mine]
+        everyone: List = [None] * self.world
+        dist.all_gather_object(everyone, mine)  # collective: every rank calls save()
+        return everyone
+
     def save(self) -> Path:
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_path.with_name("checkpoint.pt.tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, self.checkpoint_path)
+        """Writes the checkpoint atomically (rank 0; in multi-process runs every rank must call it)."""
+        state = self.state()
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            tmp = self.checkpoint_path.with_name("checkpoint.pt.tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, self.checkpoint_path)
+        if self.world > 1:
+            dist.barrier()
         return self.checkpoint_path
 
     def load(self, path: Optional[os.PathLike] = None) -> None:
@@ -146,10 +178,14 @@ class GANTrainer:
         self.g_optim.load_state_dict(ck["g_optim"])
         self.d_optim.load_state_dict(ck["d_optim"])
         self.step = int(ck["step"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        self.gen_data.set_state(ck["rng"]["data"])
-        self.gen_z.set_state(ck["rng"]["z"])
-        self.mean_path_length = ck["rng"]["mean_path_length"]
+        if int(ck.get("world_size", 1)) != self.world:
+            raise TrainingError(f"{path}: written by {ck.get('world_size', 1)} processes; resume with as many "
+                                f"(this run has {self.world}) so that every data and noise stream continues")
+        rng = ck["rng"][self.rank]
+        torch.set_rng_state(rng["torch"])
+        self.gen_data.set_state(rng["data"])
+        self.gen_z.set_state(rng["z"])
+        self.mean_path_length = rng["mean_path_length"]
 
     # -- one step ------------------------------------------------------------------------------
     def _real_batch(self) -> torch.Tensor:
@@ -180,7 +216,7 @@ class GANTrainer:
         self._check(d_loss, "discriminator loss")
         self.d.zero_grad(set_to_none=True)
         d_loss.backward()
-        self.d_optim.step()
+        self._optimize(self.d_optim, self.d)
         logs["loss/d"] = d_loss.item()
         if cfg.d_reg_every > 0 and self.step % cfg.d_reg_every == 0:
             real.requires_grad_(True)
@@ -190,7 +226,7 @@ class GANTrainer:
             self._check(r1, "R1 penalty")
             self.d.zero_grad(set_to_none=True)
             (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every + 0 * pred[0, 0]).backward()
-            self.d_optim.step()
+            self._optimize(self.d_optim, self.d)
             logs["loss/r1"] = r1.item()
         # generator
         self.g.requires_grad_(True)
@@ -199,7 +235,7 @@ class GANTrainer:
         self._check(g_loss, "generator loss")
         self.g.zero_grad(set_to_none=True)
         g_loss.backward()
-        self.g_optim.step()
+        self._optimize(self.g_optim, self.g)
         logs["loss/g"] = g_loss.item()
         if cfg.path_length_weight > 0 and self.step % cfg.g_reg_every == 0:
             logs["loss/path_length"] = self._path_length_step()
@@ -220,13 +256,13 @@ class GANTrainer:
         self._check(penalty, "path-length penalty")
         self.g.zero_grad(set_to_none=True)
         (cfg.path_length_weight * cfg.g_reg_every * penalty + 0 * img[0, 0, 0, 0]).backward()
-        self.g_optim.step()
+        self._optimize(self.g_optim, self.g)
         self.mean_path_length = mean
         return penalty.item()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = 0.5 ** (self.cfg.batch_size / (self.cfg.ema_kimg * 1000))
+        decay = 0.5 ** (self.global_batch / (self.cfg.ema_kimg * 1000))
         for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
             pe.lerp_(p, 1 - decay)
         for be, b in zip(self.g_ema.buffers(), self.g.buffers()):
@@ -263,44 +299,63 @@ class GANTrainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, progress: bool = True) -> Path:
-        """Trains until ``cfg.kimg``; checkpoints periodically, at the end and on Ctrl-C."""
+        """Trains until ``cfg.kimg``; checkpoints periodically, at the end and on Ctrl-C (single
+        process; with several, the last periodic checkpoint is the resume point). Rank 0 logs."""
+        lead = self.rank == 0
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.cfg.batch_size / 1000, 3),
-                       unit="kimg", desc="train-gan")
-        from torch.utils.tensorboard import SummaryWriter
+        writer = log_file = bar = None
+        if lead:
+            from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
-        log_file = open(self.out / "log.jsonl", "a")
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+            writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
+            log_file = open(self.out / "log.jsonl", "a")
+            if progress:
+                from tqdm import tqdm
+                bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.global_batch / 1000, 3),
+                           unit="kimg", desc="train-gan")
         try:
             t0, start = time.perf_counter(), self.step
             while self.step < self.total_steps:
                 logs = self.train_step()
-                logs.update(kimg=self.step * self.cfg.batch_size / 1000,
-                            img_per_s=(self.step - start) * self.cfg.batch_size / max(time.perf_counter() - t0, 1e-9))
-                for k, v in logs.items():
-                    writer.add_scalar(k if "/" in k else f"progress/{k}", v, self.step)
-                log_file.write(json.dumps({"step": self.step, **logs}) + "\n")
-                if self.step % self.cfg.sample_every == 0:
-                    self._log_samples(writer)
-                if bar is not None:
-                    bar.update(self.cfg.batch_size / 1000)
-                    bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items() if k.startswith("loss")})
+                if lead:
+                    logs.update(kimg=self.step * self.global_batch / 1000, img_per_s=(self.step - start)
+                                * self.global_batch / max(time.perf_counter() - t0, 1e-9))
+                    for k, v in logs.items():
+                        writer.add_scalar(k if "/" in k else f"progress/{k}", v, self.step)
+                    log_file.write(json.dumps({"step": self.step, **logs}) + "\n")
+                    if self.step % self.cfg.sample_every == 0:
+                        self._log_samples(writer)
+                    if bar is not None:
+                        bar.update(self.global_batch / 1000)
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()
+                                         if k.startswith("loss")})
                 if self.step % self.cfg.checkpoint_every == 0:
                     self.save()
             self.g_ema.latent_avg.copy_(self.g_ema.mean_latent(4096, seed=self.cfg.seed))
-            self._log_samples(writer)
+            self._check_ranks_agree()
+            if lead:
+                self._log_samples(writer)
             return self.save()
         except KeyboardInterrupt:
-            log.warning("interrupted: saving %s", self.checkpoint_path)
-            self.save()
+            if self.world == 1:
+                log.warning("interrupted: saving %s", self.checkpoint_path)
+                self.save()
             raise
         finally:
-            writer.close()
-            log_file.close()
+            if writer is not None:
+                writer.close()
+                log_file.close()
             if bar is not None:
                 bar.close()
+
+    def _check_ranks_agree(self) -> None:
+        """Multi-process runs must hold identical weights on every rank (same init, averaged grads)."""
+        if self.world == 1:
+            return
+        total = torch.stack([p.detach().double().sum() for p in self.g_ema.parameters()]).sum().view(1)
+        everyone = [torch.zeros_like(total) for _ in range(self.world)]
+        dist.all_gather(everyone, total)
+        if not all(torch.equal(everyone[0], t) for t in everyone):
+            raise TrainingError(f"ranks diverged: generator checksums {[t.item() for t in everyone]}")
 
