@@ -314,11 +314,10 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         if args.batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
-            import torch
             import torch.distributed as dist
 
             if not dist.is_initialized():
-                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+                dist.init_process_group("gloo")  # the trainer runs on CPU for now
         dataset = ImageFolderDataset(args.data, cfg.generator.size)
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
