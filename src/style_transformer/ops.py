@@ -170,8 +170,9 @@ class _FusedLeakyReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (out,) = ctx.saved_tensors
-        gain = torch.where(out > 0, ctx.scale, ctx.scale * ctx.negative_slope).to(grad_out.dtype)
-        grad_x = grad_out * gain
+        # one fused kernel for the piecewise gain (the output's sign is the input's); it is itself
+        # differentiable in grad_out, which double backward needs
+        grad_x = torch.ops.aten.leaky_relu_backward(grad_out, out, ctx.negative_slope, True) * ctx.scale
         dims = [d for d in range(grad_x.ndim) if d != 1]
         grad_bias = grad_x.sum(dims).view(ctx.bias_shape) if ctx.needs_input_grad[1] else None
         return grad_x, grad_bias, None, None, None
