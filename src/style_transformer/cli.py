@@ -291,7 +291,6 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from .config import GeneratorConfig
     from .data.datasets import ImageFolderDataset
     from .training.gan import GANTrainConfig, GANTrainer, TrainingError, gan_preset
 
@@ -302,7 +301,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             if not ckpt.is_file():
                 raise UsageError(f"{ckpt}: nothing to resume")
             saved = json.loads((out / "config.json").read_text())
-            cfg = GANTrainConfig.from_dict({**saved, "generator": GeneratorConfig.from_dict(saved["generator"])})
+            cfg = GANTrainConfig.from_dict(saved)
         else:
             if ckpt.exists():
                 raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
