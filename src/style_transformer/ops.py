@@ -225,6 +225,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         else:
             out = F.conv2d(xg, wgt.reshape(n * c_out, c_in, kh, kw), padding=padding, groups=n)
         return out.reshape(n, c_out, out.shape[2], out.shape[3])
+    if demodulate and weight_sq is None:
+        weight_sq = weight.pow(2).sum([2, 3])  # [C_out, C_in]
     large_acts = (c_in + c_out) * h * w > c_out * c_in * kh * kw
     if large_acts and (n == 1 or c_in * c_out * h * w * kh * kw > _LOOP_MACS):
         # Large activations (high resolution): modulating the weight once per sample is the cheaper
@@ -239,8 +241,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         coef = s.view(1, c_in).expand(c_out, c_in)
         if demodulate:
             # sum_{i,k} (w[o,i,k] s[i])^2 = (s^2) @ (sum_k w^2)^T  -> [C_out]
-            wsq = weight.pow(2).sum([2, 3]) if weight_sq is None else weight_sq
-            coef = coef * torch.rsqrt(s.pow(2) @ wsq.t() + 1e-8).view(c_out, 1)
+            coef = coef * torch.rsqrt(s.pow(2) @ weight_sq.t() + 1e-8).view(c_out, 1)
         if upsample:
             w_t = weight.transpose(0, 1) if weight_prepared is None else weight_prepared
             return F.conv_transpose2d(x, w_t * coef.t().reshape(c_in, c_out, 1, 1), stride=2)
@@ -256,8 +257,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     else:
         out = _conv2d_nhwc(out, weight_prepared, padding)
     if demodulate:
-        wsq = weight.pow(2).sum([2, 3]) if weight_sq is None else weight_sq
-        out.mul_(torch.rsqrt(s.pow(2) @ wsq.t() + 1e-8).view(n, c_out, 1, 1))  # the conv output is ours
+        out.mul_(torch.rsqrt(s.pow(2) @ weight_sq.t() + 1e-8).view(n, c_out, 1, 1))  # the conv output is ours
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import IMAGE_EXTENSIONS, ImageLoadError, InputError, load_image, preprocess
+from .images import ImageLoadError, InputError, list_image_files, load_image, preprocess
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -89,7 +89,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         if not root.is_dir():
             raise InputError(f"{root}: no such folder")
         self.root, self.size = root, size
-        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = list_image_files(root)
         self.skipped = 0
         self.attribute_names: List[str] = []
         table: Dict[str, np.ndarray] = {}

@@ -28,6 +28,11 @@ class ImageLoadError(Exception):
     """One file could not be decoded as an image."""
 
 
+def list_image_files(folder: PathLike) -> List[Path]:
+    """Image files (by extension) under ``folder``, recursively, sorted."""
+    return sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def collect_images(inputs: Iterable[PathLike]) -> List[Path]:
     """Expands files and folders (recursively, image extensions only) into a file list.
 
@@ -44,7 +49,7 @@ def collect_images(inputs: Iterable[PathLike]) -> List[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS))
+            files.extend(list_image_files(p))
         elif p.is_file():
             files.append(p)
         else:

@@ -115,12 +115,12 @@ def _cache_key(files: Iterable[Path], model: Path) -> str:
 def folder_statistics(folder: PathLike, extractor: InceptionFeatures, batch_size: int = 32,
                       cache_dir: Optional[PathLike] = None, progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """Inception statistics of every readable image under ``folder`` (cached per folder state)."""
-    from ..data.images import IMAGE_EXTENSIONS, ImageLoadError, load_image, preprocess
+    from ..data.images import ImageLoadError, list_image_files, load_image, preprocess
 
     folder = Path(folder)
     if not folder.is_dir():
         raise FIDError(f"{folder}: no such folder")
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+    files = list_image_files(folder)
     if len(files) < 2:
         raise FIDError(f"{folder}: FID needs at least 2 images, found {len(files)}")
     cache_dir = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "style_transformer" / "fid"
