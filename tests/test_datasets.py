@@ -67,3 +67,33 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
 def test_missing_folder(tmp_path):
     with pytest.raises(InputError):
         ImageFolderDataset(tmp_path / "nope", 8)
+
+
+def test_cache_gives_the_same_tensors_and_columns_select(tmp_path):
+    from style_transformer.data.datasets import binary_columns
+    from style_transformer.data.synthetic import BINARY_ATTRIBUTES, write_dataset
+
+    write_dataset(tmp_path / "f", 6, size=32, seed=5)
+    csv = tmp_path / "f" / "attributes.csv"
+    assert binary_columns(csv) == list(BINARY_ATTRIBUTES)
+    plain = ImageFolderDataset(tmp_path / "f", 24, labels=csv)
+    cached = ImageFolderDataset(tmp_path / "f", 24, labels=csv, cache=True, columns=["Pale_Skin", "Smiling"])
+    assert cached.attribute_names == ["Pale_Skin", "Smiling"]
+    for i in range(6):
+        (a, la), (b, lb) = plain[i], cached[i]
+        assert torch.equal(a, b) and a.shape == (3, 24, 24)
+        names = plain.attribute_names
+        assert torch.equal(lb, la[[names.index("Pale_Skin"), names.index("Smiling")]])
+    with pytest.raises(LabelError, match="no column Nope"):
+        ImageFolderDataset(tmp_path / "f", 24, labels=csv, columns=["Nope"])
+
+
+def test_cache_skips_files_whose_data_is_truncated(folder):
+    good = (folder / "a.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])  # header fine, pixel data cut
+    cached = ImageFolderDataset(folder, size=16, cache=True)
+    assert len(cached) == 4 and cached.skipped == 2
+    plain = ImageFolderDataset(folder, size=16)
+    by_name = {f.name: plain[i] for i, f in enumerate(plain.files) if f.name != "truncated.png"}
+    for i, f in enumerate(cached.files):
+        assert torch.equal(cached[i], by_name[f.name])

@@ -11,11 +11,11 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from .utils import atomic_path
 
 EXAMPLES = """examples:
   style-transformer invert photos/ face.jpg --checkpoint style_transformer_ffhq.pt --out out/
@@ -68,10 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fixed: the generator's stored noise buffers (reproducible)")
 
     gen = sub.add_parser("generate", help="render latents or random samples",
-                         epilog="examples:\n  style-transformer generate --generator G.pt --n 4 --seed 0 --out s/\n"
+                         epilog="examples:\n  style-transformer generate --n 16 --out samples/\n"
+                                "  style-transformer generate --generator G.pt --n 4 --seed 0 --out s/\n"
                                 "  style-transformer generate --generator G.pt --latents latents.npz --out r/",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    gen.add_argument("--generator", required=True, help="StyleGAN2 or Style Transformer checkpoint")
+    gen.add_argument("--generator", help="StyleGAN2 or Style Transformer checkpoint (default: the shipped "
+                                         "64x64 face generator)")
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--latents", help="npz of (num_ws, w_dim) or (w_dim,) arrays; writes <key>.png")
     src.add_argument("--n", type=_positive_int, help="number of random samples")
@@ -108,10 +110,41 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--data", required=True, help="folder of training images")
     tg.add_argument("--out", required=True, help="run folder: checkpoint.pt, config.json, log.jsonl")
     tg.add_argument("--size", type=_positive_int, default=64, help="image size (must match the preset)")
-    tg.add_argument("--preset", default="small-64", help="architecture and hyper-parameters (see GAN_PRESETS)")
+    tg.add_argument("--preset", default="faces-64", help="architecture and hyper-parameters (see GAN_PRESETS)")
     tg.add_argument("--kimg", type=float, help="train until this many thousand real images were shown")
     tg.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
     tg.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
+    tg.add_argument("--snapshot-kimg", type=float,
+                    help="keep the EMA generator every this many kimg in RUN/snapshots/ (for an FID curve)")
+    tg.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
+                    help="decode the images once into memory (auto: when they fit in 4 GB)")
+
+    eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
+                        epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
+                               "  style-transformer eval-generator --reference ref/ --n 10000",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    eg.add_argument("--generator", help="StyleGAN2 checkpoint (default: the shipped generator)")
+    eg.add_argument("--reference", required=True, help="folder of real images (with attributes.csv for label rates)")
+    eg.add_argument("--n", type=_positive_int, default=10000, help="number of samples (default 10000)")
+    eg.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
+    eg.add_argument("--no-fid", action="store_true", help="skip FID (attribute frequencies only)")
+    eg.add_argument("--no-attributes", action="store_true", help="skip attribute frequencies")
+    eg.add_argument("--seed", type=int, default=0)
+    eg.add_argument("--batch-size", type=_positive_int, default=64)
+    eg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    eg.add_argument("--json", help="also write the report as JSON here")
+
+    tc = sub.add_parser("train-classifier", help="train the image attribute classifier on a labelled folder",
+                        epilog="example:\n  style-transformer train-classifier --data faces/ --out classifier.safetensors",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tc.add_argument("--data", required=True, help="folder of training images")
+    tc.add_argument("--labels", help="CelebA list_attr_celeba.txt or CSV (default DATA/attributes.csv); "
+                                     "the columns whose values are all 0/1 are learnt")
+    tc.add_argument("--out", required=True, help="output .safetensors file")
+    tc.add_argument("--size", type=_positive_int, default=64, help="classifier input side")
+    tc.add_argument("--epochs", type=float, default=2.0)
+    tc.add_argument("--batch-size", type=_positive_int, default=64)
+    tc.add_argument("--seed", type=int, default=0)
 
     conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
     conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
@@ -145,14 +178,13 @@ def _make_out_dir(path: str) -> Path:
 
 
 def _write_npz_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
@@ -317,7 +349,15 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
             if not dist.is_initialized():
                 dist.init_process_group("gloo")  # the trainer runs on CPU for now
-        dataset = ImageFolderDataset(args.data, cfg.generator.size)
+        if args.snapshot_kimg is not None:
+            cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
+        cache = args.cache == "on"
+        if args.cache == "auto":
+            from .data.images import list_image_files
+
+            n = len(list_image_files(args.data)) if Path(args.data).is_dir() else 0
+            cache = n * 3 * cfg.generator.size ** 2 <= 4 << 30
+        dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache)
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
         trainer = GANTrainer(cfg, dataset, out)
@@ -331,6 +371,72 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_generator(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from .checkpoints import load_model
+    from .inference import resolve_device
+    from .metrics.fid import FIDError
+    from .metrics.generator import evaluate_generator
+    from .pretrained import default_path
+
+    if args.no_fid and args.no_attributes:
+        raise UsageError("nothing to measure: --no-fid and --no-attributes together")
+    if not Path(args.reference).is_dir():
+        raise UsageError(f"{args.reference}: no such folder")
+    gen = load_model(args.generator or default_path("generator"), kind="generator")
+    classifier = None if args.no_attributes else load_model(args.classifier or default_path("attribute_classifier"),
+                                                             kind="attribute_classifier")
+    try:
+        report = evaluate_generator(gen, args.reference, n=args.n, classifier=classifier, fid=not args.no_fid,
+                                    seed=args.seed, batch_size=args.batch_size, device=resolve_device(args.device),
+                                    progress=True)
+    except FIDError as e:
+        raise UsageError(str(e)) from None
+    print(report.to_markdown())
+    if args.json:
+        _write_text_atomic(Path(args.json), json.dumps(dataclasses.asdict(report), indent=2))
+    return 0
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+
+    from .checkpoints import save_model
+    from .config import AttributeClassifierConfig
+    from .data.datasets import ImageFolderDataset, LabelError, binary_columns
+    from .data.images import InputError
+    from .training.classifier import ClassifierTrainConfig, train_classifier
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; give a .safetensors file name")
+    labels = Path(args.labels) if args.labels else Path(args.data) / "attributes.csv"
+    try:
+        columns = binary_columns(labels)
+        if not columns:
+            raise UsageError(f"{labels}: no column holds only 0/1 values")
+        cfg = ClassifierTrainConfig(model=AttributeClassifierConfig(attributes=tuple(columns), size=args.size),
+                                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+        train = ImageFolderDataset(args.data, args.size, labels=labels, split="train", cache=True, progress=True,
+                                   columns=columns)
+        try:
+            val = ImageFolderDataset(args.data, args.size, labels=labels, split="val", cache=True, columns=columns)
+        except InputError:  # a handful of images: nothing falls in the validation split
+            val = None
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    model, acc = train_classifier(cfg, train, val, progress=True)
+    save_model(model, out)
+    if val is not None:
+        print(f"validation accuracy on {len(val)} images (split 'val' of {args.data}):")
+        for name, a in acc.items():
+            print(f"  {name:<22} {a * 100:6.2f}%")
+        print(f"mean {sum(acc.values()) / len(acc) * 100:.2f}%")
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
     from .checkpoints import CheckpointError
@@ -340,7 +446,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
-                "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan}
+                "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan,
+                "train-classifier": _cmd_train_classifier,
+                "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)
     except (UsageError, CheckpointError, InputError) as e:

@@ -174,6 +174,32 @@ class StyleTransformerConfig(_ConfigMixin):
         if self.encoder.d_model != self.generator.style_dim:
             raise ConfigError("encoder.d_model must equal generator.style_dim")
 
+@dataclass(frozen=True)
+class AttributeClassifierConfig(_ConfigMixin):
+    """Image attribute classifier: a small CNN with one logit per binary attribute.
+
+    It judges images, never latents, so it can score any generator or encoder (attribute
+    frequencies of samples, attribute agreement of reconstructions and edits).
+
+    Attributes:
+        attributes: attribute names, in logit order (e.g. CelebA names).
+        size: input side; other sizes are resized (bilinear, antialiased) first.
+        channels: widths of the stages; each stage is a 3x3 conv and a stride-2 3x3 conv (BN, ReLU).
+    """
+
+    attributes: Tuple[str, ...] = ()
+    size: int = 64
+    channels: Tuple[int, ...] = (16, 32, 64, 128)
+
+    def __post_init__(self):
+        if not self.attributes:
+            raise ConfigError("AttributeClassifierConfig needs at least one attribute name")
+        if len(set(self.attributes)) != len(self.attributes):
+            raise ConfigError(f"duplicate attribute names in {self.attributes}")
+        if self.size < 8 or not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"invalid classifier size {self.size} or channels {self.channels}")
+
+
 
 PRESETS: Dict[str, StyleTransformerConfig] = {
     # The paper's FFHQ model: IR-SE50, 18 queries, 1024x1024 StyleGAN2.

@@ -3,8 +3,6 @@
 import argparse
 import dataclasses
 import json
-import pickle
-from pathlib import Path
 
 import pytest
 import torch

@@ -118,3 +118,30 @@ def test_torchrun_two_cpu_processes_and_resume(tmp_path):
 
     assert main(["train-gan", "--data", str(tmp_path / "faces"), "--out", str(run), "--size", "32",
                  "--kimg", "0.1", "--resume"]) == 1  # one process cannot continue a 2-process run
+
+
+def test_snapshots_and_ema_rampup(faces, tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(CFG, snapshot_kimg=0.008, ema_rampup=0.5, path_length_weight=0.0)
+    t = GANTrainer(cfg, faces, tmp_path / "run")
+    before = [p.detach().clone() for p in t.g_ema.parameters()]
+    t.train_step()
+    # ramp-up: half-life min(ema_kimg * 1000, images seen * rampup) = 4 * 0.5 = 2 images, so the
+    # EMA moves by 1 - 0.5 ** (4 / 2) = 0.75 of the way to the trained weights
+    for pe, p0, p in zip(t.g_ema.parameters(), before, t.g.parameters()):
+        torch.testing.assert_close(pe, p0 + 0.75 * (p.detach() - p0))
+    t.fit(progress=False)  # 4 steps of 4 images: a snapshot every 8 images, after steps 2 and 4
+    snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snaps == ["g_ema-step0000002.safetensors", "g_ema-step0000004.safetensors"]
+    g = load_model(tmp_path / "run" / "snapshots" / snaps[-1], kind="generator")
+    for a, b in zip(g.parameters(), t.g_ema.parameters()):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(g.latent_avg, t.g_ema.mean_latent(4096, seed=cfg.seed))
+
+
+def test_default_preset_is_the_shipped_architecture():
+    from style_transformer.pretrained import load_default
+    from style_transformer.training import gan_preset
+
+    assert load_default("generator").cfg == gan_preset("faces-64").generator

@@ -1,7 +1,7 @@
 """The one checkpoint loader, and the native safetensors format.
 
 Native format: ``model.safetensors`` whose metadata (str -> str) holds ``format="style_transformer"``,
-``format_version``, ``kind`` (``style_transformer`` | ``generator``) and ``config`` (JSON). A
+``format_version``, ``kind`` (``style_transformer`` | ``generator`` | ``attribute_classifier``) and ``config`` (JSON). A
 ``config.json`` beside the file (``{"kind": ..., "config": {...}}``) is also accepted. Loading rebuilds
 the model from the config and calls ``load_state_dict(strict=True)``. fp16 files are upcast to float32.
 """
@@ -11,22 +11,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, GeneratorConfig, StyleTransformerConfig
-from ..models import Generator, StyleTransformer
+from ..config import AttributeClassifierConfig, ConfigError, GeneratorConfig, StyleTransformerConfig
+from ..models import AttributeClassifier, Generator, StyleTransformer
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
+from ..utils import atomic_path
 
 log = logging.getLogger(__name__)
 
 FORMAT = "style_transformer"
 FORMAT_VERSION = "1"
-KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "generator": (Generator, GeneratorConfig)}
+KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "generator": (Generator, GeneratorConfig),
+         "attribute_classifier": (AttributeClassifier, AttributeClassifierConfig)}
 PathLike = Union[str, os.PathLike]
 
 
@@ -59,15 +60,8 @@ def save_model(model: nn.Module, path: PathLike, dtype: Optional[torch.dtype] = 
         state[k] = v.contiguous()
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind_of(model),
             "config": model.cfg.to_json()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 
@@ -109,11 +103,11 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
 
     Args:
         path: checkpoint file or folder.
-        kind: required kind (``"style_transformer"`` or ``"generator"``); a Style Transformer
+        kind: required kind (``"style_transformer"``, ``"generator"`` or ``"attribute_classifier"``); a Style Transformer
             checkpoint also satisfies ``"generator"`` (its decoder is returned).
 
     Returns:
-        ``StyleTransformer`` or ``Generator``.
+        ``StyleTransformer``, ``Generator`` or ``AttributeClassifier``.
 
     Raises:
         CheckpointError: missing/unreadable/unsafe file, wrong kind, or keys that do not fit.

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import ImageLoadError, InputError, list_image_files, load_image, preprocess
+from .images import ImageLoadError, InputError, list_image_files, load_image, resize_uint8, uint8_to_input
 
 log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
@@ -61,6 +61,15 @@ def load_labels(path: PathLike) -> Tuple[List[str], Dict[str, np.ndarray]]:
     return names, table
 
 
+def binary_columns(path: PathLike) -> List[str]:
+    """Names of the label columns whose values are all 0 or 1."""
+    names, table = load_labels(path)
+    if not table:
+        return []
+    values = np.stack(list(table.values()))
+    return [n for j, n in enumerate(names) if np.isin(values[:, j], (0.0, 1.0)).all()]
+
+
 def split_of(name: str, val_fraction: float) -> str:
     """``"val"`` or ``"train"`` from a stable hash of the relative file name (adding files never
     moves existing ones between splits)."""
@@ -79,10 +88,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         labels: optional CelebA attribute file or CSV.
         split: ``"all"``, ``"train"`` or ``"val"``.
         val_fraction: share of files in ``"val"``.
+        columns: keep only these label columns, in this order (default: all).
+        cache: decode every image once at start and keep them in memory as uint8 (``N * 3 * size^2``
+            bytes; 50k images at 64x64 take 0.6 GB) so training steps never touch the disk.
     """
 
     def __init__(self, root: PathLike, size: int, labels: Optional[PathLike] = None, split: str = "all",
-                 val_fraction: float = 0.05):
+                 val_fraction: float = 0.05, cache: bool = False, progress: bool = False,
+                 columns: Optional[List[str]] = None):
         if split not in ("all", "train", "val"):
             raise ValueError(f"split must be all, train or val, got {split!r}")
         root = Path(root)
@@ -95,6 +108,13 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         table: Dict[str, np.ndarray] = {}
         if labels is not None:
             self.attribute_names, table = load_labels(labels)
+            if columns is not None:
+                missing = [c for c in columns if c not in self.attribute_names]
+                if missing:
+                    raise LabelError(f"{labels}: no column {', '.join(missing)} (has {', '.join(self.attribute_names)})")
+                pick = [self.attribute_names.index(c) for c in columns]
+                table = {k: v[pick] for k, v in table.items()}
+                self.attribute_names = list(columns)
         kept: List[Path] = []
         for f in files:
             rel = f.relative_to(root).as_posix()
@@ -117,15 +137,41 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         self.files = kept
         self._labels = ([table.get(f.relative_to(root).as_posix(), table.get(f.name)) for f in kept]
                         if labels is not None else None)
+        self._cache: Optional[torch.Tensor] = None
+        if cache:
+            self._cache = self._decode_all(progress)
+
+    def _decode_all(self, progress: bool) -> torch.Tensor:
+        from tqdm import tqdm
+
+        data = torch.empty(len(self.files), 3, self.size, self.size, dtype=torch.uint8)
+        good: List[int] = []
+        for i, f in enumerate(tqdm(self.files, desc="caching images", unit="img", disable=not progress)):
+            try:
+                data[len(good)] = resize_uint8(load_image(f), self.size)
+            except ImageLoadError as e:  # the header scan passed but the data is broken
+                self.skipped += 1
+                log.warning("skipping %s", e)
+                continue
+            good.append(i)
+        if not good:
+            raise InputError(f"{self.root}: no usable images")
+        self.files = [self.files[i] for i in good]
+        if self._labels is not None:
+            self._labels = [self._labels[i] for i in good]
+        return data[:len(good)].clone() if len(good) < len(data) else data
+
+    def _load(self, i: int) -> torch.Tensor:
+        try:
+            return resize_uint8(load_image(self.files[i]), self.size)
+        except ImageLoadError as e:  # broke after the scan (e.g. truncated data past the header)
+            raise InputError(str(e)) from None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
-        try:
-            img = preprocess([load_image(self.files[i])], self.size)[0]
-        except ImageLoadError as e:  # broke after the scan (e.g. truncated data past the header)
-            raise InputError(str(e)) from None
+        img = uint8_to_input(self._cache[i] if self._cache is not None else self._load(i))
         if self._labels is None:
             return img
         return img, torch.from_numpy(self._labels[i])

@@ -15,6 +15,7 @@ from typing import Iterable, List, Sequence, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from ..utils import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PathLike = Union[str, os.PathLike]
@@ -130,10 +131,19 @@ def preprocess(images: Sequence[ImageLike], size: int) -> torch.Tensor:
             im = to_rgb(item)
         else:
             im = load_image(item)
-        im = im.resize((size, size), Image.BILINEAR)
-        t = torch.from_numpy(np.asarray(im, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
-        out.append((t - 0.5) / 0.5)
+        out.append(uint8_to_input(resize_uint8(im, size)))
     return torch.stack(out) if out else torch.empty(0, 3, size, size)
+
+
+def resize_uint8(im: Image.Image, size: int) -> torch.Tensor:
+    """RGB PIL image -> uint8 ``[3, size, size]`` (PIL bilinear, the official resize)."""
+    im = im.resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def uint8_to_input(t: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[..., 3, H, W]`` -> float32 in [-1, 1] (the same arithmetic as ``preprocess``)."""
+    return (t.float() / 255.0 - 0.5) / 0.5
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -144,7 +154,5 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
 
 def save_image(img: torch.Tensor, path: PathLike) -> None:
     """Writes one image ``[3, H, W]`` in [-1, 1] as PNG, atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    Image.fromarray(to_uint8(img.unsqueeze(0))[0]).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(img.unsqueeze(0))[0]).save(tmp, format="PNG")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+from ..utils import atomic_path
 
 BINARY_ATTRIBUTES: Tuple[str, ...] = (
     "Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Bangs", "No_Beard", "Blond_Hair", "Black_Hair",
@@ -236,7 +237,6 @@ def write_dataset(out: "os.PathLike[str] | str", n: int, size: int = 64, seed: i
     if bar is not None:
         bar.close()
     csv = out / "attributes.csv"
-    tmp = csv.with_name(csv.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, csv)
+    with atomic_path(csv) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     return csv

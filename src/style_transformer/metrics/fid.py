@@ -22,6 +22,7 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ..utils import atomic_path
 
 PathLike = Union[str, os.PathLike]
 _MODEL_RANGE = (-1.0, 0.9921875)
@@ -144,10 +145,8 @@ def folder_statistics(folder: PathLike, extractor: InceptionFeatures, batch_size
         if imgs:
             feats.append(extractor(torch.stack(imgs)))
     mu, sigma = statistics(np.concatenate(feats))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=mu, sigma=sigma)
     return mu, sigma
 
 

@@ -1,0 +1,140 @@
+"""Generator quality: FID against a reference folder and attribute frequencies of samples.
+
+Frequencies are judged by the image attribute classifier on both sides (samples and reference
+images), so the classifier's own small errors cancel in the comparison; the reference's ground-truth
+label rates (from its ``attributes.csv``) are reported beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import numpy as np
+import torch
+
+from ..models.classifier import AttributeClassifier
+from ..models.stylegan2 import Generator
+from .fid import InceptionFeatures, folder_statistics, frechet_distance, statistics
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class GeneratorReport:
+    """Result of ``evaluate_generator``; frequencies are fractions in [0, 1] per attribute."""
+
+    n_samples: int
+    fid: Optional[float] = None
+    sample_rates: Dict[str, float] = field(default_factory=dict)
+    reference_rates: Dict[str, float] = field(default_factory=dict)
+    label_rates: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max_rate_gap(self) -> float:
+        """Largest |sample - reference| frequency gap, in percentage points."""
+        gaps = [abs(self.sample_rates[a] - self.reference_rates[a]) for a in self.sample_rates]
+        return 100 * max(gaps) if gaps else float("nan")
+
+    def to_markdown(self) -> str:
+        lines = [f"FID ({self.n_samples} samples): {self.fid:.2f}" if self.fid is not None else
+                 f"{self.n_samples} samples"]
+        if self.sample_rates:
+            lines += ["", "| attribute | samples | reference (classifier) | reference (labels) | gap (points) |",
+                      "|---|---:|---:|---:|---:|"]
+            for a, r in self.sample_rates.items():
+                ref = self.reference_rates.get(a, float("nan"))
+                lab = self.label_rates.get(a)
+                lines.append(f"| {a} | {100 * r:.1f}% | {100 * ref:.1f}% | "
+                             f"{'' if lab is None else f'{100 * lab:.1f}%'} | {100 * abs(r - ref):.1f} |")
+            lines.append(f"\nlargest gap: {self.max_rate_gap:.1f} points")
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def _folder_rates(folder: Path, classifier: AttributeClassifier, batch_size: int) -> Dict[str, float]:
+    from ..data.datasets import ImageFolderDataset
+
+    ds = ImageFolderDataset(folder, classifier.cfg.size, cache=True)
+    total = torch.zeros(len(classifier.attributes), dtype=torch.float64)
+    for i in range(0, len(ds), batch_size):
+        img = torch.stack([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
+        total += (classifier.predict(img) > 0.5).double().sum(0)
+    return {a: float(t / len(ds)) for a, t in zip(classifier.attributes, total)}
+
+
+def _label_rates(folder: Path, names) -> Dict[str, float]:
+    from ..data.datasets import load_labels
+
+    csv = folder / "attributes.csv"
+    if not csv.is_file():
+        return {}
+    cols, table = load_labels(csv)
+    values = np.stack(list(table.values()))
+    return {a: float(values[:, cols.index(a)].mean()) for a in names if a in cols}
+
+
+@torch.no_grad()
+def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000,
+                       classifier: Optional[AttributeClassifier] = None, fid: bool = True, seed: int = 0,
+                       batch_size: int = 64, device: Union[str, torch.device] = "cpu",
+                       cache_dir: Optional[PathLike] = None, progress: bool = False) -> GeneratorReport:
+    """Samples ``n`` images (z ~ N(0, I) from ``seed``, no truncation, random noise) and compares them
+    with the images of ``reference``.
+
+    Args:
+        generator: the model to judge.
+        reference: folder of real images (e.g. rendered faces with their ``attributes.csv``).
+        n: number of samples.
+        classifier: judges attribute frequencies on samples and reference (None: skipped).
+        fid: compute FID (InceptionV3 features of every sample).
+        seed: sampling seed.
+        batch_size: samples per forward pass.
+        device: where the generator, Inception and the classifier run.
+        cache_dir: FID statistics cache for the reference folder.
+        progress: progress bar.
+
+    Returns:
+        ``GeneratorReport``.
+    """
+    device = torch.device(device)
+    generator = generator.to(device).eval()
+    reference = Path(reference)
+    inception = InceptionFeatures(device) if fid else None
+    if classifier is not None:
+        classifier = classifier.to(device).eval()
+    feats, counts = [], None
+    z_gen = torch.Generator().manual_seed(seed)
+    noise_state = torch.get_rng_state()
+    torch.manual_seed(seed)  # the noise inputs; restored afterwards
+    steps = range(0, n, batch_size)
+    if progress:
+        from tqdm import tqdm
+        steps = tqdm(steps, desc="samples", unit="batch")
+    try:
+        for i in steps:
+            b = min(batch_size, n - i)
+            z = torch.randn(b, generator.style_dim, generator=z_gen).to(device)
+            ws = generator.mapping(z)[:, None].expand(-1, generator.num_ws, -1)
+            img = generator.synthesis(ws, randomize_noise=True).clamp(-1, 1)
+            if inception is not None:
+                feats.append(inception(img))
+            if classifier is not None:
+                c = (classifier.predict(img) > 0.5).double().sum(0)
+                counts = c if counts is None else counts + c
+    finally:
+        torch.set_rng_state(noise_state)
+    report = GeneratorReport(n_samples=n)
+    if inception is not None:
+        mu, sigma = statistics(np.concatenate(feats))
+        ref = folder_statistics(reference, inception, cache_dir=cache_dir, progress=progress)
+        report.fid = frechet_distance(mu, sigma, *ref)
+    if classifier is not None:
+        report.sample_rates = {a: float(c / n) for a, c in zip(classifier.attributes, counts)}
+        report.reference_rates = _folder_rates(reference, classifier, 256)
+        report.label_rates = _label_rates(reference, classifier.attributes)
+    return report

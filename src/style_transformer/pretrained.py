@@ -1,0 +1,42 @@
+"""The default models that ship inside the package (``style_transformer/weights/``).
+
+They were trained here, by this project's own trainers, on the procedural face domain
+(``data/synthetic.py``); ``weights/README.md`` records the exact commands and the training logs'
+summaries. Everything runs offline: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+from .checkpoints.legacy import CheckpointError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+DEFAULT_FILES: Dict[str, str] = {
+    "generator": "faces64_generator.safetensors",
+    "attribute_classifier": "faces64_attribute_classifier.safetensors",
+}
+
+
+def default_path(kind: str) -> Path:
+    """Path of the shipped default model of ``kind`` (``"generator"``, ``"attribute_classifier"``).
+
+    Raises:
+        CheckpointError: no default of that kind, or its file is missing from the install.
+    """
+    if kind not in DEFAULT_FILES:
+        raise CheckpointError(f"no shipped default {kind.replace('_', ' ')}; pass a checkpoint path")
+    path = WEIGHTS_DIR / DEFAULT_FILES[kind]
+    if not path.is_file():
+        raise CheckpointError(f"the shipped default {kind.replace('_', ' ')} is missing ({path}); "
+                              "reinstall the package or pass a checkpoint path")
+    return path
+
+
+def load_default(kind: str):
+    """Loads the shipped default model of ``kind`` (float32, eval mode, CPU)."""
+    from .checkpoints import load_model
+
+    return load_model(default_path(kind), kind=kind)
