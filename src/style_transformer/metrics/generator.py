@@ -16,6 +16,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
+from ..data.images import preprocess, to_uint8, uint8_to_input
 from ..models.classifier import AttributeClassifier
 from ..models.stylegan2 import Generator
 from .fid import InceptionFeatures, folder_statistics, frechet_distance, statistics
@@ -120,10 +121,13 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
             b = min(batch_size, n - i)
             z = torch.randn(b, generator.style_dim, generator=z_gen).to(device)
             ws = generator.mapping(z)[:, None].expand(-1, generator.num_ws, -1)
-            img = generator.synthesis(ws, randomize_noise=True).clamp(-1, 1)
+            # samples are judged as the images they would be on disk: 8-bit, then the reference
+            # folder's own preprocessing (PIL resize for Inception), so no resampling bias enters
+            pixels = to_uint8(generator.synthesis(ws, randomize_noise=True).cpu())
             if inception is not None:
-                feats.append(inception(img))
+                feats.append(inception(preprocess(list(pixels), 299)))
             if classifier is not None:
+                img = uint8_to_input(torch.from_numpy(pixels).permute(0, 3, 1, 2))
                 c = (classifier.predict(img) > 0.5).double().sum(0)
                 counts = c if counts is None else counts + c
     finally:

@@ -334,7 +334,7 @@ class GANTrainer:
 
             (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
             writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
-            log_file = open(self.out / "log.jsonl", "a")
+            log_file = open(self.out / "log.jsonl", "a", buffering=1)  # line-buffered: tail -f works
             if progress:
                 from tqdm import tqdm
                 bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.global_batch / 1000, 3),
