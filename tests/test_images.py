@@ -56,3 +56,20 @@ def test_preprocess_matches_official_transform():
     assert torch.equal(preprocess([t], 16), t)  # tensors are already normalised
     with pytest.raises(ValueError, match="NaN"):
         preprocess([torch.full((3, 16, 16), float("nan"))], 16)
+
+
+def test_atomic_path_permissions_and_cleanup(tmp_path):
+    import os
+
+    from style_transformer.utils import atomic_path
+
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert (tmp_path / "a.txt").read_text() == "x" and sorted(os.listdir(tmp_path)) == ["a.txt"]
