@@ -131,3 +131,14 @@ def test_generator_without_latent_avg_gets_mean_latent(tmp_path):
     torch.save(ck, path)
     g = load_model(path)
     torch.testing.assert_close(g.latent_avg, g.mean_latent(4096, seed=0))
+
+
+def test_saved_files_get_the_usual_permissions(tiny_model, tmp_path):
+    import os
+
+    from style_transformer import save_model
+
+    mask = os.umask(0)
+    os.umask(mask)
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
