@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     tg.add_argument("--snapshot-kimg", type=float,
                     help="keep the EMA generator every this many kimg in RUN/snapshots/ (for an FID curve)")
+    tg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="auto: CUDA when available (under torchrun, GPU LOCAL_RANK, NCCL), else CPU (gloo)")
     tg.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
                     help="decode the images once into memory (auto: when they fit in 4 GB)")
 
@@ -344,11 +346,19 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, kimg=args.kimg)
         if args.batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+        import torch
+
+        from .inference import resolve_device
+
+        device = resolve_device(args.device)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
             import torch.distributed as dist
 
+            if device.type == "cuda":
+                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(device)
             if not dist.is_initialized():
-                dist.init_process_group("gloo")  # the trainer runs on CPU for now
+                dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
         cache = args.cache == "on"
@@ -360,7 +370,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache)
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
-        trainer = GANTrainer(cfg, dataset, out)
+        trainer = GANTrainer(cfg, dataset, out, device=device)
         if args.resume:
             trainer.load()
         path = trainer.fit(progress=True)

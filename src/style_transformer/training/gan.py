@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 import torch
 import torch.distributed as dist
@@ -93,10 +93,13 @@ class GANTrainer:
         cfg: training config.
         dataset: yields ``[3, size, size]`` tensors in [-1, 1].
         out: run folder.
+        device: where the models train (weights are initialised on CPU first, so every device and
+            every rank starts from the same numbers).
     """
 
-    def __init__(self, cfg: GANTrainConfig, dataset, out: os.PathLike):
+    def __init__(self, cfg: GANTrainConfig, dataset, out: os.PathLike, device: Union[str, torch.device] = "cpu"):
         self.cfg, self.dataset, self.out = cfg, dataset, Path(out)
+        self.device = torch.device(device)
         # multi-process (torchrun): every rank builds the same initial weights, draws its own data,
         # z and noise, and averages gradients before each optimiser step
         self.rank, self.world = ((dist.get_rank(), dist.get_world_size()) if dist.is_available()
@@ -106,6 +109,8 @@ class GANTrainer:
         self.d = Discriminator(cfg.generator)
         self.g_ema = Generator(cfg.generator).eval().requires_grad_(False)
         self.g_ema.load_state_dict(self.g.state_dict())
+        for m in (self.g, self.d, self.g_ema):
+            m.to(self.device)
         self.g_optim = _adam(self.g.parameters(), cfg.lr, cfg.g_reg_every if cfg.path_length_weight > 0 else 0)
         self.d_optim = _adam(self.d.parameters(), cfg.lr, cfg.d_reg_every)
         self.step = 0
@@ -149,7 +154,9 @@ class GANTrainer:
 
     def _rng_states(self) -> List[Dict[str, torch.Tensor]]:
         mine = {"torch": torch.get_rng_state(), "data": self.gen_data.get_state(), "z": self.gen_z.get_state(),
-                "mean_path_length": self.mean_path_length.clone()}
+                "mean_path_length": self.mean_path_length.detach().cpu().clone()}
+        if self.device.type == "cuda":  # noise inputs are drawn on the device
+            mine["cuda"] = torch.cuda.get_rng_state(self.device)
         if self.world == 1:
             return [mine]
         everyone: List = [None] * self.world
@@ -193,15 +200,17 @@ class GANTrainer:
         self.gen_data.set_state(rng["data"])
         self.gen_z.set_state(rng["z"])
         self.mean_path_length = rng["mean_path_length"]
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     # -- one step ------------------------------------------------------------------------------
     def _real_batch(self) -> torch.Tensor:
         idx = torch.randint(len(self.dataset), (self.cfg.batch_size,), generator=self.gen_data)
-        return torch.stack([self.dataset[int(i)] for i in idx])
+        return torch.stack([self.dataset[int(i)] for i in idx]).to(self.device, non_blocking=True)
 
     def _fake(self, batch: int) -> torch.Tensor:
         g = self.cfg.generator
-        z = torch.randn(2, batch, g.style_dim, generator=self.gen_z)
+        z = torch.randn(2, batch, g.style_dim, generator=self.gen_z).to(self.device)
         mix = torch.rand((), generator=self.gen_z).item() < self.cfg.mixing
         inject = int(torch.randint(1, g.num_ws, (), generator=self.gen_z))
         styles = [z[0], z[1]] if mix else [z[0]]
@@ -253,18 +262,19 @@ class GANTrainer:
     def _path_length_step(self) -> float:
         cfg = self.cfg
         batch = max(1, cfg.batch_size // 2)
-        z = torch.randn(batch, cfg.generator.style_dim, generator=self.gen_z)
+        z = torch.randn(batch, cfg.generator.style_dim, generator=self.gen_z).to(self.device)
         img, ws = self.g([z], randomize_noise=True, return_latents=True)
-        noise = torch.randn(img.shape, generator=self.gen_z) / math.sqrt(img.shape[2] * img.shape[3])
+        noise = torch.randn(img.shape, generator=self.gen_z).to(self.device) / math.sqrt(img.shape[2] * img.shape[3])
         grad, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.pow(2).sum(2).mean(1).sqrt()
-        mean = self.mean_path_length + 0.01 * (lengths.mean().detach() - self.mean_path_length)
+        prev = self.mean_path_length.to(lengths.device)
+        mean = prev + 0.01 * (lengths.mean().detach() - prev)
         penalty = (lengths - mean).pow(2).mean()
         self._check(penalty, "path-length penalty")
         self.g.zero_grad(set_to_none=True)
         (cfg.path_length_weight * cfg.g_reg_every * penalty + 0 * img[0, 0, 0, 0]).backward()
         self._optimize(self.g_optim, self.g)
-        self.mean_path_length = mean
+        self.mean_path_length = mean.cpu()
         return penalty.item()
 
     @torch.no_grad()
@@ -282,8 +292,8 @@ class GANTrainer:
     def sample_grid(self, n: int = 16) -> torch.Tensor:
         """EMA samples for fixed z (seeded by the config) as one grid ``[3, H, W]`` in [0, 1]."""
         z = torch.randn(n, self.cfg.generator.style_dim, generator=torch.Generator().manual_seed(self.cfg.seed))
-        img = self.g_ema.synthesis(self.g_ema.mapping(z)[:, None].expand(-1, self.g_ema.num_ws, -1))
-        img = ((img + 1) / 2).clamp(0, 1)
+        img = self.g_ema.synthesis(self.g_ema.mapping(z.to(self.device))[:, None].expand(-1, self.g_ema.num_ws, -1))
+        img = ((img.float().cpu() + 1) / 2).clamp(0, 1)
         cols = int(math.ceil(math.sqrt(n)))
         rows = int(math.ceil(n / cols))
         _, c, h, w = img.shape
