@@ -32,6 +32,9 @@ def test_resume_is_exact(faces, tmp_path):
     for _ in range(2):
         first.train_step()
     first.save()
+    # a periodic checkpoint carries its EMA generator's W mean (usable for truncation as it is)
+    ck = torch.load(first.checkpoint_path, weights_only=True)
+    torch.testing.assert_close(ck["latent_avg"], first.g_ema.mean_latent(4096, seed=CFG.seed))
     resumed = GANTrainer(CFG, faces, tmp_path / "b")
     resumed.load()
     assert resumed.step == 2

@@ -148,7 +148,10 @@ class GANTrainer:
         return {
             "g": rosinality(self.g), "d": self.d.state_dict(), "g_ema": rosinality(self.g_ema),
             "g_optim": self.g_optim.state_dict(), "d_optim": self.d_optim.state_dict(),
-            "latent_avg": self.g_ema.latent_avg.clone(), "config": self.cfg.to_dict(), "step": self.step,
+            # every checkpoint (periodic, Ctrl-C, final) carries the W mean of its own EMA generator,
+            # so truncation works on whichever one a user picks up
+            "latent_avg": self.g_ema.mean_latent(4096, seed=self.cfg.seed).detach().cpu(),
+            "config": self.cfg.to_dict(), "step": self.step,
             "rng": self._rng_states(), "world_size": self.world,
         }
 
@@ -370,7 +373,6 @@ class GANTrainer:
                     self.save()
                 if lead and self._snapshot_due():
                     self.save_snapshot()
-            self.g_ema.latent_avg.copy_(self.g_ema.mean_latent(4096, seed=self.cfg.seed))
             self._check_ranks_agree()
             if lead:
                 self._log_samples(writer)
