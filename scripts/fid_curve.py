@@ -17,7 +17,6 @@ from pathlib import Path
 
 from style_transformer.checkpoints import load_model
 from style_transformer.metrics.generator import evaluate_generator
-from style_transformer.training.gan import GANTrainConfig
 from style_transformer.utils import atomic_path
 
 
@@ -29,14 +28,13 @@ def main() -> int:
     ap.add_argument("--every", type=float, default=0.0, help="only snapshots at least this many kimg apart")
     args = ap.parse_args()
     run = Path(args.run)
-    cfg = GANTrainConfig.from_json((run / "config.json").read_text())
-    snaps = sorted((run / "snapshots").glob("g_ema-step*.safetensors"))
+    snaps = sorted((run / "snapshots").glob("g_ema-[0-9]*.safetensors"))
     if not snaps:
         print(f"error: no snapshots in {run / 'snapshots'}", file=sys.stderr)
         return 2
     points, last = [], None
     for i, path in enumerate(snaps):
-        kimg = int(re.search(r"step(\d+)", path.name).group(1)) * cfg.batch_size / 1000
+        kimg = int(re.search(r"g_ema-(\d+)", path.name).group(1)) / 1000  # images shown
         if last is not None and kimg - last < args.every and i != len(snaps) - 1:
             continue
         last = kimg

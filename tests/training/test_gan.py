@@ -136,7 +136,7 @@ def test_snapshots_and_ema_rampup(faces, tmp_path):
         torch.testing.assert_close(pe, p0 + 0.75 * (p.detach() - p0))
     t.fit(progress=False)  # 4 steps of 4 images: a snapshot every 8 images, after steps 2 and 4
     snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
-    assert snaps == ["g_ema-step0000002.safetensors", "g_ema-step0000004.safetensors"]
+    assert snaps == ["g_ema-000000008.safetensors", "g_ema-000000016.safetensors"]
     g = load_model(tmp_path / "run" / "snapshots" / snaps[-1], kind="generator")
     for a, b in zip(g.parameters(), t.g_ema.parameters()):
         torch.testing.assert_close(a, b)
@@ -165,3 +165,47 @@ def test_cuda_training_resumes_exactly(faces, tmp_path):
         resumed.train_step()
     for a, b in zip(_params(straight), _params(resumed)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # cuDNN may pick other kernels
+
+
+def test_batch_size_can_change_on_resume(faces, tmp_path):
+    import dataclasses
+
+    t = GANTrainer(CFG, faces, tmp_path / "run")
+    t.train_step()
+    t.save()
+    ck = torch.load(t.checkpoint_path, weights_only=True)
+    assert ck["nimg"] == 4
+    del ck["nimg"]  # a checkpoint from before images were counted: step * batch
+    torch.save(ck, t.checkpoint_path)
+    half = GANTrainer(dataclasses.replace(CFG, batch_size=2), faces, tmp_path / "run")
+    half.load()
+    assert half.nimg == 4 and half.total_steps == 1 + 6  # 12 more images at 2 per step
+    half.fit(progress=False)
+    assert half.nimg == 16 and half.step == 7
+
+
+def test_sigterm_saves_and_stops(tmp_path):
+    """A background run (where shells make SIGINT ignored) is stopped with SIGTERM: it saves first."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_dataset(tmp_path / "faces", 8, size=32, seed=1)
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "style_transformer.cli", "train-gan", "--data",
+                             str(tmp_path / "faces"), "--out", str(run), "--size", "32", "--preset", "tiny-32",
+                             "--kimg", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()[-500:]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    last = json.loads(log.read_text().splitlines()[-1])["step"]
+    assert ck["step"] == last >= 3  # saved at a step boundary: the last logged step

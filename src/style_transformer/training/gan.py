@@ -16,6 +16,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +88,30 @@ def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99 ** ratio))
 
 
+class _StopRequests:
+    """Ctrl-C (SIGINT) and SIGTERM (``kill``, schedulers; background jobs ignore SIGINT) ask the
+    loop to stop at the next step boundary, so the saved state is never half a step. A second
+    Ctrl-C stops at once. Handlers are only installed on the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested (signal %d): saving after this step", signum)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 class GANTrainer:
     """Single-process StyleGAN2 trainer.
 
@@ -114,6 +140,7 @@ class GANTrainer:
         self.g_optim = _adam(self.g.parameters(), cfg.lr, cfg.g_reg_every if cfg.path_length_weight > 0 else 0)
         self.d_optim = _adam(self.d.parameters(), cfg.lr, cfg.d_reg_every)
         self.step = 0
+        self.nimg = 0  # real images shown so far (all ranks); the batch size may change on --resume
         self.gen_data = torch.Generator().manual_seed(cfg.seed + 1 + 1000 * self.rank)
         self.gen_z = torch.Generator().manual_seed(cfg.seed + 2 + 1000 * self.rank)
         if self.rank:
@@ -130,7 +157,12 @@ class GANTrainer:
 
     @property
     def total_steps(self) -> int:
-        return math.ceil(self.cfg.kimg * 1000 / self.global_batch)
+        """The step at which training ends, at the current batch size."""
+        return self.step + max(0, math.ceil((self.cfg.kimg * 1000 - self.nimg) / self.global_batch))
+
+    @property
+    def kimg(self) -> float:
+        return self.nimg / 1000
 
     def _optimize(self, optim: torch.optim.Optimizer, module: torch.nn.Module) -> None:
         if self.world > 1:
@@ -151,7 +183,7 @@ class GANTrainer:
             # every checkpoint (periodic, Ctrl-C, final) carries the W mean of its own EMA generator,
             # so truncation works on whichever one a user picks up
             "latent_avg": self.g_ema.mean_latent(4096, seed=self.cfg.seed).detach().cpu(),
-            "config": self.cfg.to_dict(), "step": self.step,
+            "config": self.cfg.to_dict(), "step": self.step, "nimg": self.nimg,
             "rng": self._rng_states(), "world_size": self.world,
         }
 
@@ -195,6 +227,8 @@ class GANTrainer:
         self.g_optim.load_state_dict(ck["g_optim"])
         self.d_optim.load_state_dict(ck["d_optim"])
         self.step = int(ck["step"])
+        # checkpoints from before the batch size could change count images as steps * batch
+        self.nimg = int(ck.get("nimg", self.step * ck["config"]["batch_size"] * int(ck.get("world_size", 1))))
         if int(ck.get("world_size", 1)) != self.world:
             raise TrainingError(f"{path}: written by {ck.get('world_size', 1)} processes; resume with as many "
                                 f"(this run has {self.world}) so that every data and noise stream continues")
@@ -260,6 +294,7 @@ class GANTrainer:
             logs["loss/path_length"] = self._path_length_step()
         self._update_ema()
         self.step += 1
+        self.nimg += self.global_batch
         return logs
 
     def _path_length_step(self) -> float:
@@ -284,7 +319,7 @@ class GANTrainer:
     def _update_ema(self) -> None:
         half_life = self.cfg.ema_kimg * 1000
         if self.cfg.ema_rampup > 0:
-            half_life = min(half_life, (self.step + 1) * self.global_batch * self.cfg.ema_rampup)
+            half_life = min(half_life, (self.nimg + self.global_batch) * self.cfg.ema_rampup)
         decay = 0.5 ** (self.global_batch / max(half_life, 1e-8))
         for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
             pe.lerp_(p, 1 - decay)
@@ -320,15 +355,15 @@ class GANTrainer:
         if every <= 0:
             return False
         # crossed a multiple of the interval during this step
-        return (self.step * self.global_batch) // every > ((self.step - 1) * self.global_batch) // every
+        return self.nimg // every > (self.nimg - self.global_batch) // every
 
     def save_snapshot(self) -> Path:
-        """Writes the EMA generator (with its W mean) as ``RUN/snapshots/g_ema-stepSSSSSSS.safetensors``
-        (the kimg reached is ``step * global batch / 1000``), the files an FID curve is computed from."""
+        """Writes the EMA generator (with its W mean) as ``RUN/snapshots/g_ema-NNNNNNNNN.safetensors``
+        (NNNNNNNNN: real images shown so far), the files an FID curve is computed from."""
         from ..checkpoints.io import save_model
 
         self.g_ema.latent_avg.copy_(self.g_ema.mean_latent(4096, seed=self.cfg.seed))
-        return save_model(self.g_ema, self.out / "snapshots" / f"g_ema-step{self.step:07d}.safetensors")
+        return save_model(self.g_ema, self.out / "snapshots" / f"g_ema-{self.nimg:09d}.safetensors")
 
     def _check(self, value: torch.Tensor, what: str) -> None:
         if not torch.isfinite(value).all():
@@ -337,11 +372,12 @@ class GANTrainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, progress: bool = True) -> Path:
-        """Trains until ``cfg.kimg``; checkpoints periodically, at the end and on Ctrl-C (single
-        process; with several, the last periodic checkpoint is the resume point). Rank 0 logs."""
+        """Trains until ``cfg.kimg``; checkpoints periodically, at the end and on Ctrl-C or SIGTERM
+        (single process; with several, the last periodic checkpoint is the resume point). Rank 0 logs."""
         lead = self.rank == 0
         self.out.mkdir(parents=True, exist_ok=True)
         writer = log_file = bar = None
+        stop = _StopRequests() if self.world == 1 else None
         if lead:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -350,22 +386,21 @@ class GANTrainer:
             log_file = open(self.out / "log.jsonl", "a", buffering=1)  # line-buffered: tail -f works
             if progress:
                 from tqdm import tqdm
-                bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.step * self.global_batch / 1000, 3),
+                bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.kimg, 3),
                            unit="kimg", desc="train-gan")
         try:
-            t0, start = time.perf_counter(), self.step
-            while self.step < self.total_steps:
+            t0, start = time.perf_counter(), self.nimg
+            while self.nimg < self.cfg.kimg * 1000:
                 logs = self.train_step()
                 if lead:
-                    logs.update(kimg=self.step * self.global_batch / 1000, img_per_s=(self.step - start)
-                                * self.global_batch / max(time.perf_counter() - t0, 1e-9))
+                    logs.update(kimg=self.kimg, img_per_s=(self.nimg - start) / max(time.perf_counter() - t0, 1e-9))
                     for k, v in logs.items():
                         writer.add_scalar(k if "/" in k else f"progress/{k}", v, self.step)
                     log_file.write(json.dumps({"step": self.step, **logs}) + "\n")
                     if self.step % self.cfg.sample_every == 0:
                         self._log_samples(writer)
                     if bar is not None:
-                        bar.n = round(self.step * self.global_batch / 1000, 3)
+                        bar.n = round(self.kimg, 3)
                         bar.refresh()
                         bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()
                                          if k.startswith("loss")})
@@ -373,16 +408,21 @@ class GANTrainer:
                     self.save()
                 if lead and self._snapshot_due():
                     self.save_snapshot()
+                if stop is not None and stop.requested:
+                    log.warning("stopped at step %d: saving %s", self.step, self.checkpoint_path)
+                    self.save()
+                    raise KeyboardInterrupt
             self._check_ranks_agree()
             if lead:
                 self._log_samples(writer)
             return self.save()
         except KeyboardInterrupt:
-            if self.world == 1:
-                log.warning("interrupted: saving %s", self.checkpoint_path)
-                self.save()
+            if stop is not None and not stop.requested:  # a signal we did not handle: mid-step state
+                log.warning("interrupted mid-step: %s keeps the last saved step", self.checkpoint_path)
             raise
         finally:
+            if stop is not None:
+                stop.restore()
             if writer is not None:
                 writer.close()
                 log_file.close()
