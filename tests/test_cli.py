@@ -171,3 +171,18 @@ def test_nan_weights_are_refused(tiny_model, image_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "encoder.latlayer1.weight" in err[0] and "NaN" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_without_generator_uses_the_shipped_model(tmp_path):
+    from style_transformer.pretrained import load_default
+
+    out = tmp_path / "s"
+    assert main(["generate", "--n", "2", "--seed", "1", "--out", str(out)]) == 0
+    g = load_default("generator")
+    with np.load(out / "latents.npz") as z:
+        ws = z["sample_0000"]
+    assert ws.shape == (g.num_ws, g.style_dim)
+    with Image.open(out / "sample_0001.png") as im:
+        assert im.size == (g.size, g.size)
+    # the shipped file carries a real W mean (truncation pulls toward it)
+    torch.testing.assert_close(g.latent_avg, g.mean_latent(4096, seed=0), atol=2e-3, rtol=0)
