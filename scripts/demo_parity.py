@@ -13,7 +13,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
