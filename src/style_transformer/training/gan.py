@@ -12,12 +12,9 @@ Scalars (losses, kimg, img/s) and EMA sample grids go to TensorBoard event files
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +26,10 @@ import torch.nn.functional as F
 
 from ..config import GeneratorConfig, _ConfigMixin
 from ..models import Discriminator, Generator
-from ..utils import atomic_path
+from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
+                     read_checkpoint, tile, write_checkpoint)
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, unusable checkpoint or data)."""
 
 
 @dataclass(frozen=True)
@@ -88,30 +82,6 @@ def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, 0.99 ** ratio))
 
 
-class _StopRequests:
-    """Ctrl-C (SIGINT) and SIGTERM (``kill``, schedulers; background jobs ignore SIGINT) ask the
-    loop to stop at the next step boundary, so the saved state is never half a step. A second
-    Ctrl-C stops at once. Handlers are only installed on the main thread."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("stop requested (signal %d): saving after this step", signum)
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 class GANTrainer:
     """Single-process StyleGAN2 trainer.
 
@@ -128,8 +98,7 @@ class GANTrainer:
         self.device = torch.device(device)
         # multi-process (torchrun): every rank builds the same initial weights, draws its own data,
         # z and noise, and averages gradients before each optimiser step
-        self.rank, self.world = ((dist.get_rank(), dist.get_world_size()) if dist.is_available()
-                                 and dist.is_initialized() else (0, 1))
+        self.rank, self.world = rank_and_world()
         torch.manual_seed(cfg.seed)
         self.g = Generator(cfg.generator)
         self.d = Discriminator(cfg.generator)
@@ -165,11 +134,7 @@ class GANTrainer:
         return self.nimg / 1000
 
     def _optimize(self, optim: torch.optim.Optimizer, module: torch.nn.Module) -> None:
-        if self.world > 1:
-            for p in module.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad.div_(self.world)
+        average_gradients(module.parameters(), self.world)
         optim.step()
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -192,32 +157,15 @@ class GANTrainer:
                 "mean_path_length": self.mean_path_length.detach().cpu().clone()}
         if self.device.type == "cuda":  # noise inputs are drawn on the device
             mine["cuda"] = torch.cuda.get_rng_state(self.device)
-        if self.world == 1:
-            return [mine]
-        everyone: List = [None] * self.world
-        dist.all_gather_object(everyone, mine)  # collective: every rank calls save()
-        return everyone
+        return gather_from_ranks(mine, self.world)  # collective: every rank calls save()
 
     def save(self) -> Path:
         """Writes the checkpoint atomically (rank 0; in multi-process runs every rank must call it)."""
-        state = self.state()
-        if self.rank == 0:
-            with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(state, tmp)
-        if self.world > 1:
-            dist.barrier()
-        return self.checkpoint_path
+        return write_checkpoint(self.state(), self.checkpoint_path, self.rank, self.world)
 
     def load(self, path: Optional[os.PathLike] = None) -> None:
-        from ..checkpoints import CheckpointError, torch_load_safe
-
         path = Path(path) if path is not None else self.checkpoint_path
-        try:
-            ck = torch_load_safe(path)
-        except CheckpointError as e:
-            raise TrainingError(str(e)) from None
-        if not isinstance(ck, dict) or "rng" not in ck or "g_optim" not in ck:
-            raise TrainingError(f"{path}: not a train-gan checkpoint (no optimiser/RNG state to resume from)")
+        ck = read_checkpoint(path, ("rng", "g_optim", "config"), "train-gan", self.world)
         if ck["config"].get("generator") != self.cfg.generator.to_dict():
             raise TrainingError(f"{path}: the checkpoint's generator config differs from this run's")
         latent_avg = ck["latent_avg"].reshape(-1)
@@ -229,9 +177,6 @@ class GANTrainer:
         self.step = int(ck["step"])
         # checkpoints from before the batch size could change count images as steps * batch
         self.nimg = int(ck.get("nimg", self.step * ck["config"]["batch_size"] * int(ck.get("world_size", 1))))
-        if int(ck.get("world_size", 1)) != self.world:
-            raise TrainingError(f"{path}: written by {ck.get('world_size', 1)} processes; resume with as many "
-                                f"(this run has {self.world}) so that every data and noise stream continues")
         rng = ck["rng"][self.rank]
         torch.set_rng_state(rng["torch"])
         self.gen_data.set_state(rng["data"])
@@ -331,24 +276,7 @@ class GANTrainer:
         """EMA samples for fixed z (seeded by the config) as one grid ``[3, H, W]`` in [0, 1]."""
         z = torch.randn(n, self.cfg.generator.style_dim, generator=torch.Generator().manual_seed(self.cfg.seed))
         img = self.g_ema.synthesis(self.g_ema.mapping(z.to(self.device))[:, None].expand(-1, self.g_ema.num_ws, -1))
-        img = ((img.float().cpu() + 1) / 2).clamp(0, 1)
-        cols = int(math.ceil(math.sqrt(n)))
-        rows = int(math.ceil(n / cols))
-        _, c, h, w = img.shape
-        grid = img.new_zeros(c, rows * h, cols * w)
-        for i in range(n):
-            grid[:, (i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = img[i]
-        return grid
-
-    def _log_samples(self, writer) -> None:
-        from PIL import Image
-
-        grid = self.sample_grid()
-        writer.add_image("samples", grid, self.step)
-        folder = self.out / "samples"
-        folder.mkdir(parents=True, exist_ok=True)
-        arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype("uint8")
-        Image.fromarray(arr).save(folder / f"step_{self.step:07d}.png")
+        return tile(img.float().cpu(), int(math.ceil(math.sqrt(n))))
 
     def _snapshot_due(self) -> bool:
         every = self.cfg.snapshot_kimg * 1000
@@ -376,34 +304,20 @@ class GANTrainer:
         (single process; with several, the last periodic checkpoint is the resume point). Rank 0 logs."""
         lead = self.rank == 0
         self.out.mkdir(parents=True, exist_ok=True)
-        writer = log_file = bar = None
-        stop = _StopRequests() if self.world == 1 else None
-        if lead:
-            from torch.utils.tensorboard import SummaryWriter
-
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
-            writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step or None)
-            log_file = open(self.out / "log.jsonl", "a", buffering=1)  # line-buffered: tail -f works
-            if progress:
-                from tqdm import tqdm
-                bar = tqdm(total=round(self.cfg.kimg, 3), initial=round(self.kimg, 3),
-                           unit="kimg", desc="train-gan")
+        stop = StopRequests() if self.world == 1 else None
+        run = RunLog(self.out, self.cfg.to_dict(), self.step, lead,
+                     ("train-gan", "kimg", round(self.cfg.kimg, 3), round(self.kimg, 3)) if progress else None)
         try:
             t0, start = time.perf_counter(), self.nimg
             while self.nimg < self.cfg.kimg * 1000:
                 logs = self.train_step()
                 if lead:
                     logs.update(kimg=self.kimg, img_per_s=(self.nimg - start) / max(time.perf_counter() - t0, 1e-9))
-                    for k, v in logs.items():
-                        writer.add_scalar(k if "/" in k else f"progress/{k}", v, self.step)
-                    log_file.write(json.dumps({"step": self.step, **logs}) + "\n")
+                    run.scalars(self.step, logs)
                     if self.step % self.cfg.sample_every == 0:
-                        self._log_samples(writer)
-                    if bar is not None:
-                        bar.n = round(self.kimg, 3)
-                        bar.refresh()
-                        bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()
-                                         if k.startswith("loss")})
+                        run.image("samples", self.sample_grid(), self.step)
+                    run.progress(round(self.kimg, 3), {k.split("/")[-1]: f"{v:.3f}" for k, v in logs.items()
+                                                       if k.startswith("loss")})
                 if self.step % self.cfg.checkpoint_every == 0:
                     self.save()
                 if lead and self._snapshot_due():
@@ -414,7 +328,7 @@ class GANTrainer:
                     raise KeyboardInterrupt
             self._check_ranks_agree()
             if lead:
-                self._log_samples(writer)
+                run.image("samples", self.sample_grid(), self.step)
             return self.save()
         except KeyboardInterrupt:
             if stop is not None and not stop.requested:  # a signal we did not handle: mid-step state
@@ -423,11 +337,7 @@ class GANTrainer:
         finally:
             if stop is not None:
                 stop.restore()
-            if writer is not None:
-                writer.close()
-                log_file.close()
-            if bar is not None:
-                bar.close()
+            run.close()
 
     def _check_ranks_agree(self) -> None:
         """Multi-process runs must hold identical weights on every rank (same init, averaged grads)."""

@@ -1,0 +1,175 @@
+"""What every trainer here shares: process-group facts, gradient averaging, stop requests, atomic
+resume checkpoints with per-rank RNG states, and the run folder's logs (config.json, log.jsonl,
+TensorBoard, PNG grids, a progress bar)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as dist
+
+from ..utils import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable checkpoint or data)."""
+
+
+def rank_and_world() -> Tuple[int, int]:
+    """(rank, world size) of the running process group, (0, 1) without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def average_gradients(params: Iterable[torch.Tensor], world: int) -> None:
+    """Multi-process training: every rank's gradients become the mean over ranks (what DDP does;
+    explicit, because R1's double backward and lazy regularisation do not fit DDP's reducer)."""
+    if world > 1:
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad.div_(world)
+
+
+def gather_from_ranks(mine: Any, world: int) -> List[Any]:
+    """Every rank's ``mine`` in rank order (a collective: every rank must call it)."""
+    if world == 1:
+        return [mine]
+    everyone: List[Any] = [None] * world
+    dist.all_gather_object(everyone, mine)
+    return everyone
+
+
+def write_checkpoint(state: Dict, path: Path, rank: int, world: int) -> Path:
+    """Rank 0 writes ``state`` atomically (temp file + rename); all ranks wait for it."""
+    if rank == 0:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    if world > 1:
+        dist.barrier()
+    return path
+
+
+def read_checkpoint(path: Path, required: Sequence[str], what: str, world: int) -> Dict:
+    """Loads a resume checkpoint (``weights_only``) and checks it is one of ``what`` and was written
+    by as many processes as this run has (so every rank's data and noise streams continue)."""
+    from ..checkpoints import CheckpointError, torch_load_safe
+
+    try:
+        ck = torch_load_safe(path)
+    except CheckpointError as e:
+        raise TrainingError(str(e)) from None
+    if not isinstance(ck, dict) or any(k not in ck for k in required):
+        raise TrainingError(f"{path}: not a {what} checkpoint (no optimiser/RNG state to resume from)")
+    if int(ck.get("world_size", 1)) != world:
+        raise TrainingError(f"{path}: written by {ck.get('world_size', 1)} processes; resume with as many "
+                            f"(this run has {world}) so that every data and noise stream continues")
+    return ck
+
+
+def tile(images: torch.Tensor, cols: int) -> torch.Tensor:
+    """``[N, 3, H, W]`` in [-1, 1] -> one grid ``[3, rows*H, cols*W]`` in [0, 1] (white padding)."""
+    n, c, h, w = images.shape
+    rows = int(math.ceil(n / cols))
+    grid = images.new_ones(c, rows * h, cols * w)
+    for i, img in enumerate(((images.float() + 1) / 2).clamp(0, 1)):
+        grid[:, (i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = img
+    return grid
+
+
+class StopRequests:
+    """Ctrl-C (SIGINT) and SIGTERM (``kill``, schedulers; background jobs ignore SIGINT) ask the
+    loop to stop at the next step boundary, so the saved state is never half a step. A second
+    Ctrl-C stops at once. Handlers are only installed on the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested (signal %d): saving after this step", signum)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class RunLog:
+    """The lead rank's outputs in a run folder: ``config.json`` (at start), ``log.jsonl``
+    (line-buffered: ``tail -f`` works), TensorBoard scalars and images, PNG grids and a progress bar.
+    On other ranks every method does nothing.
+
+    Args:
+        out: run folder.
+        config: the run's config dict (written as config.json).
+        step: the step training starts from (TensorBoard drops later events of an earlier run).
+        lead: whether this process writes.
+        bar: ``(desc, unit, total, initial)`` for a tqdm bar, or None.
+    """
+
+    def __init__(self, out: Path, config: Dict, step: int, lead: bool, bar: Optional[Tuple] = None):
+        self.out, self.lead = Path(out), lead
+        self.writer = self.file = self.bar = None
+        if not lead:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(config, indent=2))
+        self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=step or None)
+        self.file = open(self.out / "log.jsonl", "a", buffering=1)
+        if bar is not None:
+            from tqdm import tqdm
+
+            desc, unit, total, initial = bar
+            self.bar = tqdm(total=total, initial=initial, unit=unit, desc=desc)
+
+    def scalars(self, step: int, logs: Dict[str, float]) -> None:
+        if not self.lead:
+            return
+        for k, v in logs.items():
+            self.writer.add_scalar(k if "/" in k else f"progress/{k}", v, step)
+        self.file.write(json.dumps({"step": step, **logs}) + "\n")
+
+    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        """TensorBoard image and ``RUN/samples/step_NNNNNNN.png`` of a ``[3, H, W]`` grid in [0, 1]."""
+        if not self.lead:
+            return
+        from PIL import Image
+
+        self.writer.add_image(tag, grid, step)
+        folder = self.out / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype("uint8")
+        Image.fromarray(arr).save(folder / f"step_{step:07d}.png")
+
+    def progress(self, position: float, postfix: Dict[str, str]) -> None:
+        if self.bar is not None:
+            self.bar.n = position
+            self.bar.refresh()
+            self.bar.set_postfix(postfix)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.file.close()
+        if self.bar is not None:
+            self.bar.close()
