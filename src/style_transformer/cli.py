@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog="example:\n  style-transformer invert photos/ --checkpoint model.pt --out out/",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     inv.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
-    inv.add_argument("--checkpoint", required=True, help="Style Transformer checkpoint (.pt or .safetensors)")
+    inv.add_argument("--checkpoint", help="Style Transformer checkpoint (.pt or .safetensors; default: the shipped "
+                                          "64x64 face encoder and generator)")
     inv.add_argument("--generator", help="render with this StyleGAN2 checkpoint instead of the checkpoint's")
     inv.add_argument("--out", required=True, help="output folder: <stem>.png and latents.npz")
     inv.add_argument("--batch-size", type=_positive_int, default=8)
@@ -149,6 +150,31 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
                     help="decode the images once into memory (auto: when they fit in 4 GB)")
 
+    dm = sub.add_parser("demo", help="invert a few faces with the shipped models: grid, HTML page, latents",
+                        epilog="examples:\n  style-transformer demo\n  style-transformer demo photos/ --out my_demo/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    dm.add_argument("inputs", nargs="*", metavar="INPUT",
+                    help="images and/or folders (default: held-out rendered faces)")
+    dm.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
+    dm.add_argument("--n", type=_positive_int, default=6, help="rendered faces when no INPUT is given")
+    dm.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
+    dm.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    dm.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    ee = sub.add_parser("eval-encoder", help="PSNR, LPIPS and attribute agreement of inversions of labelled images",
+                        epilog="example:\n  style-transformer dataset synth --n 500 --seed 4000 --out test/\n"
+                               "  style-transformer eval-encoder --data test/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ee.add_argument("--data", required=True, help="folder of images (attributes.csv for attribute agreement)")
+    ee.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
+    ee.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ee.add_argument("--n", type=_positive_int, help="use the first N images (default: all)")
+    ee.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
+    ee.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    ee.add_argument("--batch-size", type=_positive_int, default=32)
+    ee.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ee.add_argument("--json", help="also write the report as JSON here")
+
     eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
@@ -221,10 +247,9 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .data.images import ImageLoadError, collect_images, load_image, save_image
-    from .inference import load_pipeline
 
     files = collect_images(args.inputs)
-    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
+    pipe = _pipeline(args)
     out = _make_out_dir(args.out)
     stems = _unique_stems(files)
     latents: Dict[str, np.ndarray] = {}
@@ -271,6 +296,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .data.images import save_image
     from .inference import load_pipeline
 
+    if args.generator is None:
+        from .pretrained import default_path
+
+        args.generator = str(default_path("generator"))
     pipe = load_pipeline(generator=args.generator, device=args.device)
     num_ws = pipe.generator.num_ws
     if args.latents is not None:
@@ -489,6 +518,84 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace):
+    """The pipeline of ``--checkpoint``/``--generator`` (both default to the shipped models)."""
+    from .inference import load_pipeline
+
+    if args.checkpoint is None and args.generator is not None:
+        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from .data.images import ImageLoadError, collect_images, load_image
+    from .demo import run_demo
+
+    t0 = time.perf_counter()
+    pipe = _pipeline(args)
+    images = names = None
+    if args.inputs:
+        files = collect_images(args.inputs)
+        images, names = [], []
+        for f, stem in zip(files, _unique_stems(files)):
+            try:
+                images.append(load_image(f))
+                names.append(stem)
+            except ImageLoadError as e:
+                print(f"warning: skipping {e}", file=sys.stderr)
+        if not images:
+            raise UsageError("none of the inputs is a readable image")
+    classifier = None
+    if args.checkpoint is None:
+        from .pretrained import load_default
+
+        classifier = load_default("attribute_classifier")
+    res = run_demo(args.out, images=images, names=names, n=args.n, pipe=pipe, classifier=classifier)
+    print(f"inverted {len(res.names)} {'images' if args.inputs else 'held-out rendered faces'} "
+          f"(mean PSNR {sum(res.psnr) / len(res.psnr):.2f} dB) in {time.perf_counter() - t0:.1f} s")
+    print(f"  grid:    {res.grid}\n  page:    {res.html}\n  latents: {res.latents}")
+    return 0
+
+
+def _cmd_eval_encoder(args: argparse.Namespace) -> int:
+    import json
+
+    from .checkpoints import load_model
+    from .data.datasets import ImageFolderDataset, LabelError
+    from .metrics.inversion import evaluate_inversion
+
+    pipe = _pipeline(args)
+    classifier = None
+    if args.classifier is not None:
+        classifier = load_model(args.classifier, kind="attribute_classifier")
+    else:
+        from .pretrained import load_default
+
+        classifier = load_default("attribute_classifier")
+    classifier = classifier.to(pipe.device)
+    csv = Path(args.data) / "attributes.csv"
+    try:
+        data = ImageFolderDataset(args.data, pipe.input_size, labels=csv if csv.is_file() else None)
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    lpips = None
+    if not args.no_lpips:
+        from .losses import LPIPS, LPIPSError
+
+        try:
+            lpips = LPIPS.load("alex-st").to(pipe.device)
+        except LPIPSError as e:
+            raise UsageError(f"{e} (or pass --no-lpips)") from None
+    report = evaluate_inversion(pipe, data, classifier=classifier if csv.is_file() else None, lpips=lpips,
+                                n=args.n, batch_size=args.batch_size, progress=True)
+    print(report.to_markdown())
+    if args.json:
+        _write_text_atomic(Path(args.json), json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def _cmd_eval_generator(args: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -566,6 +673,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
                 "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan,
                 "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
+                "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder,
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)

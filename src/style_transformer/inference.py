@@ -64,17 +64,17 @@ class InversionPipeline:
 
         Args:
             checkpoint: Style Transformer checkpoint (needed for ``invert``).
-            generator: StyleGAN2 checkpoint to render with (default: the checkpoint's decoder; with
-                neither given, the shipped default generator, for generation only).
+            generator: StyleGAN2 checkpoint to render with (default: the checkpoint's decoder).
+                With neither given: the shipped default encoder and generator (64x64 faces).
             device: ``"auto"``, ``"cpu"``, ``"cuda"``...
 
         Returns:
             The pipeline.
         """
-        if checkpoint is None and generator is None:
+        if checkpoint is None and generator is None:  # the shipped default encoder and generator
             from .pretrained import default_path
 
-            generator = default_path("generator")
+            checkpoint, generator = default_path("style_transformer"), default_path("generator")
         model = load_model(checkpoint, kind="style_transformer") if checkpoint is not None else None
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         return cls(gen, model, device)

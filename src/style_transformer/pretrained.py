@@ -15,13 +15,20 @@ from .checkpoints.legacy import CheckpointError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 DEFAULT_FILES: Dict[str, str] = {
+    "style_transformer": "faces64_style_transformer.safetensors",
     "generator": "faces64_generator.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
 }
 
+# Seeds of the rendered-face datasets (``dataset synth --seed``): the default models were trained on
+# TRAIN_SEED only; TEST_SEED faces are held out (the demo and the reported encoder figures use them).
+TRAIN_SEED = 1000
+TEST_SEED = 4000
+
 
 def default_path(kind: str) -> Path:
-    """Path of the shipped default model of ``kind`` (``"generator"``, ``"attribute_classifier"``).
+    """Path of the shipped default model of ``kind`` (``"style_transformer"``, ``"generator"``,
+    ``"attribute_classifier"``).
 
     Raises:
         CheckpointError: no default of that kind, or its file is missing from the install.

@@ -7,6 +7,17 @@ import torch.nn.functional as F
 from style_transformer.losses.lpips import LPIPS, LPIPSError, shift_tolerant_path
 
 
+def _distance(f0, f1, s):
+    """LPIPS from two lists of five feature maps: unit-normalise over channels, weight the squared
+    difference by the heads, average over space, sum over layers."""
+    total = 0
+    for i, (a, b) in enumerate(zip(f0, f1)):
+        a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        total = total + ((a - b) ** 2 * s[f"lin{i}.model.1.weight"].view(1, -1, 1, 1)).sum(1).mean((1, 2))
+    return total
+
+
 def _reference(state, x0, x1):
     """Shift-tolerant AlexNet LPIPS written out in float64 from the file's keys."""
     s = {k: v.double() for k, v in state.items()}
@@ -32,12 +43,7 @@ def _reference(state, x0, x1):
         out.append(h)
         return out
 
-    total = 0
-    for i, (a, b) in enumerate(zip(feats(x0), feats(x1))):
-        a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        total = total + ((a - b) ** 2 * s[f"lin{i}.model.1.weight"].view(1, -1, 1, 1)).sum(1).mean((1, 2))
-    return total
+    return _distance(feats(x0), feats(x1), s)
 
 
 def _stlpips_state():
@@ -92,12 +98,7 @@ def _standard_reference(trunk, heads, x0, x1):
             out.append(h)
         return out
 
-    total = 0
-    for i, (a, b) in enumerate(zip(feats(x0), feats(x1))):
-        a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-        total = total + ((a - b) ** 2 * s[f"lin{i}.model.1.weight"].view(1, -1, 1, 1)).sum(1).mean((1, 2))
-    return total
+    return _distance(feats(x0), feats(x1), s)
 
 
 def test_standard_alexnet_from_local_files(tmp_path):

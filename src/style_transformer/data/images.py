@@ -141,6 +141,17 @@ def resize_uint8(im: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
+def pool_to_size(img: torch.Tensor, size: int) -> torch.Tensor:
+    """img ``[N, 3, H, H]`` -> ``[N, 3, size, size]``: pSp's face pool (area averaging) when ``size``
+    divides ``H``, else antialiased bilinear. Used to compare generator outputs with encoder inputs."""
+    if img.shape[-1] == size:
+        return img
+    if img.shape[-1] % size == 0:
+        return torch.nn.functional.adaptive_avg_pool2d(img, size)
+    return torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
+                                           antialias=True)
+
+
 def uint8_to_input(t: torch.Tensor) -> torch.Tensor:
     """uint8 ``[..., 3, H, W]`` -> float32 in [-1, 1] (the same arithmetic as ``preprocess``)."""
     return (t.float() / 255.0 - 0.5) / 0.5

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EncoderConfig, StyleTransformerConfig, _ConfigMixin
+from ..data.images import pool_to_size
+from ..metrics.inversion import psnr_db
 from ..models import Generator, StyleTransformer
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
                      read_checkpoint, tile, write_checkpoint)
@@ -101,17 +103,7 @@ def encoder_preset(name: str) -> EncoderTrainConfig:
 
 def psnr(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR in dB per image of ``[N, 3, H, W]`` images in [-1, 1] (peak-to-peak 2), after clamping."""
-    mse = (img.clamp(-1, 1) - target.clamp(-1, 1)).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
-
-
-def to_input_size(img: torch.Tensor, size: int) -> torch.Tensor:
-    """Generator output -> the encoder's input size (pSp's face pool: area averaging when it divides)."""
-    if img.shape[-1] == size:
-        return img
-    if img.shape[-1] % size == 0:
-        return F.adaptive_avg_pool2d(img, size)
-    return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return psnr_db((img.clamp(-1, 1) - target.clamp(-1, 1)).pow(2).flatten(1).mean(1))
 
 
 class EncoderTrainer:
@@ -173,7 +165,7 @@ class EncoderTrainer:
         """x ``[N, 3, S, S]`` -> (total loss, logged floats, reconstruction at the input size)."""
         cfg = self.cfg
         ws = self.model.encode(x)
-        y = to_input_size(self.model.decoder.synthesis(ws[:, : self.model.decoder.num_ws]), x.shape[-1])
+        y = pool_to_size(self.model.decoder.synthesis(ws[:, : self.model.decoder.num_ws]), x.shape[-1])
         l2 = F.mse_loss(y, x)
         lp = self.lpips(y, x).mean()
         total = cfg.l2_lambda * l2 + cfg.lpips_lambda * lp

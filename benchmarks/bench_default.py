@@ -1,0 +1,59 @@
+"""Speed of the shipped default model (64x64 faces): inversion images/s at batch 1 and 32.
+
+Inversion = preprocessing of uint8 images + encoder + generator synthesis, through the public API
+(``InversionPipeline.invert``), no gradients. Prints the median of ``--reps`` timed runs after a
+warm-up, per batch size, and the encoder-only and generator-only shares at batch 32.
+
+    python benchmarks/bench_default.py [--reps 5] [--threads N] [--checkpoint CKPT --generator G]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from style_transformer import load_pipeline
+from style_transformer.demo import held_out_faces
+
+
+def _median_time(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    p.add_argument("--checkpoint")
+    p.add_argument("--generator")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device="cpu")
+    faces, _ = held_out_faces(32, pipe.input_size)
+    print(f"threads {torch.get_num_threads()}, encoder params "
+          f"{sum(p.numel() for p in pipe.model.encoder.parameters()) / 1e6:.2f} M, generator synthesis params "
+          f"{sum(p.numel() for n, p in pipe.generator.named_parameters() if not n.startswith('style.')) / 1e6:.2f} M")
+    for batch in (1, 32):
+        imgs = list(faces[:batch])
+        t = _median_time(lambda: pipe.invert(imgs, batch_size=batch), args.reps)
+        print(f"invert batch {batch:>2}: {batch / t:8.1f} images/s ({1000 * t / batch:.2f} ms/image)")
+    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        t_enc = _median_time(lambda: pipe.model.encode(x), args.reps)
+        ws = pipe.model.encode(x)
+        t_gen = _median_time(lambda: pipe.generator.synthesis(ws[:, :pipe.generator.num_ws]), args.reps)
+    print(f"batch 32 parts: encoder {32 / t_enc:.1f} images/s, generator {32 / t_gen:.1f} images/s")
+
+
+if __name__ == "__main__":
+    main()

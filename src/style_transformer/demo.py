@@ -1,0 +1,138 @@
+"""The main job in one call: invert a few faces with the shipped models and show the results.
+
+``run_demo`` takes images (or renders held-out faces: seed ``pretrained.TEST_SEED``, never seen in
+training), inverts them, and writes into ``out/``:
+
+* ``grid.png``: one row per image: input | reconstruction;
+* ``index.html``: the same as a page, with PSNR and attribute verdicts;
+* ``latents.npz``: the W+ code of every image (key = image name);
+* ``images/``: every tile as its own PNG.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .data.images import ImageLike, pool_to_size, preprocess, save_image, to_uint8
+from .inference import InversionPipeline
+from .utils import atomic_path
+
+log = logging.getLogger(__name__)
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class DemoResult:
+    """Where ``run_demo`` wrote its outputs, and what it measured."""
+
+    out: Path
+    grid: Path
+    html: Path
+    latents: Path
+    names: List[str]
+    psnr: List[float]
+
+
+def held_out_faces(n: int, size: int = 64):
+    """The first ``n`` held-out rendered faces (``TEST_SEED``) as (uint8 images ``[n, size, size, 3]``,
+    attribute dict)."""
+    from .data.synthetic import BINARY_ATTRIBUTES, render_dataset_batch
+    from .pretrained import TEST_SEED
+
+    batch = render_dataset_batch(TEST_SEED, list(range(n)), size)
+    return batch.images, {k: batch.attributes[k] for k in BINARY_ATTRIBUTES}
+
+
+def _tile_row(tiles: Sequence[torch.Tensor]) -> np.ndarray:
+    return np.concatenate(list(to_uint8(torch.stack(list(tiles)))), axis=1)
+
+
+def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] = None,
+             names: Optional[Sequence[str]] = None, n: int = 6, pipe: Optional[InversionPipeline] = None,
+             classifier=None) -> DemoResult:
+    """Inverts images (default: ``n`` held-out rendered faces) and writes grid, page and latents.
+
+    Args:
+        out: output folder (created).
+        images: PIL images, paths, arrays or tensors; None renders held-out faces.
+        names: one name per image (default: face_0, face_1, ...).
+        n: number of rendered faces when ``images`` is None.
+        pipe: the pipeline (default: ``load_pipeline()``, the shipped models).
+        classifier: image attribute classifier for the verdicts in the page (default: the shipped one
+            when the pipeline is the default; None skips them).
+
+    Returns:
+        ``DemoResult``.
+    """
+    from PIL import Image
+
+    from .inference import load_pipeline
+
+    default = pipe is None
+    pipe = pipe if pipe is not None else load_pipeline()
+    if classifier is None and default:
+        from .pretrained import load_default
+
+        classifier = load_default("attribute_classifier")
+    labels: Dict[str, np.ndarray] = {}
+    if images is None:
+        arrays, labels = held_out_faces(n, pipe.input_size)
+        images = list(arrays)
+    images = list(images)
+    names = list(names) if names is not None else [f"face_{i}" for i in range(len(images))]
+    x = preprocess(images, pipe.input_size)
+    res = pipe.invert(list(x), batch_size=32)
+    recon = pool_to_size(res.images, pipe.input_size).clamp(-1, 1)
+    psnr = (10 * torch.log10(4.0 / (recon - x).pow(2).flatten(1).mean(1).clamp_min(1e-12))).tolist()
+    columns = ["input", "reconstruction"]
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    verdicts = classifier.predict(recon) if classifier is not None else None
+    for i, name in enumerate(names):
+        tiles = [x[i], recon[i]]
+        for col, tile in zip(columns, tiles):
+            save_image(tile, out / "images" / f"{name}_{col}.png")
+        rows.append(_tile_row(tiles))
+    grid_path = out / "grid.png"
+    with atomic_path(grid_path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+    latents_path = out / "latents.npz"
+    with atomic_path(latents_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{name: w.numpy().astype(np.float32) for name, w in zip(names, res.ws)})
+    page = _page(names, columns, psnr, labels, verdicts, classifier)
+    html_path = out / "index.html"
+    with atomic_path(html_path) as tmp:
+        tmp.write_text(page)
+    return DemoResult(out, grid_path, html_path, latents_path, names, psnr)
+
+
+def _page(names, columns, psnr, labels, verdicts, classifier) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for i, name in enumerate(names):
+        cells = "".join(f'<td><img src="images/{html.escape(name)}_{html.escape(c)}.png" width="128" '
+                        f'height="128" alt="{html.escape(c)}"></td>' for c in columns)
+        notes = [f"PSNR {psnr[i]:.2f} dB"]
+        if verdicts is not None:
+            present = [a for j, a in enumerate(classifier.attributes) if verdicts[i, j] > 0.5]
+            notes.append("classifier on the reconstruction: " + (", ".join(present) or "none of its attributes"))
+        if labels:
+            true = [a for a, v in labels.items() if v[i] > 0.5]
+            notes.append("rendered with: " + (", ".join(true) or "none"))
+        body.append(f"<tr><th>{html.escape(name)}</th>{cells}<td>{'<br>'.join(map(html.escape, notes))}</td></tr>")
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>style-transformer demo</title>"
+            "<style>body{font-family:sans-serif}img{image-rendering:pixelated}td,th{padding:4px;"
+            "vertical-align:middle}</style></head><body>\n<h1>Style Transformer inversion</h1>\n"
+            f"<p>Mean PSNR {np.mean(psnr):.2f} dB over {len(names)} images. Latents: "
+            "<a href=\"latents.npz\">latents.npz</a>.</p>\n"
+            f"<table><tr><th></th>{head}<th>notes</th></tr>\n" + "\n".join(body) + "\n</table></body></html>\n")
