@@ -201,6 +201,62 @@ class AttributeClassifierConfig(_ConfigMixin):
 
 
 
+# CelebA's 40 attributes in list_attr_celeba.txt order: the official LCNet_40's logit order.
+CELEBA_ATTRIBUTES: Tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
+    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
+    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
+    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
+    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick",
+    "Wearing_Necklace", "Wearing_Necktie", "Young")
+
+
+@dataclass(frozen=True)
+class LatentClassifierConfig(_ConfigMixin):
+    """W+ attribute classifier of the paper (the official LCNet_40): W+ flattened, an MLP with leaky
+    ReLUs, then per attribute a linear embedding and a logit from it.
+
+    Attributes:
+        attributes: names, in logit order (official: ``CELEBA_ATTRIBUTES``).
+        num_ws, w_dim: the W+ shape it reads (official: 18 x 512).
+        hidden: widths of the shared MLP (official: 2048, 512).
+        embed_dim: width of each attribute's embedding (official: 32).
+        negative_slope: of the leaky ReLUs (official: 0.2).
+    """
+
+    attributes: Tuple[str, ...] = CELEBA_ATTRIBUTES
+    num_ws: int = 18
+    w_dim: int = 512
+    hidden: Tuple[int, ...] = (2048, 512)
+    embed_dim: int = 32
+    negative_slope: float = 0.2
+
+    def __post_init__(self):
+        if not self.attributes or len(set(self.attributes)) != len(self.attributes):
+            raise ConfigError(f"LatentClassifierConfig needs distinct attribute names, got {self.attributes}")
+        if self.num_ws < 1 or self.w_dim < 1 or not self.hidden or self.embed_dim < 1:
+            raise ConfigError("invalid latent classifier sizes")
+
+
+@dataclass(frozen=True)
+class ReferenceEditorConfig(_ConfigMixin):
+    """Reference-based editing block of the paper: one post-norm transformer layer whose queries are
+    the target's W+ and whose keys/values are the reference's W+ (official: d 512, 4 heads, FFN 1024).
+
+    Attributes:
+        attribute: the attribute it transfers from the reference (one editor per attribute).
+    """
+
+    d_model: int = 512
+    n_heads: int = 4
+    ffn_dim: int = 1024
+    attribute: str = ""
+
+    def __post_init__(self):
+        if self.d_model % self.n_heads:
+            raise ConfigError("d_model must be divisible by n_heads")
+
+
 PRESETS: Dict[str, StyleTransformerConfig] = {
     # The paper's FFHQ model: IR-SE50, 18 queries, 1024x1024 StyleGAN2.
     "official-ffhq": StyleTransformerConfig(),

@@ -180,3 +180,24 @@ def test_torchrun_two_cpu_processes(faces, gen_file, tmp_path):
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
     assert not torch.equal(ck["rng"][0]["data"], ck["rng"][1]["data"])
+
+
+def test_ctrl_c_saves_at_the_step_boundary(faces, generator, lpips, tmp_path):
+    import os
+    import signal
+
+    t = _trainer(faces, generator, lpips, tmp_path / "run", dataclasses.replace(CFG, steps=50))
+    step = t.train_step
+
+    def step_then_interrupt():
+        logs = step()
+        if t.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: handled, the loop finishes the step
+        return logs
+
+    t.train_step = step_then_interrupt
+    with pytest.raises(KeyboardInterrupt):
+        t.fit(progress=False)
+    ck = torch.load(t.checkpoint_path, weights_only=True)
+    assert ck["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

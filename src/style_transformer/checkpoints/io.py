@@ -1,7 +1,8 @@
 """The one checkpoint loader, and the native safetensors format.
 
 Native format: ``model.safetensors`` whose metadata (str -> str) holds ``format="style_transformer"``,
-``format_version``, ``kind`` (``style_transformer`` | ``generator`` | ``attribute_classifier``) and ``config`` (JSON). A
+``format_version``, ``kind`` (``style_transformer`` | ``generator`` | ``attribute_classifier`` |
+``latent_classifier`` | ``reference_editor``) and ``config`` (JSON). A
 ``config.json`` beside the file (``{"kind": ..., "config": {...}}``) is also accepted. Loading rebuilds
 the model from the config and calls ``load_state_dict(strict=True)``. fp16 files are upcast to float32.
 """
@@ -17,8 +18,9 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ..config import AttributeClassifierConfig, ConfigError, GeneratorConfig, StyleTransformerConfig
-from ..models import AttributeClassifier, Generator, StyleTransformer
+from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, LatentClassifierConfig,
+                      ReferenceEditorConfig, StyleTransformerConfig)
+from ..models import AttributeClassifier, Generator, LatentClassifier, ReferenceEditor, StyleTransformer
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
 from ..utils import atomic_path
 
@@ -27,7 +29,9 @@ log = logging.getLogger(__name__)
 FORMAT = "style_transformer"
 FORMAT_VERSION = "1"
 KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "generator": (Generator, GeneratorConfig),
-         "attribute_classifier": (AttributeClassifier, AttributeClassifierConfig)}
+         "attribute_classifier": (AttributeClassifier, AttributeClassifierConfig),
+         "latent_classifier": (LatentClassifier, LatentClassifierConfig),
+         "reference_editor": (ReferenceEditor, ReferenceEditorConfig)}
 PathLike = Union[str, os.PathLike]
 
 
@@ -99,7 +103,8 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     """Loads any supported checkpoint into a float32 model in eval mode, on CPU.
 
     Accepts native ``.safetensors`` (or a folder holding ``model.safetensors``), official Style
-    Transformer ``.pt`` files and rosinality StyleGAN2 ``.pt`` files.
+    Transformer ``.pt`` files, rosinality StyleGAN2 ``.pt`` files and the official editing models
+    (LCNet_40 W+ classifier, reference edit encoder).
 
     Args:
         path: checkpoint file or folder.

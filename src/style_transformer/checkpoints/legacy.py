@@ -16,7 +16,8 @@ from typing import Dict, List, Mapping, Tuple
 
 import torch
 
-from ..config import ConfigError, EncoderConfig, GeneratorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS
+from ..config import (CELEBA_ATTRIBUTES, ConfigError, EncoderConfig, GeneratorConfig, LatentClassifierConfig,
+                      ReferenceEditorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS)
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +129,27 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], got: Mapping[str, tor
         raise CheckpointError(f"{what} does not match the model: " + "; ".join(problems))
 
 
+def _state_dict_of(ckpt: dict) -> StateDict:
+    """The weights of an official file: its ``state_dict`` entry, or the file itself when it is one."""
+    sd = ckpt.get("state_dict", ckpt)
+    return strip_prefixes({k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}) if isinstance(sd, dict) else {}
+
+
 def detect_kind(ckpt: object) -> str:
-    """Returns ``"style_transformer"`` or ``"generator"`` for a loaded official checkpoint dict."""
+    """Returns ``"style_transformer"``, ``"generator"``, ``"latent_classifier"`` or ``"reference_editor"``
+    for a loaded official checkpoint dict."""
     if isinstance(ckpt, dict):
-        if isinstance(ckpt.get("state_dict"), dict):
-            keys = strip_prefixes(ckpt["state_dict"]).keys()
-            if any(k.startswith("encoder.z") for k in keys) and any(k.startswith("decoder.") for k in keys):
-                return "style_transformer"
+        keys = _state_dict_of(ckpt).keys()
+        if any(k.startswith("encoder.z") for k in keys) and any(k.startswith("decoder.") for k in keys):
+            return "style_transformer"
         if isinstance(ckpt.get("g_ema"), dict):
             return "generator"
-    raise CheckpointError("not a Style Transformer inversion checkpoint ({'state_dict', 'latent_avg'}) "
-                          "nor a StyleGAN2 checkpoint ({'g_ema', ...})")
+        if any(k.startswith("classifier.fcs.") for k in keys):
+            return "latent_classifier"
+        if any(k.startswith("encoder.transformerlayer.") for k in keys):
+            return "reference_editor"
+    raise CheckpointError("not a Style Transformer inversion checkpoint ({'state_dict', 'latent_avg'}), a StyleGAN2 "
+                          "checkpoint ({'g_ema', ...}), nor an official editing model (LCNet_40, edit encoder)")
 
 
 def convert_official(ckpt: dict) -> Tuple[str, object, StateDict]:
@@ -148,6 +159,31 @@ def convert_official(ckpt: dict) -> Tuple[str, object, StateDict]:
     ``[decoder.]latent_avg``.
     """
     kind = detect_kind(ckpt)
+    try:
+        return _convert(kind, ckpt)
+    except KeyError as e:
+        raise CheckpointError(f"the {kind.replace('_', ' ')} checkpoint lacks the key {e}") from None
+
+
+def _convert(kind: str, ckpt: dict) -> Tuple[str, object, StateDict]:
+    if kind == "latent_classifier":
+        sd = _sub(_state_dict_of(ckpt), "classifier.")
+        n_fcs = len({k.split(".")[1] for k in sd if k.startswith("fcs.")})
+        first = sd["fcs.0.weight"]
+        n_out = len({k.split(".")[1] for k in sd if k.startswith("output_fcs.")})
+        w_dim = 512  # W+ is flattened in this format; 18 x 512 is the only official shape
+        if first.shape[1] % w_dim:
+            raise CheckpointError(f"LCNet input width {first.shape[1]} is not a multiple of w_dim {w_dim}")
+        names = CELEBA_ATTRIBUTES if n_out == len(CELEBA_ATTRIBUTES) else tuple(f"attr_{i}" for i in range(n_out))
+        cfg = LatentClassifierConfig(attributes=names, num_ws=first.shape[1] // w_dim, w_dim=w_dim,
+                                     hidden=tuple(int(sd[f"fcs.{i}.weight"].shape[0]) for i in range(n_fcs)),
+                                     embed_dim=int(sd["indep_fcs.0.weight"].shape[0]))
+        return kind, cfg, sd
+    if kind == "reference_editor":
+        sd = {k: v for k, v in _sub(_state_dict_of(ckpt), "encoder.").items() if k.startswith("transformerlayer.")}
+        d = int(sd["transformerlayer.linear1.weight"].shape[1])
+        cfg = ReferenceEditorConfig(d_model=d, n_heads=4, ffn_dim=int(sd["transformerlayer.linear1.weight"].shape[0]))
+        return kind, cfg, sd
     if kind == "style_transformer":
         sd = strip_prefixes(ckpt["state_dict"])
         enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")

@@ -1,8 +1,10 @@
 """Models: StyleGAN2 (generator, discriminator), the Style Transformer encoder, the image attribute
-classifier."""
+classifier, the editing models (W+ attribute classifier, reference editor)."""
 
 from .classifier import AttributeClassifier
+from .editing import LatentClassifier, ReferenceEditor
 from .encoder import StyleEncoder, StyleTransformer
 from .stylegan2 import Discriminator, Generator, set_ops_impl
 
-__all__ = ["AttributeClassifier", "Discriminator", "Generator", "StyleEncoder", "StyleTransformer", "set_ops_impl"]
+__all__ = ["AttributeClassifier", "Discriminator", "Generator", "LatentClassifier", "ReferenceEditor", "StyleEncoder",
+           "StyleTransformer", "set_ops_impl"]
