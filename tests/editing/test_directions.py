@@ -1,0 +1,134 @@
+"""Directions: boundaries against a float64 Newton solve, GANSpace and SeFa against numpy
+eigen-decompositions, the W+ row of every modulation checked on the forward pass, files."""
+
+import numpy as np
+import pytest
+import torch
+
+from style_transformer import Generator, GeneratorConfig
+from style_transformer.editing import (Direction, DirectionError, fit_boundary, ganspace, load_boundary,
+                                       load_directions, save_directions, sefa)
+from style_transformer.editing.directions import modulation_weights, style_modulations
+
+GEN = GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8))
+
+
+def _data(n=400, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)) + 0.5
+    normal = rng.normal(size=d)
+    y = (x @ normal + 0.7 * rng.normal(size=n) > 0.5).astype(np.float64)
+    return x, y, normal / np.linalg.norm(normal)
+
+
+def _newton_logistic(x, y, l2, iters=50):
+    """Independent reference: Newton's method on mean softplus loss + 0.5 * l2 * |w|^2 (bias free)."""
+    n, d = x.shape
+    xa = np.hstack([x, np.ones((n, 1))])
+    theta = np.zeros(d + 1)
+    reg = np.diag([l2] * d + [0.0])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-xa @ theta))
+        grad = xa.T @ (p - y) / n + reg @ theta
+        hess = (xa * (p * (1 - p))[:, None]).T @ xa / n + reg
+        theta -= np.linalg.solve(hess, grad)
+    return theta[:d], theta[d]
+
+
+def test_logistic_boundary_matches_newton_solution():
+    x, y, true = _data()
+    normal, bias, info = fit_boundary(torch.from_numpy(x), torch.from_numpy(y), "logistic", l2=1e-2)
+    w, b = _newton_logistic(x, y, 1e-2)
+    np.testing.assert_allclose(normal.double().numpy(), w / np.linalg.norm(w), atol=1e-5)
+    assert bias == pytest.approx(b, abs=1e-4)
+    acc = ((x @ w + b > 0) == y).mean()
+    assert info["accuracy"] == pytest.approx(acc) and acc > 0.8
+    assert float(normal.double().numpy() @ true) > 0.95
+
+
+def test_svm_boundary_and_wplus_shape():
+    x, y, true = _data(d=12, seed=1)
+    normal, _, info = fit_boundary(torch.from_numpy(x).reshape(-1, 3, 4), torch.from_numpy(y), "svm")
+    assert normal.shape == (3, 4) and abs(normal.norm().item() - 1) < 1e-6
+    assert float(normal.reshape(-1).double().numpy() @ true) > 0.95 and info["accuracy"] > 0.8
+    with pytest.raises(DirectionError, match="both values"):
+        fit_boundary(torch.zeros(4, 2), torch.ones(4))
+    with pytest.raises(DirectionError, match="unknown boundary method"):
+        fit_boundary(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), "tree")
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return Generator(GEN).eval()
+
+
+def test_ganspace_matches_numpy_pca(generator):
+    comps, std = ganspace(generator, n_components=3, n_samples=3000, seed=2)
+    z = torch.randn(3000, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        w = generator.mapping(z).double().numpy()
+    evals, evecs = np.linalg.eigh(np.cov(w, rowvar=False))
+    for i in range(3):
+        ref = evecs[:, -1 - i]
+        assert abs(float(comps[i].double().numpy() @ ref)) > 0.999
+        assert std[i].item() == pytest.approx(np.sqrt(evals[-1 - i]), rel=1e-4)
+
+
+def test_every_modulation_reads_its_wplus_row(generator):
+    rows = style_modulations(generator)
+    seen = {}
+
+    def record(row):
+        def hook(mod, inp, out):
+            seen[id(mod)] = (row, inp[0].clone())  # returns None: the output is kept
+        return hook
+
+    hooks = [m.register_forward_hook(record(r)) for r, mods in enumerate(rows) for m in mods]
+    ws = torch.randn(2, generator.num_ws, 16)
+    with torch.no_grad():
+        generator.synthesis(ws)
+    for h in hooks:
+        h.remove()
+    n_mods = sum(len(m) for m in rows)
+    assert len(seen) == n_mods == 2 + len(generator.convs) + len(generator.to_rgbs)
+    for r, inp in seen.values():
+        torch.testing.assert_close(inp, ws[:, r])
+
+
+def test_sefa_matches_numpy_svd(generator):
+    dirs, evals = sefa(generator, n_components=4, layers=[0, 1, 2])
+    a = modulation_weights(generator, [0, 1, 2]).double().numpy()
+    a = a / np.linalg.norm(a, axis=0, keepdims=True)
+    _, sing, vt = np.linalg.svd(a, full_matrices=False)
+    for i in range(4):
+        assert abs(float(dirs[i].double().numpy() @ vt[i])) > 0.999
+        assert evals[i].item() == pytest.approx(sing[i] ** 2, rel=1e-4)
+
+
+def test_apply_files_and_errors(tmp_path):
+    d = Direction("Smiling", torch.ones(1, 4) / 2, "interfacegan", layers=(1, 3), info={"accuracy": 0.9})
+    ws = torch.zeros(2, 5, 4)
+    out = d.apply(ws, 2.0)
+    assert torch.equal(out[:, 1:3], torch.ones(2, 2, 4)) and out[:, [0, 3, 4]].abs().sum() == 0
+    assert torch.equal(d.apply(ws, -1.0, layers=(0, 5)), -0.5 * torch.ones(2, 5, 4))
+    with pytest.raises(DirectionError, match="outside"):
+        d.apply(ws, 1.0, layers=(3, 9))
+    with pytest.raises(DirectionError, match="width"):
+        d.apply(torch.zeros(1, 5, 3), 1.0)
+    per_row = Direction("x", torch.randn(18, 4))
+    assert per_row.apply(ws, 1.0).shape == ws.shape  # an 18-row boundary on 5 rows: the first 5 used
+    save_directions([d, per_row], tmp_path / "dirs")
+    back = load_directions(tmp_path / "dirs")
+    assert set(back) == {"Smiling", "x"} and back["Smiling"].layers == (1, 3)
+    assert torch.equal(back["x"].vector, per_row.vector) and back["Smiling"].info == {"accuracy": 0.9}
+    np.save(tmp_path / "boundary.npy", np.ones((1, 512), dtype=np.float64))
+    assert load_boundary(tmp_path / "boundary.npy").vector.shape == (1, 512)
+    np.save(tmp_path / "bad.npy", np.ones((2, 3, 4)))
+    with pytest.raises(DirectionError, match="expected finite floats"):
+        load_boundary(tmp_path / "bad.npy")
+    (tmp_path / "junk.npy").write_text("nope")
+    with pytest.raises(DirectionError, match="not a readable"):
+        load_boundary(tmp_path / "junk.npy")
+    with pytest.raises(DirectionError, match="not a directions folder"):
+        load_directions(tmp_path)
