@@ -245,12 +245,16 @@ class ReferenceEditorConfig(_ConfigMixin):
 
     Attributes:
         attribute: the attribute it transfers from the reference (one editor per attribute).
+        residual: output ``ws_target + block(...)`` instead of ``block(...)`` (the official block outputs
+            the codes directly; a residual editor starts as the identity when its last norm's affine is
+            zero, which is how this project's trainer starts it).
     """
 
     d_model: int = 512
     n_heads: int = 4
     ffn_dim: int = 1024
     attribute: str = ""
+    residual: bool = False
 
     def __post_init__(self):
         if self.d_model % self.n_heads:

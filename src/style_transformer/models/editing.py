@@ -72,4 +72,5 @@ class ReferenceEditor(nn.Module):
         if ws_target.ndim != 3 or ws_target.shape[-1] != d or ws_ref.shape != ws_target.shape:
             raise ValueError(f"editor inputs must be two [N, L, {d}] W+ batches of one shape, got "
                              f"{tuple(ws_target.shape)} and {tuple(ws_ref.shape)}")
-        return self.transformerlayer(ws_target, ws_ref)
+        out = self.transformerlayer(ws_target, ws_ref)
+        return ws_target + out if self.cfg.residual else out
