@@ -175,6 +175,77 @@ def build_parser() -> argparse.ArgumentParser:
     ee.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ee.add_argument("--json", help="also write the report as JSON here")
 
+    dr = sub.add_parser("directions", help="latent directions: fit InterFaceGAN boundaries, list directions")
+    dr_sub = dr.add_subparsers(dest="directions_command", required=True, metavar="ACTION")
+    drf = dr_sub.add_parser("fit", help="fit one boundary per 0/1 label column",
+                            epilog="example:\n  style-transformer invert faces/ --out inv/\n"
+                                   "  style-transformer directions fit --latents inv/latents.npz "
+                                   "--labels faces/attributes.csv --out dirs/",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    drf.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
+    drf.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+    drf.add_argument("--out", required=True, help="output folder: directions.json + <attribute>.npy")
+    drf.add_argument("--attributes", nargs="+", help="columns to fit (default: every 0/1 column)")
+    drf.add_argument("--space", choices=("w", "wplus"), default="w",
+                     help="w: one (1, w_dim) normal on the mean code; wplus: (num_ws, w_dim) on the flattened code")
+    drf.add_argument("--method", choices=("logistic", "svm"), default="logistic")
+    drl = dr_sub.add_parser("list", help="list the directions and editors of an editing folder")
+    drl.add_argument("--dir", help="editing folder or directions folder (default: the shipped one)")
+
+    tr = sub.add_parser("train-editor", help="train the W+ attribute classifier, the reference editors and the "
+                                             "InterFaceGAN directions on encoder latents of labelled images",
+                        epilog="example:\n  style-transformer invert faces/ --out inv/\n"
+                               "  style-transformer train-editor --latents inv/latents.npz "
+                               "--labels faces/attributes.csv --out editing/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
+    tr.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+    tr.add_argument("--out", required=True, help="editing folder (directions/, latent_classifier, editors/)")
+    tr.add_argument("--attributes", nargs="+", help="attributes to build editors for (default: every 0/1 column)")
+    tr.add_argument("--epochs", type=_positive_int, default=30, help="W+ classifier epochs")
+    tr.add_argument("--editor-steps", type=_positive_int, default=2000, help="steps per reference editor")
+    tr.add_argument("--hidden", type=_positive_int, nargs="+", default=[1024, 256],
+                    help="W+ classifier MLP widths (official: 2048 512)")
+    tr.add_argument("--seed", type=int, default=0)
+
+    ed = sub.add_parser("edit", help="invert images and edit an attribute (by strength or reference image)",
+                        epilog="examples:\n  style-transformer edit faces/ --attribute Smiling --strength 3 --out e/\n"
+                               "  style-transformer edit a.png --attribute Bangs --reference b.png --out e/\n"
+                               "  style-transformer edit a.png --attribute 2 --method sefa --strength 5 --out e/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ed.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    ed.add_argument("--attribute", required=True, help="attribute name (ganspace/sefa: component index 0..9)")
+    how = ed.add_mutually_exclusive_group(required=True)
+    how.add_argument("--strength", type=float, help="signed strength (> 0 adds, < 0 removes)")
+    how.add_argument("--reference", help="reference image whose attribute is transferred")
+    ed.add_argument("--method", choices=("interfacegan", "classifier", "reference", "ganspace", "sefa"),
+                    help="default: interfacegan with --strength, reference with --reference")
+    ed.add_argument("--layers", help="W+ rows to edit, START:STOP (default: the direction's own or all)")
+    ed.add_argument("--out", required=True, help="output folder: <stem>.png (edited) and latents.npz")
+    ed.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
+    ed.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ed.add_argument("--editing", help="editing folder (default: the shipped one)")
+    ed.add_argument("--batch-size", type=_positive_int, default=8)
+    ed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+    ee2 = sub.add_parser("eval-editing", help="success, preservation and drift of edits, judged on images",
+                         epilog="example:\n  style-transformer eval-editing --data test/ --n 500",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ee2.add_argument("--data", required=True, help="folder of held-out images")
+    ee2.add_argument("--n", type=_positive_int, default=500)
+    ee2.add_argument("--attributes", nargs="+", help="default: every attribute with a direction or editor")
+    ee2.add_argument("--methods", nargs="+", default=["interfacegan", "classifier", "reference"],
+                     choices=("interfacegan", "classifier", "reference", "ganspace", "sefa"))
+    ee2.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
+    ee2.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ee2.add_argument("--editing", help="editing folder (default: the shipped one)")
+    ee2.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
+    ee2.add_argument("--calibrate", action="store_true",
+                     help="first choose default strengths on these images and write them into the editing folder")
+    ee2.add_argument("--batch-size", type=_positive_int, default=64)
+    ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    ee2.add_argument("--json", help="also write the report as JSON here")
+
     eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
@@ -596,6 +667,241 @@ def _cmd_eval_encoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latents_and_labels(latents: str, labels: str, columns: Optional[List[str]]):
+    """(keys, codes [N, L, d], label names, labels [N, C]) for the images present in both files."""
+    import torch
+
+    from .data.datasets import LabelError, binary_columns, load_labels
+    from .training.editing import label_matrix
+
+    arrays = _load_latents(latents)
+    try:
+        names, table = load_labels(labels)
+        binary = binary_columns(labels)
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    columns = columns or binary
+    bad = [c for c in columns if c not in binary]
+    if bad:
+        raise UsageError(f"{labels}: {', '.join(bad)} is not a 0/1 column (0/1 columns: {', '.join(binary)})")
+    stems = {k.rsplit(".", 1)[0] for k in table} | set(table)
+    keys = [k for k in arrays if k in stems]
+    if not keys:
+        raise UsageError(f"no latent in {latents} has a label row in {labels} (keys are image stems)")
+    shapes = {arrays[k].shape for k in keys}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise UsageError(f"{latents}: expected W+ arrays of one (num_ws, w_dim) shape, got {sorted(shapes)[:3]}")
+    ws = torch.from_numpy(np.stack([arrays[k] for k in keys]).astype(np.float32))
+    if not torch.isfinite(ws).all():
+        raise UsageError(f"{latents}: latents contain NaN or Inf")
+    return keys, ws, columns, label_matrix(names, table, keys, columns)
+
+
+def _cmd_directions(args: argparse.Namespace) -> int:
+    from .editing import Direction, DirectionError, fit_boundary, load_directions, save_directions
+
+    if args.directions_command == "list":
+        from .editing.toolkit import EditingModels
+
+        folder = Path(args.dir) if args.dir else None
+        if folder is None:
+            from .pretrained import default_path
+
+            folder = default_path("editing")
+        try:
+            if (folder / "directions.json").is_file():
+                dirs, available = load_directions(folder), None
+            else:
+                models = EditingModels.load(folder)
+                dirs, available = models.directions, models.available()
+        except DirectionError as e:
+            raise UsageError(str(e)) from None
+        print(f"{folder}:")
+        for name, d in dirs.items():
+            acc = d.info.get("accuracy")
+            print(f"  {name:<22} {d.method:<12} shape {tuple(d.vector.shape)}"
+                  + (f", layers {d.layers[0]}:{d.layers[1]}" if d.layers else "")
+                  + (f", boundary accuracy {100 * acc:.1f}%" if acc is not None else ""))
+        if available:
+            for method, attrs in available.items():
+                print(f"  {method}: {', '.join(attrs) or '-'}")
+        return 0
+    keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, args.attributes)
+    codes = ws.mean(1) if args.space == "w" else ws
+    dirs = []
+    for j, name in enumerate(columns):
+        try:
+            normal, _, info = fit_boundary(codes, labels[:, j], args.method)
+        except DirectionError as e:
+            print(f"warning: {name}: {e}; skipped", file=sys.stderr)
+            continue
+        dirs.append(Direction(name, normal[None] if args.space == "w" else normal, "interfacegan", info=info))
+        print(f"{name:<22} boundary accuracy {100 * info['accuracy']:.1f}% ({len(keys)} latents)")
+    if not dirs:
+        raise UsageError("no boundary could be fitted")
+    save_directions(dirs, _make_out_dir(args.out))
+    print(f"wrote {len(dirs)} directions into {args.out}/")
+    return 0
+
+
+def _cmd_train_editor(args: argparse.Namespace) -> int:
+    from .config import LatentClassifierConfig
+    from .editing import Direction, fit_boundary
+    from .editing.toolkit import EditingModels
+    from .training.common import TrainingError
+    from .training.editing import EditorTrainConfig, train_latent_classifier, train_reference_editor
+
+    keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, None)
+    wanted = args.attributes or columns
+    missing = [a for a in wanted if a not in columns]
+    if missing:
+        raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
+    out = _make_out_dir(args.out)
+    cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
+                                 hidden=tuple(args.hidden))
+    try:
+        clf, acc = train_latent_classifier(ws, labels, cfg, epochs=args.epochs, seed=args.seed, progress=True)
+        models = EditingModels(latent_classifier=clf)
+        for a in wanted:
+            j = columns.index(a)
+            normal, _, info = fit_boundary(ws.mean(1), labels[:, j])
+            models.directions[a] = Direction(a, normal[None], "interfacegan", info=info)
+            models.editors[a], _ = train_reference_editor(ws, labels[:, j], clf, a,
+                                                          EditorTrainConfig(steps=args.editor_steps, seed=args.seed),
+                                                          progress=True)
+    except TrainingError as e:
+        print(f"style-transformer: error: {e}", file=sys.stderr)
+        return 1
+    models.strengths = {"interfacegan": {a: 3.0 for a in wanted}, "classifier": {a: 3.0 for a in wanted}}
+    models.save(out)
+    print(f"{len(keys)} latents; W+ classifier validation accuracy:")
+    for a, v in acc.items():
+        print(f"  {a:<22} {100 * v:.1f}%  boundary {100 * models.directions[a].info['accuracy']:.1f}%"
+              if a in models.directions else f"  {a:<22} {100 * v:.1f}%")
+    print(f"wrote {out}/ (default strengths 3.0; `eval-editing --calibrate` sets them from images)")
+    return 0
+
+
+def _parse_layers(text: Optional[str]):
+    if text is None:
+        return None
+    m = re.fullmatch(r"(\d+):(\d+)", text)
+    if not m or int(m.group(1)) >= int(m.group(2)):
+        raise UsageError(f"--layers must be START:STOP with START < STOP, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _editing_pipeline(args: argparse.Namespace):
+    from .inference import load_pipeline
+
+    if args.checkpoint is None and args.generator is not None:
+        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
+                         editing=args.editing)
+    from .editing import DirectionError
+
+    try:
+        pipe.editing  # noqa: B018 (load now: a wrong folder is a usage error before any work)
+    except DirectionError as e:
+        raise UsageError(str(e)) from None
+    return pipe
+
+
+def _cmd_edit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .data.images import ImageLoadError, collect_images, load_image, save_image
+    from .editing import DirectionError
+
+    layers = _parse_layers(args.layers)
+    files = collect_images(args.inputs)
+    pipe = _editing_pipeline(args)
+    ws_ref = None
+    if args.reference is not None:
+        try:
+            ws_ref = pipe.invert([load_image(args.reference)]).ws
+        except ImageLoadError as e:
+            raise UsageError(str(e)) from None
+    method = args.method or pipe.editing.default_method(ws_ref is not None)
+    if (method == "reference") != (ws_ref is not None):
+        raise UsageError("--method reference needs --reference, and --reference needs --method reference")
+    try:  # check the attribute and method before any image is written
+        pipe.edit_ws(pipe.sample_ws(1), args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
+                     layers=layers)
+    except (DirectionError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    out = _make_out_dir(args.out)
+    stems = _unique_stems(files)
+    latents: Dict[str, np.ndarray] = {}
+    failed = 0
+    bar = tqdm(total=len(files), desc="edit", unit="img")
+    for i in range(0, len(files), args.batch_size):
+        batch, names = [], []
+        for f, stem in zip(files[i: i + args.batch_size], stems[i: i + args.batch_size]):
+            try:
+                batch.append(load_image(f))
+                names.append(stem)
+            except ImageLoadError as e:
+                failed += 1
+                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+        if batch:
+            res = pipe.invert(batch, batch_size=args.batch_size)
+            ws = pipe.edit_ws(res.ws, args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
+                              layers=layers)
+            for stem, w, img in zip(names, ws, pipe.generate(ws, batch_size=args.batch_size)):
+                save_image(img, out / f"{stem}.png")
+                latents[stem] = w.numpy().astype(np.float32)
+        bar.update(min(args.batch_size, len(files) - i))
+    bar.close()
+    if latents:
+        _write_npz_atomic(out / "latents.npz", latents)
+    how = f"strength {args.strength:+g}" if args.strength is not None else f"reference {args.reference}"
+    print(f"edited {args.attribute} ({method}, {how}) in {len(latents)} of {len(files)} images into {out}/"
+          + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _cmd_eval_editing(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .checkpoints import load_model
+    from .data.datasets import ImageFolderDataset
+    from .metrics.editing import calibrate_strengths, evaluate_editing
+    from .pretrained import load_default
+
+    pipe = _editing_pipeline(args)
+    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
+           else load_default("attribute_classifier")).to(pipe.device)
+    known = set(pipe.editing.directions) | set(pipe.editing.editors)
+    attrs = args.attributes or [a for a in clf.attributes if a in known]
+    bad = [a for a in attrs if a not in clf.attributes]
+    if bad:
+        raise UsageError(f"the image classifier does not judge {', '.join(bad)} (it knows {', '.join(clf.attributes)})")
+    data = ImageFolderDataset(args.data, pipe.input_size)
+    n = min(args.n, len(data))
+    images = torch.stack([data[i] for i in range(n)])
+    if args.calibrate:
+        if args.editing is None:
+            raise UsageError("--calibrate writes into the editing folder: pass --editing")
+        methods = [m for m in args.methods if m in ("interfacegan", "classifier")]
+        strengths = calibrate_strengths(pipe, images, clf, attrs, methods=methods, batch_size=args.batch_size)
+        for m, v in strengths.items():
+            pipe.editing.strengths.setdefault(m, {}).update(v)
+        _write_text_atomic(Path(args.editing) / "editing.json", json.dumps({"strengths": pipe.editing.strengths},
+                                                                           indent=2))
+        print(f"calibrated default strengths on {n} images of {args.data}: {json.dumps(strengths)}")
+        return 0
+    report = evaluate_editing(pipe, images, clf, attrs, methods=args.methods, batch_size=args.batch_size,
+                              progress=True)
+    print(f"{n} images of {args.data}, judged by the image attribute classifier:")
+    print(report.to_markdown())
+    if args.json:
+        _write_text_atomic(Path(args.json), json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
 def _cmd_eval_generator(args: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -666,6 +972,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
     from .checkpoints import CheckpointError
     from .data.images import InputError
+    from .editing import DirectionError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
@@ -673,11 +980,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
                 "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan,
                 "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
-                "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder,
+                "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder, "directions": _cmd_directions,
+                "train-editor": _cmd_train_editor, "edit": _cmd_edit, "eval-editing": _cmd_eval_editing,
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)
-    except (UsageError, CheckpointError, InputError) as e:
+    except (UsageError, CheckpointError, InputError, DirectionError) as e:
         print(f"style-transformer: error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:

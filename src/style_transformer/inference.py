@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -49,8 +49,10 @@ class InversionPipeline:
     """
 
     def __init__(self, generator: Generator, model: Optional[StyleTransformer] = None,
-                 device: Union[str, torch.device] = "cpu"):
+                 device: Union[str, torch.device] = "cpu", editing: Optional[PathLike] = None):
         self.device = resolve_device(device)
+        self._editing_path = editing
+        self._editing = None
         self.model = model.to(self.device).eval() if model is not None else None
         self.generator = generator.to(self.device).eval()
         if model is not None and generator.style_dim != model.cfg.encoder.d_model:
@@ -59,7 +61,8 @@ class InversionPipeline:
 
     @classmethod
     def from_pretrained(cls, checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
-                        device: Union[str, torch.device] = "auto") -> "InversionPipeline":
+                        device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None
+                        ) -> "InversionPipeline":
         """Loads checkpoints (native safetensors or official ``.pt``).
 
         Args:
@@ -67,17 +70,21 @@ class InversionPipeline:
             generator: StyleGAN2 checkpoint to render with (default: the checkpoint's decoder).
                 With neither given: the shipped default encoder and generator (64x64 faces).
             device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+            editing: folder of editing models for ``edit`` (default with the shipped models: the
+                shipped editing folder, when the package has one).
 
         Returns:
             The pipeline.
         """
         if checkpoint is None and generator is None:  # the shipped default encoder and generator
-            from .pretrained import default_path
+            from .pretrained import DEFAULT_FILES, WEIGHTS_DIR, default_path
 
             checkpoint, generator = default_path("style_transformer"), default_path("generator")
+            if editing is None and (WEIGHTS_DIR / DEFAULT_FILES["editing"]).is_dir():
+                editing = WEIGHTS_DIR / DEFAULT_FILES["editing"]
         model = load_model(checkpoint, kind="style_transformer") if checkpoint is not None else None
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
-        return cls(gen, model, device)
+        return cls(gen, model, device, editing=editing)
 
     @property
     def input_size(self) -> int:
@@ -153,6 +160,52 @@ class InversionPipeline:
             img_all.append(self.generate(ws, randomize_noise=randomize_noise, batch_size=batch_size))
         return InversionResult(torch.cat(ws_all), torch.cat(img_all))
 
+    @property
+    def editing(self):
+        """The ``EditingModels`` used by ``edit`` (loaded on first use)."""
+        if self._editing is None:
+            from .editing.toolkit import EditingModels
+
+            if self._editing_path is None:
+                raise CheckpointError("this pipeline has no editing models: pass editing=FOLDER (what "
+                                      "`style-transformer train-editor` writes)")
+            self._editing = EditingModels.load(self._editing_path)
+        return self._editing
+
+    def edit_ws(self, ws: torch.Tensor, attribute: str, strength: Optional[float] = None,
+                ws_ref: Optional[torch.Tensor] = None, method: Optional[str] = None,
+                layers: Optional[Tuple[int, int]] = None) -> torch.Tensor:
+        """Edits W+ codes ``[N, L, w_dim]`` (see ``EditingModels.edit``); returns the edited codes on CPU."""
+        ws = self.as_wplus(ws).to(self.device)
+        if ws_ref is not None:
+            ws_ref = self.as_wplus(ws_ref).to(self.device)
+        return self.editing.edit(ws, attribute, method=method, strength=strength, ws_ref=ws_ref, layers=layers,
+                                 generator=self.generator).detach().float().cpu()
+
+    def edit(self, images: Union[Sequence[ImageLike], InversionResult], attribute: str,
+             strength: Optional[float] = None, reference: Optional[ImageLike] = None, method: Optional[str] = None,
+             layers: Optional[Tuple[int, int]] = None, batch_size: int = 8) -> InversionResult:
+        """Inverts images (or takes an ``invert`` result) and edits them.
+
+        Args:
+            images: as ``invert``, or its result.
+            attribute: attribute name (component index for ganspace/sefa).
+            strength: signed strength for direction, classifier, ganspace and sefa edits (default: the
+                editing folder's calibrated one).
+            reference: reference image for reference-based editing.
+            method: ``interfacegan`` (default without a reference), ``classifier``, ``reference``
+                (default with one), ``ganspace``, ``sefa``.
+            layers: ``(start, stop)`` W+ rows to edit.
+            batch_size: images per forward pass.
+
+        Returns:
+            ``InversionResult`` of the edited codes and their renders.
+        """
+        res = images if isinstance(images, InversionResult) else self.invert(images, batch_size=batch_size)
+        ws_ref = self.invert([reference]).ws if reference is not None else None
+        ws = self.edit_ws(res.ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+        return InversionResult(ws, self.generate(ws, batch_size=batch_size))
+
     @torch.no_grad()
     def sample_ws(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
         """Random W+: z ~ N(0, I) from a seeded CPU generator, mapped, optionally truncated toward
@@ -172,6 +225,8 @@ class InversionPipeline:
 
 
 def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
-                  device: Union[str, torch.device] = "auto") -> InversionPipeline:
-    """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``)."""
-    return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device)
+                  device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None) -> InversionPipeline:
+    """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``); with no arguments,
+    the shipped default models."""
+    return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device,
+                                             editing=editing)

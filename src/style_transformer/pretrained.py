@@ -18,6 +18,7 @@ DEFAULT_FILES: Dict[str, str] = {
     "style_transformer": "faces64_style_transformer.safetensors",
     "generator": "faces64_generator.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
+    "editing": "faces64_editing",  # a folder: directions, W+ classifier, reference editors
 }
 
 # Seeds of the rendered-face datasets (``dataset synth --seed``): the default models were trained on
@@ -36,7 +37,7 @@ def default_path(kind: str) -> Path:
     if kind not in DEFAULT_FILES:
         raise CheckpointError(f"no shipped default {kind.replace('_', ' ')}; pass a checkpoint path")
     path = WEIGHTS_DIR / DEFAULT_FILES[kind]
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"the shipped default {kind.replace('_', ' ')} is missing ({path}); "
                               "reinstall the package or pass a checkpoint path")
     return path

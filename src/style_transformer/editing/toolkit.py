@@ -1,0 +1,157 @@
+"""All editing models of one generator in one folder, and one ``edit`` entry point over them.
+
+Folder layout (what ``train-editor`` writes and the package ships for the default domain)::
+
+    EDIT/directions/directions.json + <name>.npy   InterFaceGAN boundaries (and any others)
+    EDIT/latent_classifier.safetensors             the W+ attribute classifier
+    EDIT/editors/<attribute>.safetensors           one reference editor per attribute
+    EDIT/editing.json                              default strengths per method and attribute
+
+Methods: ``interfacegan`` (a stored direction), ``ganspace`` / ``sefa`` (component ``k`` computed from
+the generator; ``attribute`` is the component index), ``classifier`` (gradient of the W+ classifier),
+``reference`` (the attribute's reference editor with a reference image's code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+
+from ..utils import atomic_path
+from .classifier_edit import edit_with_classifier
+from .directions import Direction, DirectionError, ganspace, load_directions, save_directions, sefa
+
+PathLike = Union[str, os.PathLike]
+METHODS = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
+
+
+@dataclass
+class EditingModels:
+    """Directions, the W+ classifier and the reference editors of one generator.
+
+    Attributes:
+        directions: name -> ``Direction`` (InterFaceGAN boundaries, published files).
+        latent_classifier: the W+ attribute classifier (None: no classifier edits).
+        editors: attribute -> ``ReferenceEditor``.
+        strengths: method -> attribute -> default strength (used when none is given).
+    """
+
+    directions: Dict[str, Direction] = field(default_factory=dict)
+    latent_classifier: Optional[torch.nn.Module] = None
+    editors: Dict[str, torch.nn.Module] = field(default_factory=dict)
+    strengths: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def load(cls, folder: PathLike) -> "EditingModels":
+        """Reads an editing folder (every part optional); ``DirectionError`` if nothing is there."""
+        from ..checkpoints import load_model
+
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DirectionError(f"{folder}: no such editing folder")
+        out = cls()
+        if (folder / "directions").is_dir():
+            out.directions = load_directions(folder / "directions")
+        if (folder / "latent_classifier.safetensors").is_file():
+            out.latent_classifier = load_model(folder / "latent_classifier.safetensors", kind="latent_classifier")
+        if (folder / "editors").is_dir():
+            for f in sorted((folder / "editors").glob("*.safetensors")):
+                editor = load_model(f, kind="reference_editor")
+                out.editors[editor.cfg.attribute or f.stem] = editor
+        if (folder / "editing.json").is_file():
+            out.strengths = json.loads((folder / "editing.json").read_text()).get("strengths", {})
+        if not (out.directions or out.latent_classifier is not None or out.editors):
+            raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
+        return out
+
+    def save(self, folder: PathLike) -> Path:
+        from ..checkpoints import save_model
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.directions:
+            save_directions(list(self.directions.values()), folder / "directions")
+        if self.latent_classifier is not None:
+            save_model(self.latent_classifier, folder / "latent_classifier.safetensors")
+        for name, editor in self.editors.items():
+            (folder / "editors").mkdir(exist_ok=True)
+            save_model(editor, folder / "editors" / f"{name}.safetensors")
+        with atomic_path(folder / "editing.json") as tmp:
+            tmp.write_text(json.dumps({"strengths": self.strengths}, indent=2))
+        return folder
+
+    def available(self) -> Dict[str, List[str]]:
+        """Method -> the attributes it can edit."""
+        out = {"interfacegan": sorted(self.directions), "ganspace": ["0..9"], "sefa": ["0..9"]}
+        if self.latent_classifier is not None:
+            out["classifier"] = list(self.latent_classifier.attributes)
+        out["reference"] = sorted(self.editors)
+        return out
+
+    def default_method(self, reference: bool) -> str:
+        return "reference" if reference else "interfacegan"
+
+    def _component(self, method: str, index: str, generator) -> Direction:
+        if method not in self._components:
+            comps = ganspace(generator, 10)[0] if method == "ganspace" else sefa(generator, 10)[0]
+            self._components[method] = comps
+        try:
+            k = int(index)
+            vec = self._components[method][k]
+        except (ValueError, IndexError):
+            raise DirectionError(f"{method} edits take a component index 0..9 as the attribute, got {index!r}") from None
+        return Direction(f"{method}_{k}", vec[None], method)
+
+    def edit(self, ws: torch.Tensor, attribute: str, method: Optional[str] = None, strength: Optional[float] = None,
+             ws_ref: Optional[torch.Tensor] = None, layers: Optional[Tuple[int, int]] = None,
+             generator=None) -> torch.Tensor:
+        """Edits codes ``ws [N, L, d]``.
+
+        Args:
+            attribute: attribute name (or component index for ganspace/sefa).
+            method: one of ``METHODS`` (default: ``reference`` with ``ws_ref``, else ``interfacegan``).
+            strength: signed strength (default: the stored one for this method and attribute).
+            ws_ref: reference codes ``[N or 1, L, d]`` for ``reference``.
+            layers: ``(start, stop)`` W+ rows (direction and classifier edits).
+            generator: needed for ganspace/sefa.
+
+        Returns:
+            Edited codes.
+        """
+        method = method or self.default_method(ws_ref is not None)
+        if method not in METHODS:
+            raise DirectionError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
+        if method == "reference":
+            if ws_ref is None:
+                raise DirectionError("reference editing needs a reference image")
+            if attribute not in self.editors:
+                raise DirectionError(f"no reference editor for {attribute!r} (have {', '.join(sorted(self.editors))})")
+            editor = self.editors[attribute].to(ws.device)
+            ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
+            with torch.no_grad():
+                return editor(ws, ref.to(ws))
+        if strength is None:
+            strength = self.strengths.get(method, {}).get(attribute)
+            if strength is None:
+                raise DirectionError(f"no default strength for {method} {attribute!r}: pass one")
+        if method == "classifier":
+            if self.latent_classifier is None:
+                raise DirectionError("no W+ attribute classifier in this editing folder")
+            try:
+                return edit_with_classifier(ws, self.latent_classifier.to(ws.device), attribute, strength,
+                                            layers=layers)
+            except KeyError as e:
+                raise DirectionError(str(e).strip('"')) from None
+        if method in ("ganspace", "sefa"):
+            if generator is None:
+                raise DirectionError(f"{method} edits need the generator")
+            return self._component(method, attribute, generator).apply(ws, strength, layers)
+        if attribute not in self.directions:
+            raise DirectionError(f"no direction {attribute!r} (have {', '.join(sorted(self.directions)) or 'none'})")
+        return self.directions[attribute].apply(ws, strength, layers)

@@ -1,0 +1,100 @@
+"""The editing commands end to end on a tiny model: invert -> train-editor / directions fit -> edit
+(every method) -> eval-editing (with calibration), and their one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from style_transformer import save_model
+from style_transformer.cli import main
+from style_transformer.config import AttributeClassifierConfig
+from style_transformer.data.synthetic import write_dataset
+from style_transformer.models.classifier import AttributeClassifier
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_checkpoint):
+    root = tmp_path_factory.mktemp("edit")
+    write_dataset(root / "faces", 40, size=32, seed=3)
+    assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
+    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+                 str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
+                 "Bangs", "--epochs", "2", "--editor-steps", "3", "--hidden", "32", "16"]) == 0
+    torch.manual_seed(0)
+    clf = AttributeClassifier(AttributeClassifierConfig(attributes=("Smiling", "Bangs", "Eyeglasses"), size=32,
+                                                        channels=(4, 8)))
+    save_model(clf, root / "clf.safetensors")
+    return root, tiny_checkpoint
+
+
+def test_train_editor_writes_a_complete_editing_folder(setup, capsys):
+    root, _ = setup
+    folder = root / "editing"
+    assert (folder / "latent_classifier.safetensors").is_file()
+    assert sorted(p.name for p in (folder / "editors").iterdir()) == ["Bangs.safetensors", "Smiling.safetensors"]
+    index = json.loads((folder / "directions" / "directions.json").read_text())
+    assert sorted(index["directions"]) == ["Bangs", "Smiling"]
+    assert main(["directions", "list", "--dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Smiling" in out and "reference: Bangs, Smiling" in out
+
+
+def test_directions_fit_wplus(setup, capsys):
+    root, _ = setup
+    assert main(["directions", "fit", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+                 str(root / "faces" / "attributes.csv"), "--out", str(root / "dirs"), "--space", "wplus",
+                 "--attributes", "Smiling"]) == 0
+    vec = np.load(root / "dirs" / "Smiling.npy")
+    assert vec.shape == (8, 32) and abs(np.linalg.norm(vec) - 1) < 1e-5
+    assert main(["directions", "fit", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+                 str(root / "faces" / "attributes.csv"), "--out", str(root / "d2"), "--attributes", "yaw"]) == 2
+    assert "not a 0/1 column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method,extra", [("interfacegan", ["--strength", "2"]), ("classifier", ["--strength", "2"]),
+                                          ("sefa", ["--strength", "3"]), ("ganspace", ["--strength", "3"]),
+                                          ("reference", None)])
+def test_edit_every_method(setup, method, extra, tmp_path):
+    root, ckpt = setup
+    attribute = "1" if method in ("sefa", "ganspace") else "Smiling"
+    if extra is None:
+        extra = ["--reference", str(root / "faces" / "000001.png")]
+    out = tmp_path / "out"
+    args = ["edit", str(root / "faces" / "000000.png"), str(root / "faces" / "000002.png"), "--attribute", attribute,
+            "--method", method, "--out", str(out), "--checkpoint", str(ckpt), "--editing", str(root / "editing")]
+    assert main(args + extra) == 0
+    with np.load(out / "latents.npz") as z, np.load(root / "inv" / "latents.npz") as before:
+        assert sorted(z.files) == ["000000", "000002"]
+        assert not np.allclose(z["000000"], before["000000"])  # the code moved
+    assert np.asarray(Image.open(out / "000000.png")).shape == (32, 32, 3)
+
+
+def test_edit_errors_are_one_line(setup, tmp_path, capsys):
+    root, ckpt = setup
+    base = ["edit", str(root / "faces" / "000000.png"), "--out", str(tmp_path / "o"), "--checkpoint", str(ckpt),
+            "--editing", str(root / "editing")]
+    assert main(base + ["--attribute", "Wearing_Hat", "--strength", "1"]) == 2
+    assert "no direction 'Wearing_Hat'" in capsys.readouterr().err
+    assert main(base + ["--attribute", "Smiling", "--strength", "1", "--method", "reference"]) == 2
+    assert main(base + ["--attribute", "Smiling", "--strength", "1", "--layers", "5:2"]) == 2
+    assert main(base[:-1] + [str(tmp_path), "--attribute", "Smiling", "--strength", "1"]) == 2
+    assert not (tmp_path / "o").exists()  # nothing written on a usage error
+
+
+def test_eval_editing_and_calibration(setup, capsys):
+    root, ckpt = setup
+    base = ["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+            str(root / "editing"), "--classifier", str(root / "clf.safetensors"), "--batch-size", "8"]
+    assert main(base + ["--calibrate", "--methods", "interfacegan"]) == 0
+    strengths = json.loads((root / "editing" / "editing.json").read_text())["strengths"]
+    assert set(strengths["interfacegan"]) == {"Smiling", "Bangs"}
+    capsys.readouterr()
+    assert main(base + ["--json", str(root / "report.json")]) == 0
+    text = capsys.readouterr().out
+    assert "| interfacegan | Smiling |" in text and "| reference | Bangs |" in text
+    report = json.loads((root / "report.json").read_text())
+    assert {s["method"] for s in report["scores"]} == {"interfacegan", "classifier", "reference"}
+    assert all(0 <= s["success"] <= 1 and 0 <= s["preservation"] <= 1 for s in report["scores"] if s["n"])
