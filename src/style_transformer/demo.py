@@ -1,9 +1,10 @@
 """The main job in one call: invert a few faces with the shipped models and show the results.
 
 ``run_demo`` takes images (or renders held-out faces: seed ``pretrained.TEST_SEED``, never seen in
-training), inverts them, and writes into ``out/``:
+training), inverts them, renders the edits the pipeline's editing models offer (three attribute toggles and one reference
+edit), and writes into ``out/``:
 
-* ``grid.png``: one row per image: input | reconstruction;
+* ``grid.png``: one row per image: input | reconstruction | edits;
 * ``index.html``: the same as a page, with PSNR and attribute verdicts;
 * ``latents.npz``: the W+ code of every image (key = image name);
 * ``images/``: every tile as its own PNG.
@@ -51,6 +52,10 @@ def held_out_faces(n: int, size: int = 64):
     return batch.images, {k: batch.attributes[k] for k in BINARY_ATTRIBUTES}
 
 
+def _slug(column: str) -> str:
+    return column.replace(" ", "_")
+
+
 def _tile_row(tiles: Sequence[torch.Tensor]) -> np.ndarray:
     return np.concatenate(list(to_uint8(torch.stack(list(tiles)))), axis=1)
 
@@ -92,15 +97,16 @@ def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] =
     res = pipe.invert(list(x), batch_size=32)
     recon = pool_to_size(res.images, pipe.input_size).clamp(-1, 1)
     psnr = (10 * torch.log10(4.0 / (recon - x).pow(2).flatten(1).mean(1).clamp_min(1e-12))).tolist()
-    columns = ["input", "reconstruction"]
+    verdicts = classifier.predict(recon) if classifier is not None else None
+    edits = _edits(pipe, res.ws, verdicts, classifier)
+    columns = ["input", "reconstruction"] + list(edits)
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
-    verdicts = classifier.predict(recon) if classifier is not None else None
     for i, name in enumerate(names):
-        tiles = [x[i], recon[i]]
+        tiles = [x[i], recon[i]] + [e[i] for e in edits.values()]
         for col, tile in zip(columns, tiles):
-            save_image(tile, out / "images" / f"{name}_{col}.png")
+            save_image(tile, out / "images" / f"{name}_{_slug(col)}.png")
         rows.append(_tile_row(tiles))
     grid_path = out / "grid.png"
     with atomic_path(grid_path) as tmp:
@@ -116,11 +122,42 @@ def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] =
     return DemoResult(out, grid_path, html_path, latents_path, names, psnr)
 
 
+DEMO_ATTRIBUTES = ("Smiling", "Eyeglasses", "Bangs", "Wearing_Hat", "Blond_Hair")
+
+
+def _edits(pipe: InversionPipeline, ws: torch.Tensor, verdicts, classifier) -> Dict[str, torch.Tensor]:
+    """Column name -> edited renders ``[N, 3, S, S]``: three attribute edits by the default method (each
+    image gets the attribute toggled: added where the classifier sees it absent, removed where present)
+    and one reference edit (each image takes the next image's attribute). Empty without editing models."""
+    from .checkpoints import CheckpointError
+    from .editing import DirectionError
+
+    try:
+        editing = pipe.editing
+    except (CheckpointError, DirectionError):
+        return {}
+    out: Dict[str, torch.Tensor] = {}
+    strengths = editing.strengths.get("interfacegan", {})
+    picked = [a for a in DEMO_ATTRIBUTES if a in editing.directions and a in strengths][:3]
+    for a in picked:
+        sign = torch.ones(len(ws))
+        if verdicts is not None and a in classifier.attributes:
+            sign = 1 - 2 * (verdicts[:, classifier.attributes.index(a)] > 0.5).float()
+        edited = torch.cat([pipe.edit_ws(ws[i:i + 1], a, strength=float(sign[i]) * strengths[a])
+                            for i in range(len(ws))])
+        out[f"{a} toggled"] = pool_to_size(pipe.generate(edited), pipe.input_size).clamp(-1, 1)
+    ref_attr = next((a for a in DEMO_ATTRIBUTES if a in editing.editors), next(iter(editing.editors), None))
+    if ref_attr is not None and len(ws) > 1:
+        edited = pipe.edit_ws(ws, ref_attr, ws_ref=ws.roll(-1, 0), method="reference")
+        out[f"{ref_attr} from the next row"] = pool_to_size(pipe.generate(edited), pipe.input_size).clamp(-1, 1)
+    return out
+
+
 def _page(names, columns, psnr, labels, verdicts, classifier) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for i, name in enumerate(names):
-        cells = "".join(f'<td><img src="images/{html.escape(name)}_{html.escape(c)}.png" width="128" '
+        cells = "".join(f'<td><img src="images/{html.escape(name)}_{_slug(c)}.png" width="128" '
                         f'height="128" alt="{html.escape(c)}"></td>' for c in columns)
         notes = [f"PSNR {psnr[i]:.2f} dB"]
         if verdicts is not None:

@@ -98,3 +98,20 @@ def test_eval_editing_and_calibration(setup, capsys):
     report = json.loads((root / "report.json").read_text())
     assert {s["method"] for s in report["scores"]} == {"interfacegan", "classifier", "reference"}
     assert all(0 <= s["success"] <= 1 and 0 <= s["preservation"] <= 1 for s in report["scores"] if s["n"])
+
+
+def test_demo_shows_the_edits_of_an_editing_folder(setup, tmp_path):
+    from style_transformer import load_pipeline
+    from style_transformer.checkpoints import load_model
+    from style_transformer.demo import run_demo
+
+    root, ckpt = setup
+    pipe = load_pipeline(checkpoint=ckpt, editing=root / "editing", device="cpu")
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    res = run_demo(tmp_path / "demo", n=3, pipe=pipe, classifier=clf)
+    grid = np.asarray(Image.open(res.grid))
+    assert grid.shape == (3 * 32, 5 * 32, 3)  # input, reconstruction, 2 toggles, 1 reference edit
+    page = res.html.read_text()
+    assert "Smiling toggled" in page and "Bangs toggled" in page and "Smiling from the next row" in page
+    assert (tmp_path / "demo" / "images" / "face_0_Smiling_from_the_next_row.png").is_file()
+    assert not np.array_equal(grid[:, 32:64], grid[:, 64:96])  # the toggle changed the reconstruction
