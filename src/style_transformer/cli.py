@@ -705,9 +705,9 @@ def _cmd_directions(args: argparse.Namespace) -> int:
 
         folder = Path(args.dir) if args.dir else None
         if folder is None:
-            from .pretrained import default_path
+            from .pretrained import default_editing_dir
 
-            folder = default_path("editing")
+            folder = default_editing_dir()
         try:
             if (folder / "directions.json").is_file():
                 dirs, available = load_directions(folder), None

@@ -77,11 +77,11 @@ class InversionPipeline:
             The pipeline.
         """
         if checkpoint is None and generator is None:  # the shipped default encoder and generator
-            from .pretrained import DEFAULT_FILES, WEIGHTS_DIR, default_path
+            from .pretrained import EDITING_DIR, WEIGHTS_DIR, default_path
 
             checkpoint, generator = default_path("style_transformer"), default_path("generator")
-            if editing is None and (WEIGHTS_DIR / DEFAULT_FILES["editing"]).is_dir():
-                editing = WEIGHTS_DIR / DEFAULT_FILES["editing"]
+            if editing is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
+                editing = WEIGHTS_DIR / EDITING_DIR
         model = load_model(checkpoint, kind="style_transformer") if checkpoint is not None else None
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         return cls(gen, model, device, editing=editing)

@@ -15,11 +15,11 @@ from .checkpoints.legacy import CheckpointError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 DEFAULT_FILES: Dict[str, str] = {
-    "style_transformer": "faces64_style_transformer.safetensors",
     "generator": "faces64_generator.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
-    "editing": "faces64_editing",  # a folder: directions, W+ classifier, reference editors
 }
+# the editing models of the default generator: a folder (directions, W+ classifier, reference editors)
+EDITING_DIR = "faces64_editing"
 
 # Seeds of the rendered-face datasets (``dataset synth --seed``): the default models were trained on
 # TRAIN_SEED only; TEST_SEED faces are held out (the demo and the reported encoder figures use them).
@@ -37,7 +37,7 @@ def default_path(kind: str) -> Path:
     if kind not in DEFAULT_FILES:
         raise CheckpointError(f"no shipped default {kind.replace('_', ' ')}; pass a checkpoint path")
     path = WEIGHTS_DIR / DEFAULT_FILES[kind]
-    if not path.exists():
+    if not path.is_file():
         raise CheckpointError(f"the shipped default {kind.replace('_', ' ')} is missing ({path}); "
                               "reinstall the package or pass a checkpoint path")
     return path
@@ -48,3 +48,16 @@ def load_default(kind: str):
     from .checkpoints import load_model
 
     return load_model(default_path(kind), kind=kind)
+
+
+def default_editing_dir() -> Path:
+    """The shipped editing folder of the default generator.
+
+    Raises:
+        CheckpointError: the package has none.
+    """
+    path = WEIGHTS_DIR / EDITING_DIR
+    if not (path / "editing.json").is_file():
+        raise CheckpointError(f"the shipped default editing models are missing ({path}); pass an editing folder "
+                              "(what `style-transformer train-editor` writes)")
+    return path
