@@ -314,38 +314,47 @@ def _write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def _cmd_invert(args: argparse.Namespace) -> int:
+def _image_batches(files: Sequence[Path], batch_size: int, desc: str, failures: List[str]):
+    """Yields (stems, PIL images) per batch with a progress bar; unreadable files are skipped with a
+    warning line and appended to ``failures``."""
     from tqdm import tqdm
 
-    from .data.images import ImageLoadError, collect_images, load_image, save_image
+    from .data.images import ImageLoadError, load_image
 
-    files = collect_images(args.inputs)
-    pipe = _pipeline(args)
-    out = _make_out_dir(args.out)
     stems = _unique_stems(files)
-    latents: Dict[str, np.ndarray] = {}
-    failed = 0
-    bar = tqdm(total=len(files), desc="invert", unit="img")
-    for i in range(0, len(files), args.batch_size):
+    bar = tqdm(total=len(files), desc=desc, unit="img")
+    for i in range(0, len(files), batch_size):
         batch, names = [], []
-        for f, stem in zip(files[i: i + args.batch_size], stems[i: i + args.batch_size]):
+        for f, stem in zip(files[i: i + batch_size], stems[i: i + batch_size]):
             try:
                 batch.append(load_image(f))
                 names.append(stem)
             except ImageLoadError as e:
-                failed += 1
+                failures.append(str(f))
                 tqdm.write(f"warning: skipping {e}", file=sys.stderr)
         if batch:
-            res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
-            for stem, ws, img in zip(names, res.ws, res.images):
-                save_image(img, out / f"{stem}.png")
-                latents[stem] = ws.numpy().astype(np.float32)
-        bar.update(min(args.batch_size, len(files) - i))
+            yield names, batch
+        bar.update(min(batch_size, len(files) - i))
     bar.close()
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    from .data.images import collect_images, save_image
+
+    files = collect_images(args.inputs)
+    pipe = _pipeline(args)
+    out = _make_out_dir(args.out)
+    latents: Dict[str, np.ndarray] = {}
+    failed: List[str] = []
+    for names, batch in _image_batches(files, args.batch_size, "invert", failed):
+        res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
+        for stem, ws, img in zip(names, res.ws, res.images):
+            save_image(img, out / f"{stem}.png")
+            latents[stem] = ws.numpy().astype(np.float32)
     if latents:
         _write_npz_atomic(out / "latents.npz", latents)
     print(f"inverted {len(latents)} of {len(files)} images into {out}/ (latents.npz)"
-          + (f"; {failed} failed" if failed else ""))
+          + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
 
 
@@ -601,21 +610,18 @@ def _pipeline(args: argparse.Namespace):
 def _cmd_demo(args: argparse.Namespace) -> int:
     import time
 
-    from .data.images import ImageLoadError, collect_images, load_image
+    from .data.images import collect_images
     from .demo import run_demo
 
     t0 = time.perf_counter()
     pipe = _pipeline(args)
     images = names = None
     if args.inputs:
-        files = collect_images(args.inputs)
-        images, names = [], []
-        for f, stem in zip(files, _unique_stems(files)):
-            try:
-                images.append(load_image(f))
-                names.append(stem)
-            except ImageLoadError as e:
-                print(f"warning: skipping {e}", file=sys.stderr)
+        failed: List[str] = []
+        names, images = [], []
+        for stems, batch in _image_batches(collect_images(args.inputs), 64, "read", failed):
+            names += stems
+            images += batch
         if not images:
             raise UsageError("none of the inputs is a readable image")
     classifier = None
@@ -808,8 +814,6 @@ def _editing_pipeline(args: argparse.Namespace):
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .data.images import ImageLoadError, collect_images, load_image, save_image
     from .editing import DirectionError
 
@@ -831,33 +835,20 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     except (DirectionError, ValueError) as e:
         raise UsageError(str(e)) from None
     out = _make_out_dir(args.out)
-    stems = _unique_stems(files)
     latents: Dict[str, np.ndarray] = {}
-    failed = 0
-    bar = tqdm(total=len(files), desc="edit", unit="img")
-    for i in range(0, len(files), args.batch_size):
-        batch, names = [], []
-        for f, stem in zip(files[i: i + args.batch_size], stems[i: i + args.batch_size]):
-            try:
-                batch.append(load_image(f))
-                names.append(stem)
-            except ImageLoadError as e:
-                failed += 1
-                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
-        if batch:
-            res = pipe.invert(batch, batch_size=args.batch_size)
-            ws = pipe.edit_ws(res.ws, args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
-                              layers=layers)
-            for stem, w, img in zip(names, ws, pipe.generate(ws, batch_size=args.batch_size)):
-                save_image(img, out / f"{stem}.png")
-                latents[stem] = w.numpy().astype(np.float32)
-        bar.update(min(args.batch_size, len(files) - i))
-    bar.close()
+    failed: List[str] = []
+    for names, batch in _image_batches(files, args.batch_size, "edit", failed):
+        res = pipe.invert(batch, batch_size=args.batch_size)
+        ws = pipe.edit_ws(res.ws, args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
+                          layers=layers)
+        for stem, w, img in zip(names, ws, pipe.generate(ws, batch_size=args.batch_size)):
+            save_image(img, out / f"{stem}.png")
+            latents[stem] = w.numpy().astype(np.float32)
     if latents:
         _write_npz_atomic(out / "latents.npz", latents)
     how = f"strength {args.strength:+g}" if args.strength is not None else f"reference {args.reference}"
     print(f"edited {args.attribute} ({method}, {how}) in {len(latents)} of {len(files)} images into {out}/"
-          + (f"; {failed} failed" if failed else ""))
+          + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
 
 

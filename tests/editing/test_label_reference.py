@@ -2,7 +2,6 @@
 linear functions of the code: the classifier learns them, edits change the asked attribute and keep
 the others, the editor transfers the reference's attribute."""
 
-import dataclasses
 
 import pytest
 import torch
