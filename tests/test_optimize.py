@@ -56,3 +56,25 @@ def test_noise_stays_normalised_and_pti_lowers_the_loss():
         after = (tuned.synthesis(ws, noise=noises) - target).pow(2).mean()
     assert after < 0.8 * before
     assert torch.equal(tuned.style[1].weight, g.style[1].weight)  # the mapping is not tuned
+
+
+def test_invert_refine_lowers_the_reconstruction_error(tiny_checkpoint, image_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from style_transformer.cli import main
+
+    src = image_dir / "a.png"
+    assert main(["invert", str(src), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "plain")]) == 0
+    assert main(["invert", str(src), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "fine"),
+                 "--refine-steps", "40", "--pti-steps", "10"]) == 0
+    target = np.asarray(Image.open(src).convert("RGB").resize((32, 32), Image.BILINEAR), dtype=np.float64)
+
+    def err(folder):
+        return ((np.asarray(Image.open(folder / "a.png"), dtype=np.float64) - target) ** 2).mean()
+
+    assert err(tmp_path / "fine") < 0.8 * err(tmp_path / "plain")
+    with np.load(tmp_path / "fine" / "latents.npz") as z:
+        assert z["a"].shape == (8, 32)
+    assert main(["invert", str(src), "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "x"),
+                 "--refine-steps", "-1"]) == 2

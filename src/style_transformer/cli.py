@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
                      help="fixed: the generator's stored noise buffers (reproducible)")
+    inv.add_argument("--refine-steps", type=int, default=0,
+                     help="then refine each batch by N steps of W+ optimisation (MSE + LPIPS, noise regularised)")
+    inv.add_argument("--pti-steps", type=int, default=0,
+                     help="after refining, tune the generator around the codes (PTI) for N steps")
 
     gen = sub.add_parser("generate", help="render latents or random samples",
                          epilog="examples:\n  style-transformer generate --n 16 --out samples/\n"
@@ -341,6 +345,8 @@ def _image_batches(files: Sequence[Path], batch_size: int, desc: str, failures: 
 def _cmd_invert(args: argparse.Namespace) -> int:
     from .data.images import collect_images, save_image
 
+    if args.refine_steps < 0 or args.pti_steps < 0:
+        raise UsageError("--refine-steps and --pti-steps must be >= 0")
     files = collect_images(args.inputs)
     pipe = _pipeline(args)
     out = _make_out_dir(args.out)
@@ -348,6 +354,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     failed: List[str] = []
     for names, batch in _image_batches(files, args.batch_size, "invert", failed):
         res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
+        if args.refine_steps > 0 or args.pti_steps > 0:
+            res = pipe.refine(batch, res, steps=args.refine_steps, pti_steps=args.pti_steps)
         for stem, ws, img in zip(names, res.ws, res.images):
             save_image(img, out / f"{stem}.png")
             latents[stem] = ws.numpy().astype(np.float32)

@@ -160,6 +160,43 @@ class InversionPipeline:
             img_all.append(self.generate(ws, randomize_noise=randomize_noise, batch_size=batch_size))
         return InversionResult(torch.cat(ws_all), torch.cat(img_all))
 
+    def refine(self, images: Sequence[ImageLike], result: Optional[InversionResult] = None, steps: int = 100,
+               pti_steps: int = 0, lpips=None, progress: bool = False) -> InversionResult:
+        """Refines an inversion by optimisation (``optimize.optimize_latents``: W+, MSE + LPIPS, noise
+        regularisation) from the encoder's codes, then optionally PTI (``pti_steps`` of generator tuning).
+
+        Args:
+            images: the images ``result`` came from (as ``invert``).
+            result: ``invert``'s output for them (default: computed here).
+            steps: optimisation steps.
+            pti_steps: PTI steps (0: none).
+            lpips: perceptual network (default: the offline shift-tolerant LPIPS).
+            progress: progress bars.
+
+        Returns:
+            ``InversionResult``: refined codes and their renders (with the optimised noise and, after
+            PTI, by the tuned generator: such images are not reproducible from the codes alone).
+        """
+        from .optimize import OptimizeConfig, optimize_latents, pivotal_tuning
+
+        if lpips is None:
+            from .losses import LPIPS
+
+            lpips = LPIPS.load("alex-st").to(self.device)
+        result = result if result is not None else self.invert(images)
+        target = preprocess(list(images) if isinstance(images, (list, tuple)) else [images],
+                            self.input_size).to(self.device)
+        cfg = OptimizeConfig(steps=steps, pti_steps=pti_steps)
+        ws, noises = optimize_latents(self.generator, target, cfg, init_ws=result.ws.to(self.device), lpips=lpips,
+                                      progress=progress)
+        gen = pivotal_tuning(self.generator, target, ws, noises, cfg, lpips, progress) if pti_steps else self.generator
+        with torch.no_grad():
+            images_out = gen.synthesis(ws, noise=noises).float().cpu()
+        rows = result.ws.shape[1]
+        full = result.ws.clone()
+        full[:, : ws.shape[1]] = ws.cpu()  # rows beyond the generator's (unused by it) are kept
+        return InversionResult(full[:, :rows], images_out)
+
     @property
     def editing(self):
         """The ``EditingModels`` used by ``edit`` (loaded on first use)."""
