@@ -146,12 +146,12 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
 
 def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
                         methods: Sequence[str] = ("interfacegan", "classifier"),
-                        grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0), target: float = 0.95,
+                        grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0), target: float = 0.95,
                         min_preservation: float = 0.9, batch_size: int = 64) -> Dict[str, Dict[str, float]]:
     """Default strengths for label edits, chosen on (training) images: per method and attribute, the
     smallest strength in ``grid`` whose success reaches ``target`` while preservation stays at or above
     ``min_preservation``; failing that, the strength with the best success among those that preserve
-    enough (or the best success overall)."""
+    enough (or the best success overall; the largest strength when nothing succeeds)."""
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
     for mag in grid:
         rep = evaluate_editing(pipe, images, classifier, attributes, methods=methods,
@@ -166,5 +166,6 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
                 continue
             good = [r for r in rows if r[1] >= target and r[2] >= min_preservation]
             ok = [r for r in rows if r[2] >= min_preservation] or rows
-            out[m][a] = good[0][0] if good else max(ok, key=lambda r: r[1])[0]
+            # among equal successes: the smallest strength, unless nothing succeeds at all (then the largest)
+            out[m][a] = good[0][0] if good else max(ok, key=lambda r: (r[1], r[0] if r[1] == 0 else -r[0]))[0]
     return out
