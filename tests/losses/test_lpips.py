@@ -149,3 +149,24 @@ def test_training_path_matches_the_joint_pass_and_its_gradient():
     joint.sum().backward()
     torch.testing.assert_close(fast, joint, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(g_fast, y.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_standard_vgg_from_local_files_loads_strictly(tmp_path):
+    """The torchvision VGG16 layout (13 convs at features.0..28) and the lpips v0.1 vgg heads."""
+    g = torch.Generator().manual_seed(4)
+    widths = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256), (256, 512),
+              (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    idx = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    trunk = {}
+    for i, (cin, cout) in zip(idx, widths):
+        trunk[f"features.{i}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        trunk[f"features.{i}.bias"] = torch.zeros(cout)
+    heads = {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=g)
+             for i, c in enumerate((64, 128, 256, 512, 512))}
+    torch.save(trunk, tmp_path / "vgg16.pth")
+    torch.save(heads, tmp_path / "vgg.pth")
+    model = LPIPS.load("vgg", trunk=tmp_path / "vgg16.pth", heads=tmp_path / "vgg.pth")
+    conv = model.trunk[3][3]  # stage 4: max-pool, conv (features.17), ReLU, conv (features.19)
+    assert torch.equal(conv.weight, trunk["features.19.weight"])
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert model(x, x).item() == 0 and model(x, -x).item() > 0
