@@ -175,6 +175,34 @@ class StyleTransformerConfig(_ConfigMixin):
             raise ConfigError("encoder.d_model must equal generator.style_dim")
 
 @dataclass(frozen=True)
+class PSPConfig(_ConfigMixin):
+    """The peer encoders: pSp (``arch="psp"``, one GradualStyleBlock head per W+ row) and e4e
+    (``arch="e4e"``, one w plus per-row offsets), on the same IR-SE backbone as the Style Transformer.
+
+    Attributes:
+        arch: ``psp`` or ``e4e``.
+        encoder: backbone (``stage_*``, ``se``), ``input_size``, ``n_styles`` (heads) and ``d_model`` (w_dim);
+            its transformer fields are unused here.
+        generator: the StyleGAN2 decoder.
+        coarse_ind, middle_ind: heads ``< coarse_ind`` read c3 (1/16), ``< middle_ind`` p2 (1/8), the rest p1.
+    """
+
+    arch: str = "psp"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    coarse_ind: int = 3
+    middle_ind: int = 7
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("psp", "e4e"):
+            raise ConfigError(f"arch must be 'psp' or 'e4e', got {self.arch!r}")
+        if self.encoder.d_model != self.generator.style_dim:
+            raise ConfigError("encoder.d_model must equal generator.style_dim")
+        if not 0 < self.coarse_ind <= self.middle_ind <= self.encoder.n_styles:
+            raise ConfigError("need 0 < coarse_ind <= middle_ind <= n_styles")
+
+
+@dataclass(frozen=True)
 class AttributeClassifierConfig(_ConfigMixin):
     """Image attribute classifier: a small CNN with one logit per binary attribute.
 

@@ -10,7 +10,7 @@ import torch
 
 from .checkpoints import CheckpointError, load_model
 from .data.images import ImageLike, preprocess
-from .models import Generator, StyleTransformer
+from .models import Generator, PSPModel, StyleTransformer
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,7 +48,7 @@ class InversionPipeline:
         device: where to run.
     """
 
-    def __init__(self, generator: Generator, model: Optional[StyleTransformer] = None,
+    def __init__(self, generator: Generator, model: Optional[Union[StyleTransformer, PSPModel]] = None,
                  device: Union[str, torch.device] = "cpu", editing: Optional[PathLike] = None):
         self.device = resolve_device(device)
         self._editing_path = editing
@@ -82,7 +82,12 @@ class InversionPipeline:
             checkpoint, generator = default_path("style_transformer"), default_path("generator")
             if editing is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
                 editing = WEIGHTS_DIR / EDITING_DIR
-        model = load_model(checkpoint, kind="style_transformer") if checkpoint is not None else None
+        model = None
+        if checkpoint is not None:
+            model = load_model(checkpoint)
+            if not isinstance(model, (StyleTransformer, PSPModel)):
+                raise CheckpointError(f"{checkpoint}: not an inversion model (Style Transformer, pSp or e4e) but a "
+                                      f"{type(model).__name__}")
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         return cls(gen, model, device, editing=editing)
 

@@ -18,9 +18,9 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, LatentClassifierConfig,
+from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, LatentClassifierConfig, PSPConfig,
                       ReferenceEditorConfig, StyleTransformerConfig)
-from ..models import AttributeClassifier, Generator, LatentClassifier, ReferenceEditor, StyleTransformer
+from ..models import AttributeClassifier, Generator, LatentClassifier, PSPModel, ReferenceEditor, StyleTransformer
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
 from ..utils import atomic_path
 
@@ -31,7 +31,7 @@ FORMAT_VERSION = "1"
 KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "generator": (Generator, GeneratorConfig),
          "attribute_classifier": (AttributeClassifier, AttributeClassifierConfig),
          "latent_classifier": (LatentClassifier, LatentClassifierConfig),
-         "reference_editor": (ReferenceEditor, ReferenceEditorConfig)}
+         "reference_editor": (ReferenceEditor, ReferenceEditorConfig), "psp": (PSPModel, PSPConfig)}
 PathLike = Union[str, os.PathLike]
 
 
@@ -131,7 +131,8 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
         file_kind, cfg, state = convert_official(ckpt)  # type: ignore[arg-type]
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
-    if kind is not None and file_kind != kind and not (kind == "generator" and file_kind == "style_transformer"):
+    encoders = ("style_transformer", "psp")
+    if kind is not None and file_kind != kind and not (kind == "generator" and file_kind in encoders):
         raise CheckpointError(f"{path}: this is a {file_kind.replace('_', ' ')} checkpoint, "
                               f"but a {kind.replace('_', ' ')} checkpoint is needed here")
     model = KINDS[file_kind][0](cfg)
@@ -153,6 +154,6 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
         log.info("%s has no latent_avg; using the mean of 4096 mapped z (seed 0)", path)
         model.latent_avg.copy_(model.mean_latent(4096, seed=0))
     model.eval().requires_grad_(False)
-    if kind == "generator" and file_kind == "style_transformer":
+    if kind == "generator" and file_kind in encoders:
         return model.decoder
     return model

@@ -1,4 +1,5 @@
-"""Import of official pickled ``.pt`` checkpoints (Style Transformer, rosinality StyleGAN2).
+"""Import of official pickled ``.pt`` checkpoints (Style Transformer, pSp, e4e, rosinality StyleGAN2,
+the Style Transformer's editing models).
 
 Loading is ``torch.load(..., weights_only=True)`` only, with ``argparse.Namespace`` allow-listed (some
 trainers store ``args``). A file that needs any other class is refused; we never retry unsafely.
@@ -17,7 +18,7 @@ from typing import Dict, List, Mapping, Tuple
 import torch
 
 from ..config import (CELEBA_ATTRIBUTES, ConfigError, EncoderConfig, GeneratorConfig, LatentClassifierConfig,
-                      ReferenceEditorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS)
+                      PSPConfig, ReferenceEditorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS)
 
 log = logging.getLogger(__name__)
 
@@ -83,29 +84,49 @@ def infer_generator_config(g: Mapping[str, torch.Tensor]) -> GeneratorConfig:
     return GeneratorConfig(channels=widths, **kw)
 
 
+def _infer_backbone(e: Mapping[str, torch.Tensor]) -> Dict:
+    """The IR(-SE) backbone fields of ``EncoderConfig`` from a state dict's shapes. Stage boundaries
+    are the units with a convolutional shortcut (the width changes there)."""
+    n_units = len({k.split(".")[1] for k in e if k.startswith("body.")})
+    depths = [int(e[f"body.{i}.res_layer.1.weight"].shape[0]) for i in range(n_units)]
+    starts = [i for i in range(n_units) if i == 0 or f"body.{i}.shortcut_layer.0.weight" in e]
+    if len(starts) != 4:
+        raise CheckpointError(f"cannot infer 4 backbone stages from the encoder (found {len(starts)})")
+    bounds = starts + [n_units]
+    se = "body.0.res_layer.5.fc1.weight" in e
+    return dict(input_nc=int(e["input_layer.0.weight"].shape[1]), stem_channels=int(e["input_layer.0.weight"].shape[0]),
+                stage_channels=tuple(depths[s] for s in starts),
+                stage_units=tuple(bounds[i + 1] - bounds[i] for i in range(4)), se=se,
+                se_reduction=depths[0] // int(e["body.0.res_layer.5.fc1.weight"].shape[0]) if se else 16)
+
+
+def infer_psp_config(e: Mapping[str, torch.Tensor], generator: GeneratorConfig, arch: str) -> PSPConfig:
+    """``PSPConfig`` of an official pSp / e4e encoder state dict (all sizes from the shapes)."""
+    try:
+        n_styles = len({k.split(".")[1] for k in e if k.startswith("styles.")})
+        d = int(e["styles.0.linear.weight"].shape[0])
+        n_convs = [len({k.split(".")[3] for k in e if k.startswith(f"styles.{i}.convs.")}) for i in range(n_styles)]
+        coarse = next((i for i in range(n_styles) if n_convs[i] != n_convs[0]), n_styles)
+        middle = next((i for i in range(coarse, n_styles) if n_convs[i] != n_convs[coarse]), n_styles) \
+            if coarse < n_styles else n_styles
+        # a coarse head halves its 1/16 map down to 1x1: its conv count gives the input size (4 -> 256)
+        enc = EncoderConfig(**_infer_backbone(e), n_styles=n_styles, d_model=d, input_size=16 * 2 ** n_convs[0])
+        return PSPConfig(arch=arch, encoder=enc, generator=generator, coarse_ind=coarse, middle_ind=middle)
+    except KeyError as err:
+        raise CheckpointError(f"not a pSp/e4e encoder state dict: missing key {err.args[0]}") from None
+    except ConfigError as err:
+        raise CheckpointError(f"encoder weights do not describe a valid pSp/e4e encoder: {err}") from None
+
+
 def infer_encoder_config(e: Mapping[str, torch.Tensor]) -> EncoderConfig:
     """Rebuilds an ``EncoderConfig`` from an official encoder state dict's shapes.
 
-    Stage boundaries are the units with a convolutional shortcut (the width changes there).
     ``n_heads`` (4) and ``input_size`` (256) are not visible in shapes and take the paper's values.
     """
     try:
         z = e["z"]
-        n_units = len({k.split(".")[1] for k in e if k.startswith("body.")})
-        depths = [int(e[f"body.{i}.res_layer.1.weight"].shape[0]) for i in range(n_units)]
-        starts = [i for i in range(n_units) if i == 0 or f"body.{i}.shortcut_layer.0.weight" in e]
-        if len(starts) != 4:
-            raise CheckpointError(f"cannot infer 4 backbone stages from the encoder (found {len(starts)})")
-        bounds = starts + [n_units]
-        se = "body.0.res_layer.5.fc1.weight" in e
-        reduction = depths[0] // int(e["body.0.res_layer.5.fc1.weight"].shape[0]) if se else 16
         return EncoderConfig(
-            input_nc=int(e["input_layer.0.weight"].shape[1]),
-            stem_channels=int(e["input_layer.0.weight"].shape[0]),
-            stage_channels=tuple(depths[s] for s in starts),
-            stage_units=tuple(bounds[i + 1] - bounds[i] for i in range(4)),
-            se=se, se_reduction=reduction,
-            n_styles=int(z.shape[1]), d_model=int(z.shape[2]),
+            **_infer_backbone(e), n_styles=int(z.shape[1]), d_model=int(z.shape[2]),
             ffn_dim=int(e["transformerlayer_coarse.linear1.weight"].shape[0]),
         )
     except KeyError as err:
@@ -142,6 +163,8 @@ def detect_kind(ckpt: object) -> str:
         keys = _state_dict_of(ckpt).keys()
         if any(k.startswith("encoder.z") for k in keys) and any(k.startswith("decoder.") for k in keys):
             return "style_transformer"
+        if any(k.startswith("encoder.styles.0.convs.") for k in keys) and any(k.startswith("decoder.") for k in keys):
+            return "psp"
         if isinstance(ckpt.get("g_ema"), dict):
             return "generator"
         if any(k.startswith("classifier.fcs.") for k in keys):
@@ -184,6 +207,23 @@ def _convert(kind: str, ckpt: dict) -> Tuple[str, object, StateDict]:
         d = int(sd["transformerlayer.linear1.weight"].shape[1])
         cfg = ReferenceEditorConfig(d_model=d, n_heads=4, ffn_dim=int(sd["transformerlayer.linear1.weight"].shape[0]))
         return kind, cfg, sd
+    if kind == "psp":
+        sd = _state_dict_of(ckpt)
+        enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")
+        opts = ckpt.get("opts")
+        opts = vars(opts) if isinstance(opts, argparse.Namespace) else (opts if isinstance(opts, dict) else {})
+        encoder_type = opts.get("encoder_type", "GradualStyleEncoder")
+        arch = {"GradualStyleEncoder": "psp", "Encoder4Editing": "e4e"}.get(encoder_type)
+        if arch is None:
+            raise CheckpointError(f"unsupported pSp-family encoder_type {encoder_type!r} "
+                                  "(GradualStyleEncoder = pSp, Encoder4Editing = e4e)")
+        cfg = infer_psp_config(enc, infer_generator_config(dec), arch)
+        state = {**{f"encoder.{k}": v for k, v in enc.items()}, **{f"decoder.{k}": v for k, v in dec.items()}}
+        latent_avg = ckpt.get("latent_avg")
+        if latent_avg is None:
+            raise CheckpointError("the pSp/e4e checkpoint has no 'latent_avg' (its codes are offsets from it)")
+        state["decoder.latent_avg"] = latent_avg.reshape(-1, latent_avg.shape[-1])[0].float()
+        return kind, cfg, state
     if kind == "style_transformer":
         sd = strip_prefixes(ckpt["state_dict"])
         enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")

@@ -138,6 +138,36 @@ class QueryBlock(nn.Module):
         return self.norm3(q + self.linear2(F.relu(self.linear1(q))))
 
 
+def ir_se_backbone(cfg: EncoderConfig) -> Tuple[nn.Sequential, nn.Sequential]:
+    """The IR(-SE) input layer and body of ``cfg`` (ArcFace / pSp / Style Transformer key layout)."""
+    input_layer = nn.Sequential(nn.Conv2d(cfg.input_nc, cfg.stem_channels, 3, 1, 1, bias=False),
+                                nn.BatchNorm2d(cfg.stem_channels), nn.PReLU(cfg.stem_channels))
+    units: List[nn.Module] = []
+    in_ch = cfg.stem_channels
+    for depth, n_units in zip(cfg.stage_channels, cfg.stage_units):
+        for u in range(n_units):
+            units.append(BottleneckIR(in_ch, depth, 2 if u == 0 else 1, cfg.se, cfg.se_reduction))
+            in_ch = depth
+    return input_layer, nn.Sequential(*units)
+
+
+def backbone_features(input_layer: nn.Module, body: nn.Sequential, indices: Tuple[int, int, int],
+                      img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c1 at 1/4, c2 at 1/8, c3 at 1/16 of the input): the outputs of body units ``indices``."""
+    i1, i2, i3 = indices
+    x = input_layer(img)
+    c1 = c2 = None
+    for i, unit in enumerate(body):
+        x = unit(x)
+        if i == i1:
+            c1 = x
+        elif i == i2:
+            c2 = x
+        elif i == i3:
+            break
+    return c1, c2, x
+
+
 class StyleEncoder(nn.Module):
     """IR-SE backbone + FPN laterals + three query blocks. Queries come from outside (mapping(z)).
 
@@ -148,15 +178,7 @@ class StyleEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.input_layer = nn.Sequential(nn.Conv2d(cfg.input_nc, cfg.stem_channels, 3, 1, 1, bias=False),
-                                         nn.BatchNorm2d(cfg.stem_channels), nn.PReLU(cfg.stem_channels))
-        units: List[nn.Module] = []
-        in_ch = cfg.stem_channels
-        for depth, n_units in zip(cfg.stage_channels, cfg.stage_units):
-            for u in range(n_units):
-                units.append(BottleneckIR(in_ch, depth, 2 if u == 0 else 1, cfg.se, cfg.se_reduction))
-                in_ch = depth
-        self.body = nn.Sequential(*units)
+        self.input_layer, self.body = ir_se_backbone(cfg)
         self.latlayer1 = nn.Conv2d(cfg.stage_channels[2], cfg.d_model, 1)
         self.latlayer2 = nn.Conv2d(cfg.stage_channels[1], cfg.d_model, 1)
         self.z = nn.Parameter(torch.randn(1, cfg.n_styles, cfg.d_model))
@@ -176,19 +198,9 @@ class StyleEncoder(nn.Module):
 
     def features(self, img: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """img ``[N, C, S, S]`` -> (F1 ``[N,d,S/16,S/16]``, F2 ``[N,d,S/8,S/8]``, F3 ``[N,d,S/4,S/4]``)."""
-        i1, i2, i3 = self.cfg.feature_indices
         if self.impl == "fast":
             img = img.contiguous(memory_format=torch.channels_last)  # NHWC: faster oneDNN convolutions
-        x = self.input_layer(img)
-        c1 = c2 = None
-        for i, unit in enumerate(self.body):
-            x = unit(x)
-            if i == i1:
-                c1 = x
-            elif i == i2:
-                c2 = x
-            elif i == i3:
-                break
+        c1, c2, x = backbone_features(self.input_layer, self.body, self.cfg.feature_indices, img)
         f1 = x
         f2 = F.interpolate(f1, size=c2.shape[-2:], mode="bilinear", align_corners=True) + self.latlayer1(c2)
         f3 = F.interpolate(f2, size=c1.shape[-2:], mode="bilinear", align_corners=True) + self.latlayer2(c1)
