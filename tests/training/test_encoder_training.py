@@ -201,3 +201,33 @@ def test_ctrl_c_saves_at_the_step_boundary(faces, generator, lpips, tmp_path):
     ck = torch.load(t.checkpoint_path, weights_only=True)
     assert ck["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+@pytest.mark.parametrize("arch", ["psp", "e4e"])
+def test_peers_train_with_the_same_trainer(faces, generator, lpips, tmp_path, arch):
+    from style_transformer.models import PSPModel
+
+    cfg = dataclasses.replace(CFG, arch=arch, coarse_ind=2, middle_ind=5, lr=1e-3, delta_lambda=1e-3,
+                              progressive_every=2 if arch == "e4e" else 0)
+    t = _trainer(faces, generator, lpips, tmp_path / "run", cfg)
+    assert isinstance(t.model, PSPModel) and t.model.cfg.arch == arch
+    mapping = [p.clone() for p in t.model.decoder.style.parameters()]
+    x = torch.stack([t.train_set[i] for i in range(4)])
+    t.train_set = torch.utils.data.TensorDataset(x)
+    t.model.encoder.eval()
+    with torch.no_grad():
+        before = t.losses(x)[0].item()
+    rows = []
+    for _ in range(20):
+        t.train_step()
+        rows.append(t.model.encoder.n_active)
+    t.model.encoder.eval()
+    with torch.no_grad():
+        after, logs, _ = t.losses(x)
+    assert after.item() < before
+    assert all(torch.equal(a, b) for a, b in zip(mapping, t.model.decoder.style.parameters()))
+    if arch == "e4e":
+        assert rows[:4] == [1, 1, 2, 2] and "loss/delta" in logs  # one more row every 2 steps
+        assert t.model.encoder.n_active == 8  # evaluation uses every row, as inference does
+    back = load_model(t.save_best())  # a native pSp / e4e checkpoint
+    assert isinstance(back, PSPModel) and back.cfg == t.model.cfg

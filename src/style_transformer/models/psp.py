@@ -60,6 +60,7 @@ class GradualStyleEncoder(nn.Module):
             for i in range(e.n_styles)])
         self.latlayer1 = nn.Conv2d(e.stage_channels[2], e.d_model, 1)
         self.latlayer2 = nn.Conv2d(e.stage_channels[1], e.d_model, 1)
+        self.n_active = e.n_styles  # e4e progressive training: rows past this copy w0 (inference: all rows)
 
     @staticmethod
     def _upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -73,7 +74,8 @@ class GradualStyleEncoder(nn.Module):
         if not self.progressive:
             return torch.stack([head(f) for head, f in zip(self.styles, feats)], 1)
         w0 = self.styles[0](c3)
-        deltas = [torch.zeros_like(w0)] + [head(f) for head, f in zip(self.styles[1:], feats[1:])]
+        deltas = [torch.zeros_like(w0)] + [head(f) if i < self.n_active else torch.zeros_like(w0)
+                                           for i, (head, f) in enumerate(zip(self.styles[1:], feats[1:]), start=1)]
         return w0[:, None] + torch.stack(deltas, 1)
 
     def deltas(self, img: torch.Tensor) -> torch.Tensor:

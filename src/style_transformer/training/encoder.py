@@ -28,10 +28,10 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import EncoderConfig, StyleTransformerConfig, _ConfigMixin
+from ..config import EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin
 from ..data.images import pool_to_size
 from ..metrics.inversion import psnr_db
-from ..models import Generator, StyleTransformer
+from ..models import Generator, PSPModel, StyleTransformer
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
                      read_checkpoint, tile, write_checkpoint)
 from .ranger import ranger
@@ -50,7 +50,14 @@ class EncoderTrainConfig(_ConfigMixin):
         lr: Ranger learning rate.
         l2_lambda, lpips_lambda, id_lambda: loss weights (pSp: 1.0, 0.8, 0.1).
         lpips_net: ``alex-st`` (shift-tolerant AlexNet shipped by a PyPI wheel), ``alex`` or ``vgg``.
-        train_mapping: fine-tune the mapping MLP that makes the queries (the paper does).
+        train_mapping: fine-tune the mapping MLP that makes the queries (the paper does; Style Transformer only).
+        arch: ``style_transformer`` (the paper's encoder) or a peer trained with the same losses and data:
+            ``psp`` or ``e4e``.
+        coarse_ind, middle_ind: pSp/e4e head split (heads below ``coarse_ind`` read 1/16 features, below
+            ``middle_ind`` 1/8, the rest 1/4).
+        delta_lambda: e4e's delta regulariser, ``sum_i |w_i - w_0|^2`` over the active rows.
+        progressive_every: e4e's progressive training: one more row gets its own offset every this many
+            steps (0: every row from the start).
         steps: optimiser steps in total.
         val_every: steps between validations (the best model is kept).
         val_images: validation images (a fixed prefix of the validation split).
@@ -67,6 +74,11 @@ class EncoderTrainConfig(_ConfigMixin):
     id_lambda: float = 0.0
     lpips_net: str = "alex-st"
     train_mapping: bool = True
+    arch: str = "style_transformer"
+    coarse_ind: int = 3
+    middle_ind: int = 7
+    delta_lambda: float = 0.0
+    progressive_every: int = 0
     steps: int = 100000
     val_every: int = 1000
     val_images: int = 500
@@ -82,6 +94,17 @@ ENCODER_PRESETS: Dict[str, EncoderTrainConfig] = {
                               stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256, n_heads=4,
                               ffn_dim=512),
         batch_size=16, steps=20000, val_every=500, checkpoint_every=250, image_every=250),
+    # the peers on the default domain, same backbone, data, losses and optimiser as faces-64
+    "psp-faces-64": EncoderTrainConfig(
+        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
+                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256),
+        arch="psp", coarse_ind=3, middle_ind=6, batch_size=16, steps=20000, val_every=500, checkpoint_every=250,
+        image_every=250),
+    "e4e-faces-64": EncoderTrainConfig(
+        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
+                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256),
+        arch="e4e", coarse_ind=3, middle_ind=6, delta_lambda=2e-4, progressive_every=1000, batch_size=16,
+        steps=20000, val_every=500, checkpoint_every=250, image_every=250),
     # the paper's FFHQ setting: IR-SE50 on 256x256 inputs, 18 queries, identity loss (needs ArcFace weights)
     "ffhq-256": EncoderTrainConfig(encoder=EncoderConfig(), batch_size=8, id_lambda=0.1, steps=300000,
                                    val_every=5000, checkpoint_every=5000, image_every=1000),
@@ -99,6 +122,16 @@ def encoder_preset(name: str) -> EncoderTrainConfig:
         return ENCODER_PRESETS[name]
     except KeyError:
         raise TrainingError(f"unknown encoder preset {name!r}; choose from {sorted(ENCODER_PRESETS)}") from None
+
+
+def build_inversion_model(cfg: "EncoderTrainConfig", generator: Generator):
+    """A fresh Style Transformer, pSp or e4e (``cfg.arch``) for ``generator``'s architecture."""
+    if cfg.arch == "style_transformer":
+        return StyleTransformer(StyleTransformerConfig(encoder=cfg.encoder, generator=generator.cfg))
+    if cfg.arch in ("psp", "e4e"):
+        return PSPModel(PSPConfig(arch=cfg.arch, encoder=cfg.encoder, generator=generator.cfg,
+                                  coarse_ind=cfg.coarse_ind, middle_ind=cfg.middle_ind))
+    raise TrainingError(f"unknown encoder arch {cfg.arch!r} (style_transformer, psp or e4e)")
 
 
 def psnr(img: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -133,12 +166,12 @@ class EncoderTrainer:
         if cfg.id_lambda > 0 and id_loss is None:
             raise TrainingError("id_lambda > 0 needs an identity network (ArcFace IR-SE50 weights)")
         torch.manual_seed(cfg.seed)
-        self.model = StyleTransformer(StyleTransformerConfig(encoder=cfg.encoder, generator=generator.cfg))
+        self.model = build_inversion_model(cfg, generator)
         self.model.decoder.load_state_dict(generator.state_dict())
         self.model.to(self.device)
         self.model.decoder.requires_grad_(False).eval()  # noise buffers fixed: deterministic renders
         self.params = list(self.model.encoder.parameters())
-        if cfg.train_mapping:
+        if cfg.train_mapping and cfg.arch == "style_transformer":
             self.model.decoder.style.requires_grad_(True)
             self.params += list(self.model.decoder.style.parameters())
         self.optim = ranger(self.params, lr=cfg.lr)
@@ -161,9 +194,19 @@ class EncoderTrainer:
         idx = torch.randint(len(self.train_set), (self.cfg.batch_size,), generator=self.gen_data)
         return torch.stack([_image(self.train_set[int(i)]) for i in idx]).to(self.device)
 
+    def _progressive_rows(self) -> int:
+        """e4e: rows that have their own offset at this step (the rest copy w0)."""
+        n = self.cfg.encoder.n_styles
+        if self.cfg.arch != "e4e" or self.cfg.progressive_every <= 0:
+            return n
+        return min(n, 1 + self.step // self.cfg.progressive_every)
+
     def losses(self, x: torch.Tensor):
         """x ``[N, 3, S, S]`` -> (total loss, logged floats, reconstruction at the input size)."""
         cfg = self.cfg
+        if cfg.arch == "e4e":  # training: the progressive stage; validation and grids: every row, as inference
+            self.model.encoder.n_active = self._progressive_rows() if self.model.encoder.training \
+                else cfg.encoder.n_styles
         ws = self.model.encode(x)
         y = pool_to_size(self.model.decoder.synthesis(ws[:, : self.model.decoder.num_ws]), x.shape[-1])
         l2 = F.mse_loss(y, x)
@@ -174,6 +217,10 @@ class EncoderTrainer:
             ident = self.id_loss(y, x).mean()
             total = total + cfg.id_lambda * ident
             logs["loss/id"] = ident.item()
+        if cfg.arch == "e4e" and cfg.delta_lambda > 0:
+            delta = (ws[:, 1:] - ws[:, :1]).pow(2).sum(-1).sum(-1).mean()
+            total = total + cfg.delta_lambda * delta
+            logs["loss/delta"] = delta.item()
         logs["loss/total"] = total.item()
         return total, logs, y
 
