@@ -208,7 +208,7 @@ def test_peers_train_with_the_same_trainer(faces, generator, lpips, tmp_path, ar
     from style_transformer.models import PSPModel
 
     cfg = dataclasses.replace(CFG, arch=arch, coarse_ind=2, middle_ind=5, lr=1e-3, delta_lambda=1e-3,
-                              progressive_every=2 if arch == "e4e" else 0)
+                              progressive_every=2 if arch == "e4e" else 0, w_disc_lambda=0.1 if arch == "e4e" else 0)
     t = _trainer(faces, generator, lpips, tmp_path / "run", cfg)
     assert isinstance(t.model, PSPModel) and t.model.cfg.arch == arch
     mapping = [p.clone() for p in t.model.decoder.style.parameters()]
@@ -228,6 +228,11 @@ def test_peers_train_with_the_same_trainer(faces, generator, lpips, tmp_path, ar
     assert all(torch.equal(a, b) for a, b in zip(mapping, t.model.decoder.style.parameters()))
     if arch == "e4e":
         assert rows[:4] == [1, 1, 2, 2] and "loss/delta" in logs  # one more row every 2 steps
+        assert t.w_disc is not None and {"loss/w_disc", "loss/w_disc_r1", "loss/w_adv"} <= set(t.train_step())
+        t.save()
+        again = _trainer(faces, generator, lpips, tmp_path / "run", cfg)
+        again.load()  # the latent discriminator resumes too
+        assert all(torch.equal(a, b) for a, b in zip(again.w_disc.parameters(), t.w_disc.parameters()))
         assert t.model.encoder.n_active == 8  # evaluation uses every row, as inference does
     back = load_model(t.save_best())  # a native pSp / e4e checkpoint
     assert isinstance(back, PSPModel) and back.cfg == t.model.cfg

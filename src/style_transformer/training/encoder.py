@@ -58,6 +58,9 @@ class EncoderTrainConfig(_ConfigMixin):
         delta_lambda: e4e's delta regulariser, ``sum_i |w_i - w_0|^2`` over the active rows.
         progressive_every: e4e's progressive training: one more row gets its own offset every this many
             steps (0: every row from the start).
+        w_disc_lambda: e4e's latent discriminator: weight of the encoder's adversarial loss on its codes
+            (0: off); the discriminator (an MLP on single w rows) learns real w = mapping(z) against
+            the codes, non-saturating loss, R1 (gamma ``w_disc_r1``) on the real ones, lr ``w_disc_lr``.
         steps: optimiser steps in total.
         val_every: steps between validations (the best model is kept).
         val_images: validation images (a fixed prefix of the validation split).
@@ -79,6 +82,9 @@ class EncoderTrainConfig(_ConfigMixin):
     middle_ind: int = 7
     delta_lambda: float = 0.0
     progressive_every: int = 0
+    w_disc_lambda: float = 0.0
+    w_disc_lr: float = 2e-5
+    w_disc_r1: float = 10.0
     steps: int = 100000
     val_every: int = 1000
     val_images: int = 500
@@ -103,7 +109,8 @@ ENCODER_PRESETS: Dict[str, EncoderTrainConfig] = {
     "e4e-faces-64": EncoderTrainConfig(
         encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
                               stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256),
-        arch="e4e", coarse_ind=3, middle_ind=6, delta_lambda=2e-4, progressive_every=1000, batch_size=16,
+        arch="e4e", coarse_ind=3, middle_ind=6, delta_lambda=2e-4, progressive_every=1000, w_disc_lambda=0.1,
+        batch_size=16,
         steps=20000, val_every=500, checkpoint_every=250, image_every=250),
     # the paper's FFHQ setting: IR-SE50 on 256x256 inputs, 18 queries, identity loss (needs ArcFace weights)
     "ffhq-256": EncoderTrainConfig(encoder=EncoderConfig(), batch_size=8, id_lambda=0.1, steps=300000,
@@ -122,6 +129,21 @@ def encoder_preset(name: str) -> EncoderTrainConfig:
         return ENCODER_PRESETS[name]
     except KeyError:
         raise TrainingError(f"unknown encoder preset {name!r}; choose from {sorted(ENCODER_PRESETS)}") from None
+
+
+class LatentDiscriminator(torch.nn.Module):
+    """e4e's latent-code discriminator: an MLP (leaky ReLU 0.2) from one w row to a logit."""
+
+    def __init__(self, w_dim: int, n_layers: int = 4):
+        super().__init__()
+        layers = []
+        for _ in range(n_layers - 1):
+            layers += [torch.nn.Linear(w_dim, w_dim), torch.nn.LeakyReLU(0.2)]
+        layers.append(torch.nn.Linear(w_dim, 1))
+        self.mlp = torch.nn.Sequential(*layers)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.mlp(w)
 
 
 def build_inversion_model(cfg: "EncoderTrainConfig", generator: Generator):
@@ -175,6 +197,10 @@ class EncoderTrainer:
             self.model.decoder.style.requires_grad_(True)
             self.params += list(self.model.decoder.style.parameters())
         self.optim = ranger(self.params, lr=cfg.lr)
+        self.w_disc = self.w_disc_optim = None
+        if cfg.w_disc_lambda > 0:
+            self.w_disc = LatentDiscriminator(generator.style_dim).to(self.device)
+            self.w_disc_optim = torch.optim.Adam(self.w_disc.parameters(), lr=cfg.w_disc_lr, betas=(0.9, 0.999))
         self.lpips = (lpips if lpips is not None else LPIPS.load(cfg.lpips_net)).to(self.device)
         self.id_loss = id_loss.to(self.device) if id_loss is not None else None
         self.step = 0
@@ -217,6 +243,12 @@ class EncoderTrainer:
             ident = self.id_loss(y, x).mean()
             total = total + cfg.id_lambda * ident
             logs["loss/id"] = ident.item()
+        if self.w_disc is not None and self.model.encoder.training:
+            self.w_disc.requires_grad_(False)
+            adv = F.softplus(-self.w_disc(ws[:, : self._progressive_rows()].reshape(-1, ws.shape[-1]))).mean()
+            total = total + cfg.w_disc_lambda * adv
+            logs["loss/w_adv"] = adv.item()
+            self._codes = ws.detach()
         if cfg.arch == "e4e" and cfg.delta_lambda > 0:
             delta = (ws[:, 1:] - ws[:, :1]).pow(2).sum(-1).sum(-1).mean()
             total = total + cfg.delta_lambda * delta
@@ -235,8 +267,30 @@ class EncoderTrainer:
         loss.backward()
         average_gradients(self.params, self.world)
         self.optim.step()
+        if self.w_disc is not None:
+            logs.update(self._w_disc_step(self._codes))
         self.step += 1
         return logs
+
+    def _w_disc_step(self, codes: torch.Tensor) -> Dict[str, float]:
+        """e4e's latent discriminator: real w = mapping(z) against the encoder's (active) code rows."""
+        cfg, d = self.cfg, self.w_disc
+        d.requires_grad_(True)
+        fake = codes[:, : self._progressive_rows()].reshape(-1, codes.shape[-1])
+        with torch.no_grad():
+            z = torch.randn(fake.shape[0], codes.shape[-1], generator=self.gen_data).to(self.device)
+            real = self.model.decoder.mapping(z)
+        real.requires_grad_(True)
+        pred_real = d(real)
+        loss = F.softplus(-pred_real).mean() + F.softplus(d(fake)).mean()
+        grad, = torch.autograd.grad(pred_real.sum(), real, create_graph=True)
+        r1 = grad.pow(2).sum(1).mean()
+        total = loss + cfg.w_disc_r1 / 2 * r1
+        self.w_disc_optim.zero_grad(set_to_none=True)
+        total.backward()
+        average_gradients(d.parameters(), self.world)
+        self.w_disc_optim.step()
+        return {"loss/w_disc": loss.item(), "loss/w_disc_r1": r1.item()}
 
     def _val_batches(self, batch_size: int = 32):
         n = min(len(self.val_set), self.cfg.val_images)
@@ -269,9 +323,12 @@ class EncoderTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
     def state(self) -> Dict:
         rng = {"torch": torch.get_rng_state(), "data": self.gen_data.get_state()}
-        return {"model": self.model.state_dict(), "optim": self.optim.state_dict(), "config": self.cfg.to_dict(),
-                "generator_config": self.model.cfg.generator.to_dict(), "step": self.step, "best": self.best,
-                "rng": gather_from_ranks(rng, self.world), "world_size": self.world}
+        state = {"model": self.model.state_dict(), "optim": self.optim.state_dict(), "config": self.cfg.to_dict(),
+                 "generator_config": self.model.cfg.generator.to_dict(), "step": self.step, "best": self.best,
+                 "rng": gather_from_ranks(rng, self.world), "world_size": self.world}
+        if self.w_disc is not None:
+            state["w_disc"], state["w_disc_optim"] = self.w_disc.state_dict(), self.w_disc_optim.state_dict()
+        return state
 
     def save(self) -> Path:
         """Writes the resume checkpoint atomically (every rank must call it in multi-process runs)."""
@@ -287,6 +344,11 @@ class EncoderTrainer:
             raise TrainingError(f"{path}: the checkpoint's encoder config differs from this run's")
         self.model.load_state_dict(ck["model"])
         self.optim.load_state_dict(ck["optim"])
+        if self.w_disc is not None:
+            if "w_disc" not in ck:
+                raise TrainingError(f"{path}: has no latent discriminator state to resume")
+            self.w_disc.load_state_dict(ck["w_disc"])
+            self.w_disc_optim.load_state_dict(ck["w_disc_optim"])
         self.step, self.best = int(ck["step"]), float(ck["best"])
         rng = ck["rng"][self.rank]
         torch.set_rng_state(rng["torch"])
