@@ -250,6 +250,32 @@ def build_parser() -> argparse.ArgumentParser:
     ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ee2.add_argument("--json", help="also write the report as JSON here")
 
+    ev = sub.add_parser("evaluate", help="the comparison table: every inversion method on one folder of test images",
+                        epilog="examples:\n  style-transformer evaluate test/ --out eval/\n"
+                               "  style-transformer evaluate test/ --method style_transformer --method psp:runs/psp/best.safetensors"
+                               " --method wplus --method pti --out eval/",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("data", metavar="DATA_DIR", help="folder of test images (attributes.csv: attribute agreement)")
+    ev.add_argument("--method", action="append", metavar="NAME[:CHECKPOINT]",
+                    help="repeatable. NAME:CHECKPOINT: an inversion checkpoint (Style Transformer, pSp, e4e); "
+                         "style_transformer: the shipped encoder; w / wplus: optimisation from latent_avg; "
+                         "pti: W+ optimisation then PTI (default: style_transformer)")
+    ev.add_argument("--out", required=True, help="writes results.md, results.csv, results.json")
+    ev.add_argument("--generator", help="generator of the optimisation methods (default: the shipped one)")
+    ev.add_argument("--n", type=_positive_int, help="first N images (default: all)")
+    ev.add_argument("--opt-steps", type=_positive_int, default=100, help="optimisation steps (w, wplus, pti)")
+    ev.add_argument("--pti-steps", type=_positive_int, default=50)
+    ev.add_argument("--lpips", choices=("alex-st", "alex", "vgg"), default="alex-st")
+    ev.add_argument("--lpips-trunk", help="torchvision AlexNet/VGG16 weights (standard LPIPS)")
+    ev.add_argument("--lpips-heads", help="LPIPS v0.1 heads file (standard LPIPS)")
+    ev.add_argument("--id-weights", help="ArcFace IR-SE50 model_ir_se50.pth: identity similarity (faces)")
+    ev.add_argument("--classifier", help="image attribute classifier (default: the shipped one, on labelled folders)")
+    ev.add_argument("--no-fid", action="store_true")
+    ev.add_argument("--no-timing", action="store_true")
+    ev.add_argument("--swd-images", type=_positive_int, default=1024, help="images used for SWD")
+    ev.add_argument("--batch-size", type=_positive_int, default=16)
+    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
     eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
@@ -901,6 +927,61 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoints import load_model
+    from .data.datasets import ImageFolderDataset, LabelError
+    from .inference import load_pipeline, resolve_device
+    from .losses import IDLoss, IDLossError, LPIPS, LPIPSError
+    from .metrics.evaluate import encoder_method, evaluate, optimization_method, to_markdown, write_results
+    from .pretrained import default_path, load_default
+
+    device = resolve_device(args.device)
+    try:
+        lpips = LPIPS.load(args.lpips, trunk=args.lpips_trunk, heads=args.lpips_heads).to(device)
+        id_loss = IDLoss.load(args.id_weights).to(device) if args.id_weights else None
+    except (LPIPSError, IDLossError) as e:
+        raise UsageError(str(e)) from None
+    generator = args.generator or str(default_path("generator"))
+    methods = []
+    size = None
+    for spec in args.method or ["style_transformer"]:
+        name, _, ckpt = spec.partition(":")
+        if ckpt:
+            pipe = load_pipeline(checkpoint=ckpt, device=device)
+            methods.append(encoder_method(name, pipe, f"checkpoint {ckpt}"))
+        elif name == "style_transformer":
+            pipe = load_pipeline(device=device)
+            methods.append(encoder_method(name, pipe, "the shipped encoder"))
+        elif name in ("w", "wplus", "pti"):
+            pipe = load_pipeline(generator=generator, device=device)
+            space = "w" if name == "w" else "wplus"
+            methods.append(optimization_method(name, pipe, space, args.opt_steps,
+                                               args.pti_steps if name == "pti" else 0, lpips=lpips))
+        else:
+            raise UsageError(f"--method {spec!r}: give NAME:CHECKPOINT, or one of style_transformer, w, wplus, pti")
+        s = pipe.input_size if pipe.model is not None else pipe.generator.size
+        if size is not None and s != size:
+            raise UsageError(f"--method {spec!r} works at {s}x{s}, another method at {size}x{size}: compare "
+                             "methods of one resolution")
+        size = s
+    csv_path = Path(args.data) / "attributes.csv"
+    try:
+        data = ImageFolderDataset(args.data, size, labels=csv_path if csv_path.is_file() else None)
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    classifier = None
+    if csv_path.is_file():
+        classifier = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
+                      else load_default("attribute_classifier")).to(device)
+    records = evaluate(methods, data, n=args.n, batch_size=args.batch_size, lpips=lpips, classifier=classifier,
+                       id_loss=id_loss, fid=not args.no_fid, swd_images=args.swd_images, timing=not args.no_timing,
+                       device=device, progress=True)
+    paths = write_results(records, _make_out_dir(args.out))
+    print(to_markdown(records))
+    print(f"wrote {paths['md']}, {paths['csv']}, {paths['json']}")
+    return 0
+
+
 def _cmd_eval_generator(args: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -981,6 +1062,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
                 "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder, "directions": _cmd_directions,
                 "train-editor": _cmd_train_editor, "edit": _cmd_edit, "eval-editing": _cmd_eval_editing,
+                "evaluate": _cmd_evaluate,
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)

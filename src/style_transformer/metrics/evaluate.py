@@ -1,0 +1,223 @@
+"""The comparison table: every inversion method over one folder of test images, the same metrics.
+
+Per method (an encoder checkpoint, or optimisation in W / W+, or PTI), streamed in batches so memory
+stays bounded on folders of thousands of images:
+
+* reconstruction: MSE and PSNR (images in [-1, 1], reconstructions as 8-bit PNGs hold them), LPIPS
+  (the network is named in the output), MS-SSIM, FID between reconstructions and inputs (offline
+  InceptionV3; needs >= 2 images), SWD (ProGAN, on the first ``swd_images`` images);
+* identity: ArcFace IR-SE50 cosine similarity when its weights are given; otherwise, on labelled
+  folders, the image attribute classifier's agreement with the labels;
+* time per image (median of timed batches; batch 1 and batch 8) and parameter counts.
+
+``evaluate`` returns one record per method (metric names as keys); ``write_results`` writes
+``results.md``, ``results.csv`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..data.images import pool_to_size, to_uint8, uint8_to_input
+from ..utils import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Method:
+    """One inversion method.
+
+    Attributes:
+        name: the label in the table.
+        invert: ``[N, 3, S, S]`` in [-1, 1] -> (ws, reconstructions ``[N, 3, G, G]``).
+        params: parameter counts to report (e.g. {"encoder": ..., "generator": ...}).
+        note: how it was set up (checkpoint, steps).
+    """
+
+    name: str
+    invert: Callable[[torch.Tensor], tuple]
+    params: Dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+def _count(module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def encoder_method(name: str, pipe, note: str = "") -> Method:
+    """An encoder (Style Transformer, pSp, e4e) through ``InversionPipeline``."""
+    def run(x):
+        res = pipe.invert(list(x), batch_size=len(x))
+        return res.ws, res.images
+
+    synthesis = sum(p.numel() for n, p in pipe.generator.named_parameters() if not n.startswith("style."))
+    return Method(name, run, {"encoder": _count(pipe.model.encoder), "generator (synthesis)": int(synthesis)}, note)
+
+
+def optimization_method(name: str, pipe, space: str, steps: int, pti_steps: int = 0, lpips=None) -> Method:
+    """Optimisation in W or W+ from ``latent_avg`` (and PTI after W+), as baselines."""
+    from ..optimize import OptimizeConfig, optimize_latents, pivotal_tuning
+
+    cfg = OptimizeConfig(space=space, steps=steps, pti_steps=pti_steps)
+
+    def run(x):
+        x = x.to(pipe.device)
+        ws, noises = optimize_latents(pipe.generator, x, cfg, lpips=lpips)
+        gen = pivotal_tuning(pipe.generator, x, ws, noises, cfg, lpips) if pti_steps else pipe.generator
+        with torch.no_grad():
+            return ws.cpu(), gen.synthesis(ws, noise=noises).float().cpu()
+
+    params = {"generator (synthesis)": int(sum(p.numel() for n, p in pipe.generator.named_parameters()
+                                               if not n.startswith("style.")))}
+    return Method(name, run, params, f"{space} optimisation, {steps} steps" + (f", PTI {pti_steps}" if pti_steps else ""))
+
+
+def _timing(method: Method, images: torch.Tensor, batch: int, reps: int = 3) -> float:
+    """Median seconds per image over ``reps`` timed calls on ``batch`` images (after one warm-up)."""
+    x = images[:batch]
+    if len(x) < batch:
+        x = x.repeat((batch + len(x) - 1) // len(x), 1, 1, 1)[:batch]
+    method.invert(x)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        method.invert(x)
+        times.append((time.perf_counter() - t0) / batch)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def _fid(features_a: List[np.ndarray], features_b: List[np.ndarray]) -> float:
+    from .fid import frechet_distance, statistics as fid_stats
+
+    a, b = np.concatenate(features_a), np.concatenate(features_b)
+    return frechet_distance(*fid_stats(a), *fid_stats(b))
+
+
+def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_size: int = 16, lpips=None,
+             classifier=None, id_loss=None, fid: bool = True, swd_images: int = 1024, timing: bool = True,
+             device="cpu", progress: bool = False) -> List[Dict]:
+    """Runs every method over the first ``n`` images of ``dataset`` (``[3, S, S]`` items, or
+    (image, labels) with ``dataset.attribute_names``) and returns one record per method."""
+    from tqdm import tqdm
+
+    from .image import ms_ssim, swd
+    from .inversion import psnr_db
+
+    total = len(dataset) if n is None else min(n, len(dataset))
+    names = list(getattr(dataset, "attribute_names", []))
+    judged = [a for a in (classifier.attributes if classifier is not None else []) if a in names]
+    inception = None
+    if fid and total >= 2:
+        from .fid import InceptionFeatures
+
+        inception = InceptionFeatures(device)
+    records = []
+    for m in methods:
+        sums = {"mse": 0.0, "psnr": 0.0, "lpips": 0.0, "ms_ssim": 0.0, "id": 0.0}
+        agree = np.zeros(len(judged))
+        feats_x: List[np.ndarray] = []
+        feats_y: List[np.ndarray] = []
+        swd_x: List[torch.Tensor] = []
+        swd_y: List[torch.Tensor] = []
+        for i in tqdm(range(0, total, batch_size), desc=m.name, unit="batch", disable=not progress):
+            items = [dataset[j] for j in range(i, min(i + batch_size, total))]
+            x = torch.stack([t[0] if isinstance(t, (tuple, list)) else t for t in items])
+            _, y = m.invert(x)
+            y = pool_to_size(y.float().cpu(), x.shape[-1])
+            y = uint8_to_input(torch.from_numpy(to_uint8(y)).permute(0, 3, 1, 2))  # as the written PNGs
+            mse = (y - x).pow(2).flatten(1).mean(1)
+            sums["mse"] += float(mse.sum())
+            sums["psnr"] += float(psnr_db(mse).sum())
+            sums["ms_ssim"] += float(ms_ssim(y.double(), x.double()).sum())
+            if lpips is not None:
+                sums["lpips"] += float(lpips(y.to(device), x.to(device)).sum())
+            if id_loss is not None:
+                sums["id"] += float((1 - id_loss(y.to(device), x.to(device))).sum())
+            if judged:
+                col = [names.index(a) for a in judged]
+                labels = torch.stack([t[1] for t in items])[:, col] > 0.5
+                pred = classifier.predict(y)[:, [classifier.attributes.index(a) for a in judged]] > 0.5
+                agree += (pred == labels).float().sum(0).numpy()
+            if inception is not None:
+                feats_x.append(inception(x.to(device)))
+                feats_y.append(inception(y.to(device)))
+            if sum(len(t) for t in swd_x) < swd_images:
+                swd_x.append(x)
+                swd_y.append(y)
+        rec: Dict = {"method": m.name, "images": total, "mse": sums["mse"] / total, "psnr": sums["psnr"] / total,
+                     "ms_ssim": sums["ms_ssim"] / total}
+        if lpips is not None:
+            rec["lpips"] = sums["lpips"] / total
+            rec["lpips_net"] = getattr(lpips, "net", "")
+        if id_loss is not None:
+            rec["id_similarity"] = sums["id"] / total
+        if judged:
+            rec["attribute_agreement"] = float(agree.sum() / (total * len(judged)))
+        if inception is not None:
+            rec["fid"] = _fid(feats_y, feats_x)
+        if swd_x:
+            sx, sy = torch.cat(swd_x)[:swd_images], torch.cat(swd_y)[:swd_images]
+            if sx.shape[-1] >= 16:
+                rec["swd"] = swd(sy, sx)[1]
+        if timing:
+            first = torch.stack([dataset[j][0] if isinstance(dataset[j], (tuple, list)) else dataset[j]
+                                 for j in range(min(8, total))])
+            rec["ms_per_image_batch1"] = 1000 * _timing(m, first, 1)
+            rec["ms_per_image_batch8"] = 1000 * _timing(m, first, 8)
+        for k, v in m.params.items():
+            rec[f"params_{k.split(' ')[0]}"] = v
+        rec["note"] = m.note
+        records.append(rec)
+    return records
+
+
+COLUMNS = [("method", "method", "{}"), ("psnr", "PSNR (dB)", "{:.2f}"), ("mse", "MSE", "{:.5f}"),
+           ("lpips", "LPIPS", "{:.4f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"), ("fid", "FID", "{:.2f}"),
+           ("swd", "SWD (x1e3)", "{:.2f}"), ("id_similarity", "ID sim.", "{:.3f}"),
+           ("attribute_agreement", "attr. agreement", "{:.1%}"), ("edit_success", "edit success", "{:.1%}"),
+           ("edit_preservation", "edit preservation", "{:.1%}"), ("ms_per_image_batch1", "ms/img (b1)", "{:.1f}"),
+           ("ms_per_image_batch8", "ms/img (b8)", "{:.1f}"), ("params_encoder", "encoder params", "{:,}")]
+
+
+def to_markdown(records: Sequence[Dict]) -> str:
+    cols = [c for c in COLUMNS if any(c[0] in r for r in records)]
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in records:
+        lines.append("| " + " | ".join(c[2].format(r[c[0]]) if r.get(c[0]) is not None else "n/a" for c in cols)
+                     + " |")
+    nets = {r.get("lpips_net") for r in records if r.get("lpips_net")}
+    if nets:
+        lines.append(f"\nLPIPS network: {', '.join(sorted(nets))}.")
+    notes = [f"{r['method']}: {r['note']}" for r in records if r.get("note")]
+    if notes:
+        lines.append("\n" + "; ".join(notes) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(records: Sequence[Dict], out: Path) -> Dict[str, Path]:
+    """``results.md``, ``results.csv`` (one row per method, metric names as columns), ``results.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    for r in records:
+        writer.writerow(r)
+    paths = {"md": out / "results.md", "csv": out / "results.csv", "json": out / "results.json"}
+    for kind, text in (("md", to_markdown(records)), ("csv", buf.getvalue()), ("json", json.dumps(records, indent=2))):
+        with atomic_path(paths[kind]) as tmp:
+            tmp.write_text(text)
+    return paths
