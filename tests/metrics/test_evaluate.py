@@ -3,7 +3,6 @@
 import csv
 import json
 
-import torch
 
 from style_transformer.cli import main
 from style_transformer.data.synthetic import write_dataset
