@@ -211,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--hidden", type=_positive_int, nargs="+", default=[1024, 256],
                     help="W+ classifier MLP widths (official: 2048 512)")
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--fp16", action="store_true", help="store the models as float16 (shipped weights)")
 
     ed = sub.add_parser("edit", help="invert images and edit an attribute (by strength or reference image)",
                         epilog="examples:\n  style-transformer edit faces/ --attribute Smiling --strength 3 --out e/\n"
@@ -813,7 +814,9 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
         print(f"style-transformer: error: {e}", file=sys.stderr)
         return 1
     models.strengths = {"interfacegan": {a: 3.0 for a in wanted}, "classifier": {a: 3.0 for a in wanted}}
-    models.save(out)
+    import torch
+
+    models.save(out, dtype=torch.float16 if args.fp16 else None)
     print(f"{len(keys)} latents; W+ classifier validation accuracy:")
     for a, v in acc.items():
         print(f"  {a:<22} {100 * v:.1f}%  boundary {100 * models.directions[a].info['accuracy']:.1f}%"

@@ -70,7 +70,8 @@ class EditingModels:
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
 
-    def save(self, folder: PathLike) -> Path:
+    def save(self, folder: PathLike, dtype: Optional[torch.dtype] = None) -> Path:
+        """Writes the folder (``dtype``: e.g. ``torch.float16`` for shipped models; None keeps float32)."""
         from ..checkpoints import save_model
 
         folder = Path(folder)
@@ -78,10 +79,10 @@ class EditingModels:
         if self.directions:
             save_directions(list(self.directions.values()), folder / "directions")
         if self.latent_classifier is not None:
-            save_model(self.latent_classifier, folder / "latent_classifier.safetensors")
+            save_model(self.latent_classifier, folder / "latent_classifier.safetensors", dtype=dtype)
         for name, editor in self.editors.items():
             (folder / "editors").mkdir(exist_ok=True)
-            save_model(editor, folder / "editors" / f"{name}.safetensors")
+            save_model(editor, folder / "editors" / f"{name}.safetensors", dtype=dtype)
         with atomic_path(folder / "editing.json") as tmp:
             tmp.write_text(json.dumps({"strengths": self.strengths}, indent=2))
         return folder
