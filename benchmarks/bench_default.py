@@ -10,23 +10,12 @@ warm-up, per batch size, and the encoder-only and generator-only shares at batch
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
+from bench_speed import _time as _median_time  # median of timed runs after a warm-up
 from style_transformer import load_pipeline
 from style_transformer.demo import held_out_faces
-
-
-def _median_time(fn, reps: int) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -50,6 +50,11 @@ def _truncation(text: str) -> float:
     return v
 
 
+def _latent_label_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
+    p.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="style-transformer", description="Style Transformer GAN inversion toolkit.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -186,8 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "  style-transformer directions fit --latents inv/latents.npz "
                                    "--labels faces/attributes.csv --out dirs/",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    drf.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
-    drf.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+    _latent_label_args(drf)
     drf.add_argument("--out", required=True, help="output folder: directions.json + <attribute>.npy")
     drf.add_argument("--attributes", nargs="+", help="columns to fit (default: every 0/1 column)")
     drf.add_argument("--space", choices=("w", "wplus"), default="w",
@@ -202,8 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "  style-transformer train-editor --latents inv/latents.npz "
                                "--labels faces/attributes.csv --out editing/",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
-    tr.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+    _latent_label_args(tr)
     tr.add_argument("--out", required=True, help="editing folder (directions/, latent_classifier, editors/)")
     tr.add_argument("--attributes", nargs="+", help="attributes to build editors for (default: every 0/1 column)")
     tr.add_argument("--epochs", type=_positive_int, default=30, help="W+ classifier epochs")
