@@ -40,15 +40,15 @@ def test_classifier_edit_changes_the_attribute_and_keeps_the_others(codes, class
     ws, labels, dirs = codes
     model, _ = classifier
     off = ws[labels[:, 0] == 0][:200]
-    edited = edit_with_classifier(off, model, "a", strength=6.0, steps=12, layers=(0, 3))
+    edited = edit_with_classifier(off, model, "a", strength=6.0 / 3 ** 0.5, steps=12, layers=(0, 3))
     true_after = (torch.einsum("nld,ald->na", edited, dirs) > 0).float()
     true_before = (torch.einsum("nld,ald->na", off, dirs) > 0).float()
     assert true_after[:, 0].mean() > 0.9  # the asked attribute now holds (by the true rule)
     assert (true_after[:, 1:] == true_before[:, 1:]).float().mean() > 0.75  # the others mostly stay
     assert torch.equal(edited[:, 3], off[:, 3])  # rows outside the layer range untouched
-    assert ((edited - off).flatten(1).norm(dim=1) <= 6.0 + 1e-4).all()  # path length bounds the move
+    assert ((edited - off).flatten(1).norm(dim=1) <= 6.0 + 1e-4).all()  # |s| sqrt(3 rows) bounds the move
     # removing, with an early stop: every image ends on the asked side, moving no further than needed
-    removed = edit_with_classifier(edited, model, "a", strength=-6.0, steps=12, stop_at=0.9)
+    removed = edit_with_classifier(edited, model, "a", strength=-3.0, steps=12, stop_at=0.9)
     p = torch.sigmoid(model(removed)[0][:, 0])
     assert (p <= 0.1).float().mean() > 0.95
     with pytest.raises(KeyError, match="no attribute 'z'"):

@@ -4,13 +4,13 @@ Procedure (``edit_with_classifier``), for codes ``w`` ``[N, L, d]``, an attribut
 strength ``s`` (``s > 0`` adds the attribute, ``s < 0`` removes it):
 
 1. Record the classifier's embeddings of every attribute at the start, ``e_j(w)``.
-2. Take ``steps`` steps; each moves the rows in ``layers`` by ``|s| / steps`` (W+ Euclidean length)
-   against the gradient of
+2. Take ``steps`` steps; each moves the rows in ``layers`` by ``|s| sqrt(R) / steps`` (W+ Euclidean
+   length; R = the number of rows edited) against the gradient of
    ``L(w') = BCE(logit_a(w'), [s > 0]) + keep * mean_{j != a} |e_j(w') - e_j(w)|^2``:
    the first term pushes the attribute's logit toward the asked side, the second holds the other
    attributes' embeddings where they were (the classifier's embeddings are what the paper holds).
-   The step is the unit-normalised gradient, so ``|s|`` bounds how far the code moves, as with a
-   linear direction of strength ``s``.
+   The step is the unit-normalised gradient, so the code moves at most as far as a unit direction of
+   strength ``s`` added to the same R rows would move it (``|s| sqrt(R)``): strengths are comparable.
 3. Optionally stop early, per image, once the attribute's probability is past ``stop_at`` on the
    asked side (``p >= stop_at`` when adding, ``p <= 1 - stop_at`` when removing).
 
@@ -36,7 +36,7 @@ def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribu
         ws: codes (rows beyond the classifier's ``num_ws`` pass through unchanged).
         classifier: the W+ attribute classifier.
         attribute: name of the attribute to change.
-        strength: signed path length in W+.
+        strength: signed; the path length in W+ is at most ``|strength| * sqrt(rows edited)``.
         steps: gradient steps.
         keep: weight of holding the other attributes' embeddings.
         layers: ``(start, stop)`` rows that may change (default: all the classifier reads).
@@ -53,7 +53,7 @@ def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribu
     if steps < 1:
         raise ValueError("steps must be at least 1")
     target = 1.0 if strength > 0 else 0.0
-    step_len = abs(strength) / steps
+    step_len = abs(strength) * (stop - start) ** 0.5 / steps
     mask = torch.zeros(1, ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
     mask[:, start:stop] = 1
     others = [j for j in range(len(classifier.attributes)) if j != a]

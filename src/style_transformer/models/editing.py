@@ -52,8 +52,14 @@ class LatentClassifier(nn.Module):
         h = ws[:, : cfg.num_ws].reshape(ws.shape[0], -1)
         for fc in self.fcs:
             h = F.leaky_relu(fc(h), cfg.negative_slope)
-        emb = torch.stack([fc(h) for fc in self.indep_fcs], 1)  # [N, A, E]
-        logits = torch.cat([fc(emb[:, a]) for a, fc in enumerate(self.output_fcs)], 1)  # [N, A]
+        # every attribute's head at once (the same math as looping over the per-attribute Linear layers,
+        # which the official layout keeps): [N, H] x [A, E, H] -> [N, A, E], then [N, A, E] . [A, E] -> [N, A]
+        w_emb = torch.stack([fc.weight for fc in self.indep_fcs])  # [A, E, H]
+        b_emb = torch.stack([fc.bias for fc in self.indep_fcs])  # [A, E]
+        emb = torch.einsum("nh,aeh->nae", h, w_emb) + b_emb
+        w_out = torch.stack([fc.weight[0] for fc in self.output_fcs])  # [A, E]
+        b_out = torch.cat([fc.bias for fc in self.output_fcs])  # [A]
+        logits = (emb * w_out).sum(-1) + b_out
         return logits, emb
 
 

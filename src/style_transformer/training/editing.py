@@ -106,14 +106,18 @@ class EditorTrainConfig(_ConfigMixin):
 
 
 def editor_losses(editor: ReferenceEditor, classifier: LatentClassifier, a: int, w_t: torch.Tensor,
-                  w_r: torch.Tensor, cfg: EditorTrainConfig) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """The paper's reference-editing loss for a batch of (target, reference) code pairs."""
+                  w_r: torch.Tensor, cfg: EditorTrainConfig, emb_t: Optional[torch.Tensor] = None,
+                  emb_r: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """The paper's reference-editing loss for a batch of (target, reference) code pairs (the targets'
+    and references' classifier embeddings may be given precomputed)."""
     w_e = editor(w_t, w_r)
     n = classifier.cfg.num_ws
     _, emb_e = classifier(w_e[:, :n])
     with torch.no_grad():
-        _, emb_t = classifier(w_t[:, :n])
-        _, emb_r = classifier(w_r[:, :n])
+        if emb_t is None:
+            emb_t = classifier(w_t[:, :n])[1]
+        if emb_r is None:
+            emb_r = classifier(w_r[:, :n])[1]
     others = [j for j in range(emb_e.shape[1]) if j != a]
     near = (w_e - w_t).pow(2).mean()
     attr = (emb_e[:, a] - emb_r[:, a]).pow(2).mean()
@@ -156,6 +160,9 @@ def train_reference_editor(ws: torch.Tensor, labels: torch.Tensor, classifier: L
         editor.transformerlayer.norm3.weight.zero_()
         editor.transformerlayer.norm3.bias.zero_()
     classifier.requires_grad_(False).eval()
+    with torch.no_grad():  # the classifier is frozen: every code's embeddings once, not per step
+        emb = torch.cat([classifier(ws[i:i + 1024, : classifier.cfg.num_ws].float())[1]
+                         for i in range(0, len(ws), 1024)])
     opt = torch.optim.Adam(editor.parameters(), lr=cfg.lr)
     logs: Dict[str, float] = {}
     half = cfg.batch_size // 2
@@ -165,7 +172,7 @@ def train_reference_editor(ws: torch.Tensor, labels: torch.Tensor, classifier: L
                        pos[torch.randint(len(pos), (cfg.batch_size - half,), generator=g)]])
         r = torch.cat([pos[torch.randint(len(pos), (half,), generator=g)],
                        neg[torch.randint(len(neg), (cfg.batch_size - half,), generator=g)]])
-        loss, logs = editor_losses(editor, classifier, a, ws[t].float(), ws[r].float(), cfg)
+        loss, logs = editor_losses(editor, classifier, a, ws[t].float(), ws[r].float(), cfg, emb[t], emb[r])
         if not torch.isfinite(loss):
             raise TrainingError(f"{attribute} editor loss became {loss.item()}")
         opt.zero_grad(set_to_none=True)
