@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-fid", action="store_true")
     ev.add_argument("--no-timing", action="store_true")
     ev.add_argument("--swd-images", type=_positive_int, default=1024, help="images used for SWD")
+    ev.add_argument("--edit-images", type=int, default=200,
+                    help="images for the editing scores of methods with editing models (0: skip)")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -981,7 +983,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                       else load_default("attribute_classifier")).to(device)
     records = evaluate(methods, data, n=args.n, batch_size=args.batch_size, lpips=lpips, classifier=classifier,
                        id_loss=id_loss, fid=not args.no_fid, swd_images=args.swd_images, timing=not args.no_timing,
-                       device=device, progress=True)
+                       device=device, edit_images=args.edit_images, progress=True)
     paths = write_results(records, _make_out_dir(args.out))
     print(to_markdown(records))
     print(f"wrote {paths['md']}, {paths['csv']}, {paths['json']}")

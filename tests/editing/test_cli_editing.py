@@ -115,3 +115,19 @@ def test_demo_shows_the_edits_of_an_editing_folder(setup, tmp_path):
     assert "Smiling toggled" in page and "Bangs toggled" in page and "Smiling from the next row" in page
     assert (tmp_path / "demo" / "images" / "face_0_Smiling_from_the_next_row.png").is_file()
     assert not np.array_equal(grid[:, 32:64], grid[:, 64:96])  # the toggle changed the reconstruction
+
+
+def test_evaluate_reports_editing_scores_for_pipelines_with_editing_models(setup):
+    from style_transformer import load_pipeline
+    from style_transformer.checkpoints import load_model
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.metrics.evaluate import encoder_method, evaluate
+
+    root, ckpt = setup
+    pipe = load_pipeline(checkpoint=ckpt, editing=root / "editing", device="cpu")
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    data = ImageFolderDataset(root / "faces", 32, labels=root / "faces" / "attributes.csv")
+    rec, = evaluate([encoder_method("st", pipe)], data, n=8, batch_size=8, classifier=clf, fid=False, timing=False,
+                    edit_images=8)
+    assert 0 <= rec["edit_success"] <= 1 and 0 <= rec["edit_preservation"] <= 1
+    assert "attribute_agreement" in rec and "lpips" not in rec

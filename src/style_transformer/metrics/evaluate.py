@@ -8,6 +8,8 @@ stays bounded on folders of thousands of images:
   InceptionV3; needs >= 2 images), SWD (ProGAN, on the first ``swd_images`` images);
 * identity: ArcFace IR-SE50 cosine similarity when its weights are given; otherwise, on labelled
   folders, the image attribute classifier's agreement with the labels;
+* editing (encoders whose pipeline has editing models): label-edit success and preservation,
+  reference match (``metrics.editing``, on the first ``edit_images`` images);
 * time per image (median of timed batches; batch 1 and batch 8) and parameter counts.
 
 ``evaluate`` returns one record per method (metric names as keys); ``write_results`` writes
@@ -50,6 +52,7 @@ class Method:
     invert: Callable[[torch.Tensor], tuple]
     params: Dict[str, int] = field(default_factory=dict)
     note: str = ""
+    pipe: object = None  # the pipeline, when it has editing models to score
 
 
 def _count(module) -> int:
@@ -63,7 +66,8 @@ def encoder_method(name: str, pipe, note: str = "") -> Method:
         return res.ws, res.images
 
     synthesis = sum(p.numel() for n, p in pipe.generator.named_parameters() if not n.startswith("style."))
-    return Method(name, run, {"encoder": _count(pipe.model.encoder), "generator (synthesis)": int(synthesis)}, note)
+    return Method(name, run, {"encoder": _count(pipe.model.encoder), "generator (synthesis)": int(synthesis)}, note,
+                  pipe=pipe)
 
 
 def optimization_method(name: str, pipe, space: str, steps: int, pti_steps: int = 0, lpips=None) -> Method:
@@ -106,11 +110,34 @@ def _fid(features_a: List[np.ndarray], features_b: List[np.ndarray]) -> float:
     return frechet_distance(*fid_stats(a), *fid_stats(b))
 
 
+def edit_scores(pipe, images: torch.Tensor, classifier) -> Dict[str, float]:
+    """Editing scores of a pipeline's editing models (``metrics.editing``), averaged over attributes:
+    label edits (interfacegan, classifier) success and preservation, reference match."""
+    from .editing import evaluate_editing
+
+    try:
+        editing = pipe.editing
+    except Exception:  # no editing models for this method
+        return {}
+    attrs = [a for a in classifier.attributes if a in editing.directions or a in editing.editors]
+    rep = evaluate_editing(pipe, images, classifier, attrs, methods=("interfacegan", "classifier", "reference"))
+    summary = rep.summary()
+    label = [summary[m] for m in ("interfacegan", "classifier") if m in summary]
+    out = {}
+    if label:
+        out["edit_success"] = float(np.mean([v["success"] for v in label]))
+        out["edit_preservation"] = float(np.mean([v["preservation"] for v in label]))
+    if "reference" in summary:
+        out["reference_match"] = summary["reference"]["success"]
+    return out
+
+
 def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_size: int = 16, lpips=None,
              classifier=None, id_loss=None, fid: bool = True, swd_images: int = 1024, timing: bool = True,
-             device="cpu", progress: bool = False) -> List[Dict]:
+             device="cpu", edit_images: int = 200, progress: bool = False) -> List[Dict]:
     """Runs every method over the first ``n`` images of ``dataset`` (``[3, S, S]`` items, or
-    (image, labels) with ``dataset.attribute_names``) and returns one record per method."""
+    (image, labels) with ``dataset.attribute_names``) and returns one record per method (editing
+    scores on the first ``edit_images`` images for methods whose pipeline has editing models)."""
     from tqdm import tqdm
 
     from .image import ms_ssim, swd
@@ -177,6 +204,10 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
                                  for j in range(min(8, total))])
             rec["ms_per_image_batch1"] = 1000 * _timing(m, first, 1)
             rec["ms_per_image_batch8"] = 1000 * _timing(m, first, 8)
+        if m.pipe is not None and classifier is not None and edit_images > 0:
+            imgs = torch.stack([dataset[j][0] if isinstance(dataset[j], (tuple, list)) else dataset[j]
+                                for j in range(min(edit_images, total))])
+            rec.update(edit_scores(m.pipe, imgs, classifier))
         for k, v in m.params.items():
             rec[f"params_{k.split(' ')[0]}"] = v
         rec["note"] = m.note
@@ -188,7 +219,8 @@ COLUMNS = [("method", "method", "{}"), ("psnr", "PSNR (dB)", "{:.2f}"), ("mse", 
            ("lpips", "LPIPS", "{:.4f}"), ("ms_ssim", "MS-SSIM", "{:.4f}"), ("fid", "FID", "{:.2f}"),
            ("swd", "SWD (x1e3)", "{:.2f}"), ("id_similarity", "ID sim.", "{:.3f}"),
            ("attribute_agreement", "attr. agreement", "{:.1%}"), ("edit_success", "edit success", "{:.1%}"),
-           ("edit_preservation", "edit preservation", "{:.1%}"), ("ms_per_image_batch1", "ms/img (b1)", "{:.1f}"),
+           ("edit_preservation", "edit preservation", "{:.1%}"), ("reference_match", "reference match", "{:.1%}"),
+           ("ms_per_image_batch1", "ms/img (b1)", "{:.1f}"),
            ("ms_per_image_batch8", "ms/img (b8)", "{:.1f}"), ("params_encoder", "encoder params", "{:,}")]
 
 
