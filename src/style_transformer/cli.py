@@ -656,8 +656,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     pipe = _pipeline(args)
     images = names = None
+    failed: List[str] = []
     if args.inputs:
-        failed: List[str] = []
         names, images = [], []
         for stems, batch in _image_batches(collect_images(args.inputs), 64, "read", failed):
             names += stems
@@ -672,8 +672,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     res = run_demo(args.out, images=images, names=names, n=args.n, pipe=pipe, classifier=classifier)
     print(f"inverted {len(res.names)} {'images' if args.inputs else 'held-out rendered faces'} "
           f"(mean PSNR {sum(res.psnr) / len(res.psnr):.2f} dB) in {time.perf_counter() - t0:.1f} s")
-    print(f"  grid:    {res.grid}\n  page:    {res.html}\n  latents: {res.latents}")
-    return 0
+    print(f"  grid:    {res.grid}\n  page:    {res.html}\n  latents: {res.latents}"
+          + (f"\n{len(failed)} unreadable inputs skipped" if failed else ""))
+    return 1 if failed else 0
 
 
 def _cmd_eval_encoder(args: argparse.Namespace) -> int:
