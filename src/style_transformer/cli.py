@@ -282,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
+    sv = sub.add_parser("serve", help="the interactive editor in the browser (offline, local)",
+                        epilog="examples:\n  style-transformer serve            # then open http://127.0.0.1:7860\n"
+                               "  style-transformer serve --checkpoint model.safetensors --editing editing/ --port 8000",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=7860)
+    sv.add_argument("--checkpoint", help="inversion checkpoint (default: the shipped encoder)")
+    sv.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    sv.add_argument("--editing", help="editing folder (default with the shipped encoder: the shipped one)")
+    sv.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this are refused")
+    sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
     eg = sub.add_parser("eval-generator", help="FID and attribute frequencies of a generator's samples",
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
@@ -991,6 +1003,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .inference import load_pipeline
+    from .web import EditorApp, make_server
+
+    if args.checkpoint is None and args.generator is not None:
+        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
+                         editing=args.editing)
+    app = EditorApp(pipe, max_upload_mb=args.max_upload_mb)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})") from None
+    host, port = server.server_address[:2]
+    print(f"serving the editor on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _cmd_eval_generator(args: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -1071,7 +1109,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
                 "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder, "directions": _cmd_directions,
                 "train-editor": _cmd_train_editor, "edit": _cmd_edit, "eval-editing": _cmd_eval_editing,
-                "evaluate": _cmd_evaluate,
+                "evaluate": _cmd_evaluate, "serve": _cmd_serve,
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)
