@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install test demo demo-parity bench clean
+.PHONY: install browser test demo demo-parity bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
-test: install
-	$(PY) -m pytest -q
+# The browser end-to-end test drives Debian's chromium package; installed here when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+test: install browser
+	STYLE_TRANSFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 # The main job on the shipped default models, offline: held-out rendered faces inverted; grid,
 # HTML page and latents in $(DEMO_OUT)/.
