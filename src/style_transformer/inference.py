@@ -86,8 +86,10 @@ class InversionPipeline:
         if checkpoint is not None:
             model = load_model(checkpoint)
             if not isinstance(model, (StyleTransformer, PSPModel)):
-                raise CheckpointError(f"{checkpoint}: not an inversion model (Style Transformer, pSp or e4e) but a "
-                                      f"{type(model).__name__}")
+                from .checkpoints.io import kind_of
+
+                raise CheckpointError(f"{checkpoint}: this is a {kind_of(model).replace('_', ' ')} checkpoint, but an "
+                                      "inversion model (Style Transformer, pSp or e4e) is needed here")
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         return cls(gen, model, device, editing=editing)
 
