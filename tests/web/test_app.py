@@ -105,3 +105,25 @@ def test_concurrent_users_are_queued(server):
     for t in threads:
         t.join()
     assert results == [200] * 6
+
+
+def test_without_editing_models_the_app_still_inverts(tiny_checkpoint):
+    app = EditorApp(load_pipeline(checkpoint=tiny_checkpoint, device="cpu"))
+    assert app.info()["sliders"] == [] and app.info()["editors"] == []
+    out = app.invert(_png_bytes(4))
+    assert out["reconstruction"].startswith("data:image/png")
+    edited = app.edit({"id": out["id"], "sliders": {}})
+    assert edited["image"] == out["reconstruction"]  # no edit: the reconstruction itself
+
+
+def test_serve_cli_refuses_a_busy_port(tiny_checkpoint, capsys):
+    import socket
+
+    from style_transformer.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--device", "cpu"]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
