@@ -3,9 +3,10 @@
 Public API::
 
     from style_transformer import load_pipeline
-    pipe = load_pipeline(checkpoint="model.safetensors")
-    res = pipe.invert(["face.png"])        # res.ws [N, 18, 512], res.images [N, 3, G, G]
+    pipe = load_pipeline()                 # the shipped 64x64 face models (or checkpoint=..., generator=...)
+    res = pipe.invert(["face.png"])        # res.ws [N, 10, 256], res.images [N, 3, 64, 64]
     img = pipe.generate(res.ws)
+    smiling = pipe.edit(res, "Smiling", strength=3.0)
 """
 
 from .checkpoints import CheckpointError, load_model, save_model

@@ -15,6 +15,7 @@ from .checkpoints.legacy import CheckpointError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 DEFAULT_FILES: Dict[str, str] = {
+    "style_transformer": "faces64_style_transformer.safetensors",
     "generator": "faces64_generator.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
 }

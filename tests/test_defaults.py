@@ -1,0 +1,60 @@
+"""The shipped default encoder and generator: the main job and the defaults of every command."""
+
+import numpy as np
+import torch
+from PIL import Image
+
+from style_transformer import load_pipeline, pretrained
+from style_transformer.cli import main
+from style_transformer.demo import held_out_faces
+
+
+def test_default_encoder_was_trained_for_the_shipped_generator():
+    st = pretrained.load_default("style_transformer")
+    g = pretrained.load_default("generator")
+    assert st.cfg.generator == g.cfg and st.cfg.encoder.n_styles == g.num_ws
+    mine = st.decoder.state_dict()
+    for k, v in g.state_dict().items():  # the synthesis network is the shipped generator's, frozen
+        if not k.startswith("style.") and k != "latent_avg":
+            assert torch.equal(mine[k], v), k
+    assert torch.equal(st.decoder.latent_avg, g.latent_avg)
+
+
+def test_default_pipeline_reconstructs_held_out_faces():
+    pipe = load_pipeline(device="cpu")
+    faces, _ = held_out_faces(8)
+    res = pipe.invert(list(faces))
+    assert tuple(res.ws.shape) == (8, 10, 256) and tuple(res.images.shape) == (8, 3, 64, 64)
+    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1
+    mse = (res.images.clamp(-1, 1) - x).pow(2).flatten(1).mean(1)
+    psnr = 10 * torch.log10(4 / mse)
+    assert psnr.mean() > 18  # a trained encoder; random weights give ~8 dB
+    torch.testing.assert_close(pipe.generate(res.ws), res.images)
+
+
+def test_invert_and_demo_without_checkpoint(tmp_path, capsys):
+    faces, _ = held_out_faces(2)
+    for i, f in enumerate(faces):
+        Image.fromarray(f).save(tmp_path / f"f{i}.png")
+    assert main(["invert", str(tmp_path / "f0.png"), str(tmp_path / "f1.png"), "--out", str(tmp_path / "inv")]) == 0
+    with np.load(tmp_path / "inv" / "latents.npz") as z:
+        assert z["f0"].shape == (10, 256)
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "grid:" in out and "mean PSNR" in out
+    assert (tmp_path / "demo" / "grid.png").is_file() and (tmp_path / "demo" / "index.html").is_file()
+    with np.load(tmp_path / "demo" / "latents.npz") as z:
+        assert sorted(z.files) == ["face_0", "face_1", "face_2"]
+
+
+def test_demo_on_user_images_skips_unreadable_ones(tmp_path, capsys):
+    faces, _ = held_out_faces(2)
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(faces):
+        Image.fromarray(f).save(tmp_path / "in" / f"p{i}.png")
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    assert main(["demo", str(tmp_path / "in"), "--out", str(tmp_path / "demo")]) == 1
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and "1 unreadable inputs skipped" in captured.out
+    with np.load(tmp_path / "demo" / "latents.npz") as z:
+        assert sorted(z.files) == ["p0", "p1"]
