@@ -81,3 +81,19 @@ def image_dir(tmp_path):
     Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / "b.jpg")
     Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(d / "sub" / "c.webp")
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_editing(tmp_path_factory, tiny_checkpoint):
+    """A tiny editing setup: 40 rendered faces (32 px), their latents from the tiny model, and an
+    editing folder (directions, W+ classifier, reference editors for Smiling and Bangs)."""
+    from style_transformer.cli import main
+    from style_transformer.data.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("editing")
+    write_dataset(root / "faces", 40, size=32, seed=3)
+    assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
+    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+                 str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
+                 "Bangs", "--epochs", "2", "--editor-steps", "3", "--hidden", "32", "16"]) == 0
+    return root

