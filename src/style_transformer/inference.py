@@ -199,10 +199,9 @@ class InversionPipeline:
         gen = pivotal_tuning(self.generator, target, ws, noises, cfg, lpips, progress) if pti_steps else self.generator
         with torch.no_grad():
             images_out = gen.synthesis(ws, noise=noises).float().cpu()
-        rows = result.ws.shape[1]
         full = result.ws.clone()
         full[:, : ws.shape[1]] = ws.cpu()  # rows beyond the generator's (unused by it) are kept
-        return InversionResult(full[:, :rows], images_out)
+        return InversionResult(full, images_out)
 
     @property
     def editing(self):

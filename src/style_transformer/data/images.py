@@ -163,6 +163,12 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy().astype(np.uint8)
 
 
+def as_written(img: torch.Tensor) -> torch.Tensor:
+    """img ``[N, 3, H, W]`` in [-1, 1] -> the same images as ``save_image`` stores them (8-bit), read back
+    in [-1, 1]: metrics judge what a user gets."""
+    return uint8_to_input(torch.from_numpy(to_uint8(img)).permute(0, 3, 1, 2))
+
+
 def save_image(img: torch.Tensor, path: PathLike) -> None:
     """Writes one image ``[3, H, W]`` in [-1, 1] as PNG, atomically (temp file + rename)."""
     with atomic_path(path) as tmp:

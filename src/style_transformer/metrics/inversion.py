@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from ..data.images import pool_to_size, to_uint8, uint8_to_input
+from ..data.images import as_written, pool_to_size
 from ..models.classifier import AttributeClassifier
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def evaluate_inversion(pipe, dataset, classifier: Optional[AttributeClassifier] 
         res = pipe.invert(list(x), batch_size=batch_size)
         y = res.images
         y = pool_to_size(y, x.shape[-1])
-        y = uint8_to_input(torch.from_numpy(to_uint8(y)).permute(0, 3, 1, 2))  # what the PNG holds
+        y = as_written(y)
         mses.append((y - x).pow(2).flatten(1).mean(1))
         if lpips is not None:
             dev = next(lpips.parameters()).device

@@ -193,8 +193,7 @@ def make_handler(app: EditorApp):
 
         def _body(self) -> bytes:
             n = int(self.headers.get("Content-Length") or 0)
-            if n > app.max_upload:
-                # refuse before reading it all; drain what is cheap so the client sees the answer
+            if n > app.max_upload:  # refused before the body is read
                 raise WebError(413, f"the file is {n / 2 ** 20:.1f} MB; the limit is {app.max_upload / 2 ** 20:.0f} MB")
             return self.rfile.read(n) if n else b""
 
