@@ -251,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     ee2.add_argument("--editing", help="editing folder (default: the shipped one)")
     ee2.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     ee2.add_argument("--calibrate", action="store_true",
-                     help="first choose default strengths on these images and write them into the editing folder")
+                     help="first choose default strengths and W+ row ranges of label edits on these (training) "
+                          "images and write them into the editing folder's editing.json")
+    ee2.add_argument("--no-layer-search", action="store_true",
+                     help="with --calibrate: choose strengths only, keeping the stored row ranges")
     ee2.add_argument("--batch-size", type=_positive_int, default=64)
     ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ee2.add_argument("--json", help="also write the report as JSON here")
@@ -982,7 +985,7 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
 
     from .checkpoints import load_model
     from .data.datasets import ImageFolderDataset
-    from .metrics.editing import calibrate_strengths, evaluate_editing
+    from .metrics.editing import calibrate_strengths, candidate_row_ranges, evaluate_editing
     from .pretrained import load_default
 
     pipe = _editing_pipeline(args)
@@ -1000,12 +1003,17 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
         if args.editing is None:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
         methods = [m for m in args.methods if m in ("interfacegan", "classifier")]
-        strengths = calibrate_strengths(pipe, images, clf, attrs, methods=methods, batch_size=args.batch_size)
+        ranges = None if args.no_layer_search else candidate_row_ranges(pipe.generator.num_ws)
+        strengths, layers = calibrate_strengths(pipe, images, clf, attrs, methods=methods, layer_ranges=ranges,
+                                                batch_size=args.batch_size, progress=True)
         for m, v in strengths.items():
             pipe.editing.strengths.setdefault(m, {}).update(v)
-        _write_text_atomic(Path(args.editing) / "editing.json", json.dumps({"strengths": pipe.editing.strengths},
-                                                                           indent=2))
+        for m, v in layers.items():
+            pipe.editing.layers.setdefault(m, {}).update(v)
+        _write_text_atomic(Path(args.editing) / "editing.json", pipe.editing.settings_json())
         print(f"calibrated default strengths on {n} images of {args.data}: {json.dumps(strengths)}")
+        if layers:
+            print(f"and W+ row ranges [start, stop): {json.dumps(layers)}")
         return 0
     report = evaluate_editing(pipe, images, clf, attrs, methods=args.methods, batch_size=args.batch_size,
                               progress=True)

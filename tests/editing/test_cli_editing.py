@@ -88,8 +88,10 @@ def test_eval_editing_and_calibration(setup, capsys):
     base = ["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
             str(root / "editing"), "--classifier", str(root / "clf.safetensors"), "--batch-size", "8"]
     assert main(base + ["--calibrate", "--methods", "interfacegan"]) == 0
-    strengths = json.loads((root / "editing" / "editing.json").read_text())["strengths"]
-    assert set(strengths["interfacegan"]) == {"Smiling", "Bangs"}
+    settings = json.loads((root / "editing" / "editing.json").read_text())
+    assert set(settings["strengths"]["interfacegan"]) == {"Smiling", "Bangs"}
+    assert set(settings["layers"]["interfacegan"]) == {"Smiling", "Bangs"}  # a row range was chosen for each
+    assert all(0 <= a < b for a, b in settings["layers"]["interfacegan"].values())
     capsys.readouterr()
     assert main(base + ["--json", str(root / "report.json")]) == 0
     text = capsys.readouterr().out

@@ -132,3 +132,26 @@ def test_apply_files_and_errors(tmp_path):
         load_boundary(tmp_path / "junk.npy")
     with pytest.raises(DirectionError, match="not a directions folder"):
         load_directions(tmp_path)
+
+
+def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
+    from style_transformer.editing.toolkit import EditingModels
+
+    v = torch.zeros(1, 4)
+    v[0, 0] = 1.0
+    models = EditingModels(directions={"Smiling": Direction("Smiling", v, "interfacegan")},
+                           strengths={"interfacegan": {"Smiling": 2.0}}, layers={"interfacegan": {"Smiling": (1, 3)}})
+    models.save(tmp_path / "ed")
+    back = EditingModels.load(tmp_path / "ed")
+    assert back.layers == {"interfacegan": {"Smiling": (1, 3)}}
+    ws = torch.zeros(2, 5, 4)
+    out = back.edit(ws, "Smiling")  # stored strength 2 on stored rows 1-2
+    expected = torch.zeros(2, 5, 4)
+    expected[:, 1:3, 0] = 2.0
+    assert torch.equal(out, expected)
+    out = back.edit(ws, "Smiling", strength=1.0, layers=(0, 5))  # explicit rows win
+    assert torch.equal(out[:, :, 0], torch.ones(2, 5))
+    text = (tmp_path / "ed" / "editing.json").read_text().replace("[\n        1,\n        3\n      ]", "[3, 1]")
+    (tmp_path / "ed" / "editing.json").write_text(text)
+    with pytest.raises(DirectionError, match="row range"):
+        EditingModels.load(tmp_path / "ed")

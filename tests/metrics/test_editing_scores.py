@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from style_transformer.metrics.editing import evaluate_editing
+from style_transformer.metrics.editing import calibrate_strengths, candidate_row_ranges, evaluate_editing
 
 
 class _Pipe:
@@ -63,3 +63,51 @@ def test_scores_match_hand_computation():
     assert rep.summary()["interfacegan"]["success"] == pytest.approx(
         (1.0 + scores["interfacegan", "green"].success) / 2)
     assert base.any() and (~base).any()
+
+
+class _EntangledPipe(_Pipe):
+    """Each attribute's direction also raises the third code row (blue): only a row range that leaves
+    row 2 out edits cleanly."""
+
+    def edit_ws(self, ws, attribute, strength=None, ws_ref=None, method=None, layers=None):
+        start, stop = layers or (0, 3)
+        v = torch.zeros(3, 1)
+        v[0 if attribute == "red" else 1] = 1
+        v[2] = 1
+        mask = torch.zeros(3, 1)
+        mask[start:stop] = 1
+        return ws + strength * v * mask
+
+
+def test_calibration_picks_the_row_range_that_preserves_the_rest():
+    torch.manual_seed(1)
+    images = torch.rand(40, 3, 2, 2) * 1.6 - 0.8
+    pipe, judge = _EntangledPipe(), _Judge()
+    ranges = [(0, 3), (2, 3), (0, 2)]
+    strengths, layers = calibrate_strengths(pipe, images, judge, ["red", "green"], methods=("interfacegan",),
+                                            grid=(0.05, 1.0, 2.0), layer_ranges=ranges)
+    # all rows: blue flips wherever the edit pushes it across zero; rows 2-3 never move red or green;
+    # rows 0-2 flip the asked channel at strength 1 and leave blue alone
+    assert strengths == {"interfacegan": {"red": 1.0, "green": 1.0}}
+    assert layers == {"interfacegan": {"red": (0, 2), "green": (0, 2)}}
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("interfacegan",), strengths=strengths,
+                           layers={"interfacegan": {"red": (0, 3)}})
+    assert rep.scores[0].layers == (0, 3) and rep.scores[0].success == 1.0
+    means = images.mean(dim=(2, 3))
+    add = means[:, 0] <= 0  # red absent: the edit adds (+1 on red and blue), else removes (-1 on both)
+    blue_kept = torch.where(add, means[:, 2] > 0, means[:, 2] <= 0)  # blue keeps its verdict
+    assert rep.scores[0].preservation == pytest.approx((1 + blue_kept.float().mean().item()) / 2)
+    assert "(rows 0-2)" in rep.to_markdown()
+    # without ranges: strengths only, the edits on the pipeline's default rows (all here), where only the
+    # weak strength keeps blue
+    strengths, layers = calibrate_strengths(pipe, images, judge, ["red"], methods=("interfacegan",),
+                                            grid=(0.05, 1.0))
+    assert layers == {} and strengths["interfacegan"]["red"] == 0.05
+
+
+def test_candidate_row_ranges():
+    assert candidate_row_ranges(10) == [(0, 10), (0, 4), (0, 6), (2, 6), (2, 8), (4, 8), (4, 10), (6, 10)]
+    for n in (1, 2, 3, 18):
+        rs = candidate_row_ranges(n)
+        assert rs[0] == (0, n) and len(set(rs)) == len(rs)
+        assert all(0 <= a < b <= n for a, b in rs)

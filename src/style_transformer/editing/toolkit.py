@@ -5,7 +5,8 @@ Folder layout (what ``train-editor`` writes and the package ships for the defaul
     EDIT/directions/directions.json + <name>.npy   InterFaceGAN boundaries (and any others)
     EDIT/latent_classifier.safetensors             the W+ attribute classifier
     EDIT/editors/<attribute>.safetensors           one reference editor per attribute
-    EDIT/editing.json                              default strengths per method and attribute
+    EDIT/editing.json                              default strengths (and W+ row ranges) per method
+                                                   and attribute
 
 Methods: ``interfacegan`` (a stored direction), ``ganspace`` / ``sefa`` (component ``k`` computed from
 the generator; ``attribute`` is the component index), ``classifier`` (gradient of the W+ classifier),
@@ -39,12 +40,15 @@ class EditingModels:
         latent_classifier: the W+ attribute classifier (None: no classifier edits).
         editors: attribute -> ``ReferenceEditor``.
         strengths: method -> attribute -> default strength (used when none is given).
+        layers: method -> attribute -> default ``(start, stop)`` W+ rows of direction and classifier
+            edits (used when none are given; a direction's own range, else all rows, when absent).
     """
 
     directions: Dict[str, Direction] = field(default_factory=dict)
     latent_classifier: Optional[torch.nn.Module] = None
     editors: Dict[str, torch.nn.Module] = field(default_factory=dict)
     strengths: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    layers: Dict[str, Dict[str, Tuple[int, int]]] = field(default_factory=dict)
     _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -65,7 +69,10 @@ class EditingModels:
                 editor = load_model(f, kind="reference_editor")
                 out.editors[editor.cfg.attribute or f.stem] = editor
         if (folder / "editing.json").is_file():
-            out.strengths = json.loads((folder / "editing.json").read_text()).get("strengths", {})
+            settings = json.loads((folder / "editing.json").read_text())
+            out.strengths = settings.get("strengths", {})
+            out.layers = {m: {a: _row_range(r, folder / "editing.json") for a, r in v.items()}
+                          for m, v in settings.get("layers", {}).items()}
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -84,8 +91,15 @@ class EditingModels:
             (folder / "editors").mkdir(exist_ok=True)
             save_model(editor, folder / "editors" / f"{name}.safetensors", dtype=dtype)
         with atomic_path(folder / "editing.json") as tmp:
-            tmp.write_text(json.dumps({"strengths": self.strengths}, indent=2))
+            tmp.write_text(self.settings_json())
         return folder
+
+    def settings_json(self) -> str:
+        """The text of ``editing.json``: default strengths and row ranges."""
+        settings = {"strengths": self.strengths}
+        if self.layers:
+            settings["layers"] = {m: {a: list(r) for a, r in v.items()} for m, v in self.layers.items()}
+        return json.dumps(settings, indent=2)
 
     def available(self) -> Dict[str, List[str]]:
         """Method -> the attributes it can edit."""
@@ -119,7 +133,8 @@ class EditingModels:
             method: one of ``METHODS`` (default: ``reference`` with ``ws_ref``, else ``interfacegan``).
             strength: signed strength (default: the stored one for this method and attribute).
             ws_ref: reference codes ``[N or 1, L, d]`` for ``reference``.
-            layers: ``(start, stop)`` W+ rows (direction and classifier edits).
+            layers: ``(start, stop)`` W+ rows (direction and classifier edits; default: the stored
+                range for this method and attribute, if any).
             generator: needed for ganspace/sefa.
 
         Returns:
@@ -141,6 +156,8 @@ class EditingModels:
             strength = self.strengths.get(method, {}).get(attribute)
             if strength is None:
                 raise DirectionError(f"no default strength for {method} {attribute!r}: pass one")
+        if layers is None:
+            layers = self.layers.get(method, {}).get(attribute)
         if method == "classifier":
             if self.latent_classifier is None:
                 raise DirectionError("no W+ attribute classifier in this editing folder")
@@ -156,3 +173,10 @@ class EditingModels:
         if attribute not in self.directions:
             raise DirectionError(f"no direction {attribute!r} (have {', '.join(sorted(self.directions)) or 'none'})")
         return self.directions[attribute].apply(ws, strength, layers)
+
+
+def _row_range(value, source: Path) -> Tuple[int, int]:
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value)
+            and 0 <= value[0] < value[1]):
+        raise DirectionError(f"{source}: a W+ row range must be [start, stop] with 0 <= start < stop, got {value!r}")
+    return int(value[0]), int(value[1])

@@ -14,7 +14,7 @@ match: the edited image's verdict on ``a`` equals the reference's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ class EditScore:
     drift: float
     n: int
     strength: Optional[float] = None
+    layers: Optional[Tuple[int, int]] = None  # W+ rows edited (None: the editing folder's default)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class EditingReport:
                  "|---|---|---:|---:|---:|---:|---:|"]
         for s in self.scores:
             st = "" if s.strength is None else f"{s.strength:+.2f}"
+            if s.layers is not None:
+                st += f" (rows {s.layers[0]}-{s.layers[1] - 1})"
             if not s.n:
                 lines.append(f"| {s.method} | {s.attribute} | {st} | n/a (every image has the same verdict) | | | 0 |")
                 continue
@@ -81,7 +84,8 @@ def _renders(pipe, ws: torch.Tensor, size: int, batch_size: int) -> torch.Tensor
 
 def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
                      methods: Sequence[str] = ("interfacegan", "classifier", "reference"),
-                     strengths: Optional[Dict[str, Dict[str, float]]] = None, batch_size: int = 64,
+                     strengths: Optional[Dict[str, Dict[str, float]]] = None,
+                     layers: Optional[Dict[str, Dict[str, Tuple[int, int]]]] = None, batch_size: int = 64,
                      seed: int = 0, progress: bool = False) -> EditingReport:
     """Edits every image for every (method, attribute) and scores the results (module docstring).
 
@@ -92,6 +96,8 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
         attributes: attributes to edit (each must be known to the classifier).
         methods: editing methods to score.
         strengths: method -> attribute -> strength magnitude (default: the editing folder's).
+        layers: method -> attribute -> ``(start, stop)`` W+ rows of label edits (default: the editing
+            folder's, else all rows).
         batch_size: images per pass.
         seed: reference pairing.
         progress: progress bar.
@@ -127,45 +133,84 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
             if mag == 0.0:
                 continue
+            rows_ = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
             want = ~base[:, j]
             edited = ws.clone()
             for add in (True, False):  # add where absent, remove where present: one batch per sign
                 rows = (want == add).nonzero().flatten()
                 for i in range(0, len(rows), batch_size):
                     r = rows[i:i + batch_size]
-                    edited[r] = pipe.edit_ws(ws[r], a, strength=mag if add else -mag, method=method)
+                    edited[r] = pipe.edit_ws(ws[r], a, strength=mag if add else -mag, method=method,
+                                             layers=rows_)
             strength = mag
         out = _renders(pipe, edited, size, batch_size)
         after = _verdicts(classifier, out)
         report.scores.append(EditScore(
             method=method, attribute=a, success=float((after[:, j] == want).float().mean()),
             preservation=float((after[:, others] == base[:, others]).float().mean()),
-            drift=float((out - recon).pow(2).mean()), n=len(ws), strength=strength))
+            drift=float((out - recon).pow(2).mean()), n=len(ws), strength=strength,
+            layers=None if method == "reference" else (tuple(rows_) if rows_ is not None else None)))
     return report
+
+
+def candidate_row_ranges(num_ws: int) -> List[Tuple[int, int]]:
+    """W+ row ranges that label-edit calibration tries: all rows, then contiguous spans of 40-60% of
+    them from coarse to fine (for 10 rows: 0-10, 0-4, 0-6, 2-6, 2-8, 4-8, 4-10, 6-10)."""
+    spans = [(0.0, 1.0), (0.0, 0.4), (0.0, 0.6), (0.2, 0.6), (0.2, 0.8), (0.4, 0.8), (0.4, 1.0), (0.6, 1.0)]
+    out: List[Tuple[int, int]] = []
+    for a, b in spans:
+        start = min(int(round(a * num_ws)), num_ws - 1)
+        r = (start, min(max(int(round(b * num_ws)), start + 1), num_ws))
+        if r not in out:
+            out.append(r)
+    return out
 
 
 def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
                         methods: Sequence[str] = ("interfacegan", "classifier"),
-                        grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0), target: float = 0.95,
-                        min_preservation: float = 0.9, batch_size: int = 64) -> Dict[str, Dict[str, float]]:
-    """Default strengths for label edits, chosen on (training) images: per method and attribute, the
-    smallest strength in ``grid`` whose success reaches ``target`` while preservation stays at or above
-    ``min_preservation``; failing that, the strength with the best success among those that preserve
-    enough (or the best success overall; the largest strength when nothing succeeds)."""
+                        grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
+                        layer_ranges: Optional[Sequence[Tuple[int, int]]] = None, target: float = 0.95,
+                        min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False
+                        ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]]]:
+    """Default strengths (and W+ row ranges) for label edits, chosen on (training) images.
+
+    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` is scored with ``evaluate_editing``.
+    Per method and attribute the choice is the smallest strength whose success reaches ``target`` while
+    preservation stays at or above ``min_preservation`` (ranges in the order given break ties); failing
+    that, the best success among the pairs that preserve enough (or among all pairs when none does),
+    with the smaller strength among equal successes (the largest when nothing succeeds at all).
+
+    Returns:
+        ``(strengths, layers)``: method -> attribute -> strength magnitude, and method -> attribute ->
+        ``(start, stop)`` (only with ``layer_ranges``; otherwise empty and the edits use the editing
+        folder's ranges).
+    """
+    from tqdm import tqdm
+
+    ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
-    for mag in grid:
+    jobs = [(r, mag) for r in ranges for mag in grid]
+    for r, mag in tqdm(jobs, desc="calibrate", unit="setting", disable=not progress):
         rep = evaluate_editing(pipe, images, classifier, attributes, methods=methods,
-                               strengths={m: {a: mag for a in attributes} for m in methods}, batch_size=batch_size)
+                               strengths={m: {a: mag for a in attributes} for m in methods},
+                               layers=None if r is None else {m: {a: r for a in attributes} for m in methods},
+                               batch_size=batch_size)
         for s in rep.scores:
-            results[s.method][s.attribute].append((mag, s.success, s.preservation))
-    out: Dict[str, Dict[str, float]] = {}
+            results[s.method][s.attribute].append((mag, s.success, s.preservation, r))
+    strengths: Dict[str, Dict[str, float]] = {}
+    layers: Dict[str, Dict[str, Tuple[int, int]]] = {}
     for m in methods:
-        out[m] = {}
+        strengths[m] = {}
         for a, rows in results[m].items():
             if not rows:
                 continue
-            good = [r for r in rows if r[1] >= target and r[2] >= min_preservation]
-            ok = [r for r in rows if r[2] >= min_preservation] or rows
-            # among equal successes: the smallest strength, unless nothing succeeds at all (then the largest)
-            out[m][a] = good[0][0] if good else max(ok, key=lambda r: (r[1], r[0] if r[1] == 0 else -r[0]))[0]
-    return out
+            good = [x for x in rows if x[1] >= target and x[2] >= min_preservation]
+            if good:
+                pick = min(good, key=lambda x: x[0])  # min keeps the first (range order) among equals
+            else:
+                ok = [x for x in rows if x[2] >= min_preservation] or rows
+                pick = max(ok, key=lambda x: (x[1], x[0] if x[1] == 0 else -x[0]))
+            strengths[m][a] = pick[0]
+            if pick[3] is not None:
+                layers.setdefault(m, {})[a] = pick[3]
+    return strengths, layers
