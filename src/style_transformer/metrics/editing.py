@@ -133,7 +133,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
             if mag == 0.0:
                 continue
-            rows_ = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
+            edit_rows = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
             want = ~base[:, j]
             edited = ws.clone()
             for add in (True, False):  # add where absent, remove where present: one batch per sign
@@ -141,7 +141,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                 for i in range(0, len(rows), batch_size):
                     r = rows[i:i + batch_size]
                     edited[r] = pipe.edit_ws(ws[r], a, strength=mag if add else -mag, method=method,
-                                             layers=rows_)
+                                             layers=edit_rows)
             strength = mag
         out = _renders(pipe, edited, size, batch_size)
         after = _verdicts(classifier, out)
@@ -149,7 +149,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
             method=method, attribute=a, success=float((after[:, j] == want).float().mean()),
             preservation=float((after[:, others] == base[:, others]).float().mean()),
             drift=float((out - recon).pow(2).mean()), n=len(ws), strength=strength,
-            layers=None if method == "reference" else (tuple(rows_) if rows_ is not None else None)))
+            layers=None if method == "reference" else (tuple(edit_rows) if edit_rows is not None else None)))
     return report
 
 
