@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from contextlib import contextmanager
@@ -47,9 +48,6 @@ def packaged_file(env_var: str, package: str, relative: str, error: type, missin
         error: exception class to raise.
         missing: message when the file is not found (how to install it).
     """
-    import importlib.util
-    import os
-
     env = os.environ.get(env_var)
     if env:
         if not Path(env).is_file():

@@ -70,6 +70,11 @@ def binary_columns(path: PathLike) -> List[str]:
     return [n for j, n in enumerate(names) if np.isin(values[:, j], (0.0, 1.0)).all()]
 
 
+def item_image(item) -> torch.Tensor:
+    """The image of a dataset item (``ImageFolderDataset`` yields an image, or ``(image, labels)``)."""
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
 def split_of(name: str, val_fraction: float) -> str:
     """``"val"`` or ``"train"`` from a stable hash of the relative file name (adding files never
     moves existing ones between splits)."""

@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..data.datasets import item_image
 from ..data.images import as_written, pool_to_size
 from ..utils import atomic_path
 
@@ -86,11 +87,6 @@ def optimization_method(name: str, pipe, space: str, steps: int, pti_steps: int 
     params = {"generator (synthesis)": int(sum(p.numel() for n, p in pipe.generator.named_parameters()
                                                if not n.startswith("style.")))}
     return Method(name, run, params, f"{space} optimisation, {steps} steps" + (f", PTI {pti_steps}" if pti_steps else ""))
-
-
-def _image(item) -> torch.Tensor:
-    """A dataset item's image (items are images, or (image, labels))."""
-    return item[0] if isinstance(item, (tuple, list)) else item
 
 
 def _timing(method: Method, images: torch.Tensor, batch: int, reps: int = 3) -> float:
@@ -166,7 +162,7 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
         swd_y: List[torch.Tensor] = []
         for i in tqdm(range(0, total, batch_size), desc=m.name, unit="batch", disable=not progress):
             items = [dataset[j] for j in range(i, min(i + batch_size, total))]
-            x = torch.stack([_image(t) for t in items])
+            x = torch.stack([item_image(t) for t in items])
             _, y = m.invert(x)
             y = pool_to_size(y.float().cpu(), x.shape[-1])
             y = as_written(y)
@@ -205,11 +201,11 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
             if sx.shape[-1] >= 16:
                 rec["swd"] = swd(sy, sx)[1]
         if timing:
-            first = torch.stack([_image(dataset[j]) for j in range(min(8, total))])
+            first = torch.stack([item_image(dataset[j]) for j in range(min(8, total))])
             rec["ms_per_image_batch1"] = 1000 * _timing(m, first, 1)
             rec["ms_per_image_batch8"] = 1000 * _timing(m, first, 8)
         if m.pipe is not None and classifier is not None and edit_images > 0:
-            imgs = torch.stack([_image(dataset[j]) for j in range(min(edit_images, total))])
+            imgs = torch.stack([item_image(dataset[j]) for j in range(min(edit_images, total))])
             rec.update(edit_scores(m.pipe, imgs, classifier))
         for k, v in m.params.items():
             rec[f"params_{k.split(' ')[0]}"] = v

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
+from ..data.datasets import item_image
 from ..data.images import as_written, pool_to_size
 from ..models.classifier import AttributeClassifier
 
@@ -91,7 +92,7 @@ def evaluate_inversion(pipe, dataset, classifier: Optional[AttributeClassifier] 
     agree_in = np.zeros(len(judged))
     for i in tqdm(range(0, total, batch_size), desc="evaluate", unit="batch", disable=not progress):
         items = [dataset[j] for j in range(i, min(i + batch_size, total))]
-        x = torch.stack([t[0] if isinstance(t, (tuple, list)) else t for t in items])
+        x = torch.stack([item_image(t) for t in items])
         res = pipe.invert(list(x), batch_size=batch_size)
         y = res.images
         y = pool_to_size(y, x.shape[-1])

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin
+from ..data.datasets import item_image
 from ..data.images import pool_to_size
 from ..metrics.inversion import psnr_db
 from ..models import Generator, PSPModel, StyleTransformer
@@ -218,7 +219,7 @@ class EncoderTrainer:
     # -- losses --------------------------------------------------------------------------------
     def _batch(self) -> torch.Tensor:
         idx = torch.randint(len(self.train_set), (self.cfg.batch_size,), generator=self.gen_data)
-        return torch.stack([_image(self.train_set[int(i)]) for i in idx]).to(self.device)
+        return torch.stack([item_image(self.train_set[int(i)]) for i in idx]).to(self.device)
 
     def _progressive_rows(self) -> int:
         """e4e: rows that have their own offset at this step (the rest copy w0)."""
@@ -295,7 +296,7 @@ class EncoderTrainer:
     def _val_batches(self, batch_size: int = 32):
         n = min(len(self.val_set), self.cfg.val_images)
         for i in range(0, n, batch_size):
-            yield torch.stack([_image(self.val_set[j]) for j in range(i, min(i + batch_size, n))]).to(self.device)
+            yield torch.stack([item_image(self.val_set[j]) for j in range(i, min(i + batch_size, n))]).to(self.device)
 
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
@@ -316,7 +317,7 @@ class EncoderTrainer:
         """Input | reconstruction pairs of the first ``n`` validation (else training) images, ``[3, H, W]``."""
         self.model.encoder.eval()
         source = self.val_set if self.val_set is not None else self.train_set
-        x = torch.stack([_image(source[i]) for i in range(min(n, len(source)))]).to(self.device)
+        x = torch.stack([item_image(source[i]) for i in range(min(n, len(source)))]).to(self.device)
         _, _, y = self.losses(x)
         return tile(torch.stack([x, y], 1).flatten(0, 1).float().cpu(), 4)  # two pairs per row
 
@@ -404,6 +405,3 @@ class EncoderTrainer:
                 stop.restore()
             run.close()
 
-
-def _image(item) -> torch.Tensor:
-    return item[0] if isinstance(item, (tuple, list)) else item
