@@ -283,7 +283,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-timing", action="store_true")
     ev.add_argument("--swd-images", type=_positive_int, default=1024, help="images used for SWD")
     ev.add_argument("--edit-images", type=int, default=200,
-                    help="images for the editing scores of methods with editing models (0: skip)")
+                    help="images for the editing scores (0: skip)")
+    ev.add_argument("--editing", help="editing folder applied to the codes of every method that renders with "
+                                      "--generator's weights and has no editing models of its own (default: the "
+                                      "shipped editing folder, with the shipped generator)")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
     ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
@@ -1070,9 +1073,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if csv_path.is_file():
         classifier = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
                       else load_default("attribute_classifier")).to(device)
+    editing = editing_generator = None
+    if classifier is not None and args.edit_images > 0:
+        from .editing import DirectionError
+        from .editing.toolkit import EditingModels
+        from .pretrained import EDITING_DIR, WEIGHTS_DIR
+
+        folder = args.editing
+        if folder is None and args.generator is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
+            folder = WEIGHTS_DIR / EDITING_DIR
+        if folder is not None:
+            try:
+                editing = EditingModels.load(folder)
+            except DirectionError as e:
+                raise UsageError(str(e)) from None
+            editing_generator = load_model(generator, kind="generator")
     records = evaluate(methods, data, n=args.n, batch_size=args.batch_size, lpips=lpips, classifier=classifier,
                        id_loss=id_loss, fid=not args.no_fid, swd_images=args.swd_images, timing=not args.no_timing,
-                       device=device, edit_images=args.edit_images, progress=True)
+                       device=device, edit_images=args.edit_images, editing=editing,
+                       editing_generator=editing_generator, progress=True)
     paths = write_results(records, _make_out_dir(args.out))
     print(to_markdown(records))
     print(f"wrote {paths['md']}, {paths['csv']}, {paths['json']}")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .checkpoints import CheckpointError, load_model
 from .data.images import ImageLike, preprocess
 from .models import Generator, PSPModel, StyleTransformer
+
+if TYPE_CHECKING:
+    from .editing.toolkit import EditingModels
 
 PathLike = Union[str, os.PathLike]
 
@@ -46,13 +49,15 @@ class InversionPipeline:
         generator: renders W+ codes.
         model: the Style Transformer used by ``invert`` (None: generation only).
         device: where to run.
+        editing: editing folder (loaded on first use), or ``EditingModels`` already loaded.
     """
 
     def __init__(self, generator: Generator, model: Optional[Union[StyleTransformer, PSPModel]] = None,
-                 device: Union[str, torch.device] = "cpu", editing: Optional[PathLike] = None):
+                 device: Union[str, torch.device] = "cpu", editing: Optional[Union[PathLike, "EditingModels"]] = None):
         self.device = resolve_device(device)
-        self._editing_path = editing
-        self._editing = None
+        loaded = editing is not None and not isinstance(editing, (str, os.PathLike))
+        self._editing_path = None if loaded else editing
+        self._editing = editing if loaded else None
         self.model = model.to(self.device).eval() if model is not None else None
         self.generator = generator.to(self.device).eval()
         if model is not None and generator.style_dim != model.cfg.encoder.d_model:

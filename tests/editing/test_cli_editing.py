@@ -132,3 +132,59 @@ def test_evaluate_reports_editing_scores_for_pipelines_with_editing_models(setup
                     edit_images=8)
     assert 0 <= rec["edit_success"] <= 1 and 0 <= rec["edit_preservation"] <= 1
     assert "attribute_agreement" in rec and "lpips" not in rec
+
+
+def test_evaluate_scores_every_methods_codes_with_shared_editing_models(setup):
+    """A method without editing models of its own is scored with the shared ones on its own codes: with
+    the same codes and models the scores equal the own-models scores. PTI and a method rendering with
+    other generator weights get none."""
+    import copy
+
+    from style_transformer import load_pipeline
+    from style_transformer.checkpoints import load_model
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.metrics.evaluate import encoder_method, evaluate, optimization_method
+
+    root, ckpt = setup
+    own = load_pipeline(checkpoint=ckpt, editing=root / "editing", device="cpu")
+    bare = load_pipeline(checkpoint=ckpt, device="cpu")
+    other = load_pipeline(checkpoint=ckpt, device="cpu")
+    other.generator = copy.deepcopy(other.generator)
+    with torch.no_grad():
+        next(p for n, p in other.generator.named_parameters() if not n.startswith("style.")).add_(0.01)
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    data = ImageFolderDataset(root / "faces", 32, labels=root / "faces" / "attributes.csv")
+    methods = [encoder_method("own", own), encoder_method("bare", bare), encoder_method("other", other),
+               optimization_method("pti", bare, "wplus", 2, pti_steps=1)]
+    recs = evaluate(methods, data, n=8, batch_size=4, classifier=clf, fid=False, timing=False, edit_images=6,
+                    editing=EditingModels.load(root / "editing"), editing_generator=bare.generator)
+    by = {r["method"]: r for r in recs}
+    assert by["own"]["editing"] == "own" and by["bare"]["editing"] == "shared"
+    scores = [k for k in ("edit_success", "edit_preservation", "reference_match") if k in by["own"]]
+    assert "edit_success" in scores and all(k in by["bare"] for k in scores)
+    for k in scores:
+        assert by["own"][k] == pytest.approx(by["bare"][k])
+    for name in ("other", "pti"):
+        assert "edit_success" not in by[name] and "editing" not in by[name]
+
+
+def test_evaluate_editing_uses_given_codes(setup):
+    from style_transformer import load_pipeline
+    from style_transformer.checkpoints import load_model
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.metrics.editing import evaluate_editing
+
+    root, ckpt = setup
+    pipe = load_pipeline(checkpoint=ckpt, editing=root / "editing", device="cpu")
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    data = ImageFolderDataset(root / "faces", 32)
+    images = torch.stack([data[i] for i in range(6)])
+    ws = pipe.invert(list(images)).ws
+    kw = dict(methods=("interfacegan",), strengths={"interfacegan": {"Smiling": 2.0}})
+    a = evaluate_editing(pipe, images, clf, ["Smiling"], **kw).to_dict()
+    b = evaluate_editing(pipe, images, clf, ["Smiling"], ws=ws, **kw).to_dict()
+    c = evaluate_editing(pipe, images, clf, ["Smiling"], ws=torch.zeros_like(ws), **kw).to_dict()
+    assert a == b and c["scores"][0]["drift"] != a["scores"][0]["drift"]
+    with pytest.raises(ValueError, match="5 codes for 6 images"):
+        evaluate_editing(pipe, images, clf, ["Smiling"], ws=ws[:5], **kw)

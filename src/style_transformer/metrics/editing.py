@@ -86,7 +86,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                      methods: Sequence[str] = ("interfacegan", "classifier", "reference"),
                      strengths: Optional[Dict[str, Dict[str, float]]] = None,
                      layers: Optional[Dict[str, Dict[str, Tuple[int, int]]]] = None, batch_size: int = 64,
-                     seed: int = 0, progress: bool = False) -> EditingReport:
+                     seed: int = 0, progress: bool = False, ws: Optional[torch.Tensor] = None) -> EditingReport:
     """Edits every image for every (method, attribute) and scores the results (module docstring).
 
     Args:
@@ -101,6 +101,8 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
         batch_size: images per pass.
         seed: reference pairing.
         progress: progress bar.
+        ws: the images' W+ codes when they are already known (any inversion method's); default: the
+            pipeline's encoder inverts ``images``.
 
     Returns:
         ``EditingReport``.
@@ -108,8 +110,11 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
     from tqdm import tqdm
 
     size = images.shape[-1]
-    res = pipe.invert(list(images), batch_size=batch_size)
-    ws = res.ws
+    if ws is None:
+        ws = pipe.invert(list(images), batch_size=batch_size).ws
+    elif len(ws) != len(images):
+        raise ValueError(f"{len(ws)} codes for {len(images)} images")
+    ws = ws.float().cpu()
     recon = _renders(pipe, ws, size, batch_size)
     base = _verdicts(classifier, recon)
     idx = {a: classifier.attributes.index(a) for a in attributes}

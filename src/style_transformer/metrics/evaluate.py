@@ -8,8 +8,10 @@ stays bounded on folders of thousands of images:
   InceptionV3; needs >= 2 images), SWD (ProGAN, on the first ``swd_images`` images);
 * identity: ArcFace IR-SE50 cosine similarity when its weights are given; otherwise, on labelled
   folders, the image attribute classifier's agreement with the labels;
-* editing (encoders whose pipeline has editing models): label-edit success and preservation,
-  reference match (``metrics.editing``, on the first ``edit_images`` images);
+* editing: label-edit success and preservation, reference match (``metrics.editing``, on the first
+  ``edit_images`` images), with the method's own editing models, else with shared ones for the same
+  generator (``editing``): every method's codes, edited the same way. Not for PTI (its edits would need
+  the per-batch tuned generator);
 * time per image (median of timed batches; batch 1 and batch 8) and parameter counts.
 
 ``evaluate`` returns one record per method (metric names as keys); ``write_results`` writes
@@ -47,13 +49,17 @@ class Method:
         invert: ``[N, 3, S, S]`` in [-1, 1] -> (ws, reconstructions ``[N, 3, G, G]``).
         params: parameter counts to report (e.g. {"encoder": ..., "generator": ...}).
         note: how it was set up (checkpoint, steps).
+        pipe: the method's ``InversionPipeline`` (its generator renders the edits; its editing models,
+            if any, are the ones scored).
+        editable: whether editing scores apply (the codes render with ``pipe``'s generator).
     """
 
     name: str
     invert: Callable[[torch.Tensor], tuple]
     params: Dict[str, int] = field(default_factory=dict)
     note: str = ""
-    pipe: object = None  # the pipeline, when it has editing models to score
+    pipe: object = None
+    editable: bool = True
 
 
 def _count(module) -> int:
@@ -86,7 +92,8 @@ def optimization_method(name: str, pipe, space: str, steps: int, pti_steps: int 
 
     params = {"generator (synthesis)": int(sum(p.numel() for n, p in pipe.generator.named_parameters()
                                                if not n.startswith("style.")))}
-    return Method(name, run, params, f"{space} optimisation, {steps} steps" + (f", PTI {pti_steps}" if pti_steps else ""))
+    return Method(name, run, params, f"{space} optimisation, {steps} steps" + (f", PTI {pti_steps}" if pti_steps else ""),
+                  pipe=pipe, editable=not pti_steps)
 
 
 def _timing(method: Method, images: torch.Tensor, batch: int, reps: int = 3) -> float:
@@ -111,17 +118,37 @@ def _fid(features_a: List[np.ndarray], features_b: List[np.ndarray]) -> float:
     return frechet_distance(*fid_stats(a), *fid_stats(b))
 
 
-def edit_scores(pipe, images: torch.Tensor, classifier) -> Dict[str, float]:
-    """Editing scores of a pipeline's editing models (``metrics.editing``), averaged over attributes:
-    label edits (interfacegan, classifier) success and preservation, reference match."""
-    from .editing import evaluate_editing
+def own_editing(pipe):
+    """A pipeline's editing models, or None when it has none."""
+    from ..checkpoints import CheckpointError
 
     try:
-        editing = pipe.editing
-    except Exception:  # no editing models for this method
+        return pipe.editing
+    except CheckpointError:
+        return None
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two modules hold the same tensors (the same generator loaded twice)."""
+    if a is b:
+        return True
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape and torch.equal(sa[k].cpu(), sb[k].cpu())
+                                          for k in sa)
+
+
+def edit_scores(pipe, images: torch.Tensor, classifier, ws: Optional[torch.Tensor] = None) -> Dict[str, float]:
+    """Editing scores of a pipeline's editing models (``metrics.editing``), averaged over attributes:
+    label edits (interfacegan, classifier) success and preservation, reference match. ``ws``: the
+    images' codes from any inversion method (default: the pipeline's encoder inverts them)."""
+    from .editing import evaluate_editing
+
+    editing = own_editing(pipe)
+    if editing is None:
         return {}
     attrs = [a for a in classifier.attributes if a in editing.directions or a in editing.editors]
-    rep = evaluate_editing(pipe, images, classifier, attrs, methods=("interfacegan", "classifier", "reference"))
+    rep = evaluate_editing(pipe, images, classifier, attrs, methods=("interfacegan", "classifier", "reference"),
+                           ws=ws)
     summary = rep.summary()
     label = [summary[m] for m in ("interfacegan", "classifier") if m in summary]
     out = {}
@@ -135,10 +162,16 @@ def edit_scores(pipe, images: torch.Tensor, classifier) -> Dict[str, float]:
 
 def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_size: int = 16, lpips=None,
              classifier=None, id_loss=None, fid: bool = True, swd_images: int = 1024, timing: bool = True,
-             device="cpu", edit_images: int = 200, progress: bool = False) -> List[Dict]:
+             device="cpu", edit_images: int = 200, editing=None, editing_generator=None,
+             progress: bool = False) -> List[Dict]:
     """Runs every method over the first ``n`` images of ``dataset`` (``[3, S, S]`` items, or
-    (image, labels) with ``dataset.attribute_names``) and returns one record per method (editing
-    scores on the first ``edit_images`` images for methods whose pipeline has editing models)."""
+    (image, labels) with ``dataset.attribute_names``) and returns one record per method.
+
+    Editing scores (with a ``classifier``) are computed on the first ``edit_images`` images from each
+    method's own codes: with the method pipeline's editing models, else with ``editing``
+    (``EditingModels``) when the method renders with ``editing_generator``'s weights. The record's
+    ``editing`` says which (``own`` / ``shared``).
+    """
     from tqdm import tqdm
 
     from .image import ms_ssim, swd
@@ -154,6 +187,18 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
         inception = InceptionFeatures(device)
     records = []
     for m in methods:
+        edit_pipe, edit_source = None, None
+        if classifier is not None and edit_images > 0 and m.editable and m.pipe is not None:
+            if own_editing(m.pipe) is not None:
+                edit_pipe, edit_source = m.pipe, "own"
+            elif editing is not None and editing_generator is not None and same_weights(m.pipe.generator,
+                                                                                        editing_generator):
+                from ..inference import InversionPipeline
+
+                edit_pipe, edit_source = InversionPipeline(m.pipe.generator, None, m.pipe.device, editing=editing), "shared"
+        edit_n = min(edit_images, total) if edit_pipe is not None else 0
+        edit_ws: List[torch.Tensor] = []
+        edit_x: List[torch.Tensor] = []
         sums = {"mse": 0.0, "psnr": 0.0, "lpips": 0.0, "ms_ssim": 0.0, "id": 0.0}
         agree = np.zeros(len(judged))
         feats_x: List[np.ndarray] = []
@@ -163,7 +208,11 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
         for i in tqdm(range(0, total, batch_size), desc=m.name, unit="batch", disable=not progress):
             items = [dataset[j] for j in range(i, min(i + batch_size, total))]
             x = torch.stack([item_image(t) for t in items])
-            _, y = m.invert(x)
+            ws, y = m.invert(x)
+            kept = sum(len(t) for t in edit_ws)
+            if kept < edit_n:
+                edit_ws.append(ws[: edit_n - kept].float().cpu())
+                edit_x.append(x[: edit_n - kept])
             y = pool_to_size(y.float().cpu(), x.shape[-1])
             y = as_written(y)
             mse = (y - x).pow(2).flatten(1).mean(1)
@@ -204,12 +253,12 @@ def evaluate(methods: Sequence[Method], dataset, n: Optional[int] = None, batch_
             first = torch.stack([item_image(dataset[j]) for j in range(min(8, total))])
             rec["ms_per_image_batch1"] = 1000 * _timing(m, first, 1)
             rec["ms_per_image_batch8"] = 1000 * _timing(m, first, 8)
-        if m.pipe is not None and classifier is not None and edit_images > 0:
-            imgs = torch.stack([item_image(dataset[j]) for j in range(min(edit_images, total))])
-            rec.update(edit_scores(m.pipe, imgs, classifier))
+        if edit_ws:
+            rec.update(edit_scores(edit_pipe, torch.cat(edit_x), classifier, ws=torch.cat(edit_ws)))
+            rec["editing"] = edit_source
         for k, v in m.params.items():
             rec[f"params_{k.split(' ')[0]}"] = v
-        rec["note"] = m.note
+        rec["note"] = m.note + ("; edits: the shared editing models" if rec.get("editing") == "shared" else "")
         records.append(rec)
     return records
 
