@@ -50,9 +50,9 @@ def _truncation(text: str) -> float:
     return v
 
 
-def _latent_label_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--latents", required=True, help="npz of W+ codes keyed by image stem (what invert writes)")
-    p.add_argument("--labels", required=True, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
+def _latent_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--latents", required=required, help="npz of W+ codes keyed by image stem (what invert writes)")
+    p.add_argument("--labels", required=required, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,12 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     dr = sub.add_parser("directions", help="latent directions: fit InterFaceGAN boundaries, list directions")
     dr_sub = dr.add_subparsers(dest="directions_command", required=True, metavar="ACTION")
-    drf = dr_sub.add_parser("fit", help="fit one boundary per 0/1 label column",
-                            epilog="example:\n  style-transformer invert faces/ --out inv/\n"
+    drf = dr_sub.add_parser("fit", help="fit one boundary per 0/1 label column (or per attribute of the image "
+                                        "classifier, on generator samples)",
+                            epilog="examples:\n  style-transformer invert faces/ --out inv/\n"
                                    "  style-transformer directions fit --latents inv/latents.npz "
-                                   "--labels faces/attributes.csv --out dirs/",
+                                   "--labels faces/attributes.csv --out dirs/\n"
+                                   "  style-transformer directions fit --samples 10000 --out dirs/   "
+                                   "# InterFaceGAN's recipe",
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    _latent_label_args(drf)
+    _latent_label_args(drf, required=False)
+    drf.add_argument("--samples", type=_positive_int,
+                     help="instead of --latents/--labels: N random codes of --generator, labelled by the image "
+                          "attribute classifier on their renders (InterFaceGAN's recipe: a label says what the code "
+                          "draws); fits in W")
+    drf.add_argument("--generator", help="with --samples: the generator (default: the shipped one)")
+    drf.add_argument("--classifier", help="with --samples: the image attribute classifier (default: the shipped one)")
+    drf.add_argument("--seed", type=int, default=0, help="with --samples: the z seed")
+    drf.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     drf.add_argument("--out", required=True, help="output folder: directions.json + <attribute>.npy")
     drf.add_argument("--attributes", nargs="+", help="columns to fit (default: every 0/1 column)")
     drf.add_argument("--space", choices=("w", "wplus"), default="w",
@@ -852,8 +863,18 @@ def _cmd_directions(args: argparse.Namespace) -> int:
             for method, attrs in available.items():
                 print(f"  {method}: {', '.join(attrs) or '-'}")
         return 0
-    keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, args.attributes)
-    codes = ws.mean(1) if args.space == "w" else ws
+    if args.samples is not None:
+        if args.latents or args.labels:
+            raise UsageError("--samples fits on generator samples: leave out --latents and --labels")
+        if args.space != "w":
+            raise UsageError("--samples fits in W (every row of a sample's code is the same w)")
+        codes, columns, labels = _labelled_samples(args)
+        keys = range(len(codes))
+    elif not (args.latents and args.labels):
+        raise UsageError("give --latents and --labels, or --samples N")
+    else:
+        keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, args.attributes)
+        codes = ws.mean(1) if args.space == "w" else ws
     dirs = []
     for j, name in enumerate(columns):
         try:
@@ -868,6 +889,26 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     save_directions(dirs, _make_out_dir(args.out))
     print(f"wrote {len(dirs)} directions into {args.out}/")
     return 0
+
+
+def _labelled_samples(args: argparse.Namespace):
+    """(w [N, w_dim], attribute names, 0/1 labels [N, A]) for ``directions fit --samples``."""
+    from .checkpoints import load_model
+    from .editing import labelled_samples
+    from .inference import resolve_device
+    from .pretrained import default_path, load_default
+
+    device = resolve_device(args.device)
+    generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
+    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
+           else load_default("attribute_classifier")).to(device)
+    names = list(clf.attributes)
+    bad = [a for a in args.attributes or [] if a not in names]
+    if bad:
+        raise UsageError(f"the image classifier does not judge {', '.join(bad)} (it knows {', '.join(names)})")
+    ws, labels = labelled_samples(generator, clf, args.samples, seed=args.seed, progress=True)
+    cols = [names.index(a) for a in args.attributes] if args.attributes else list(range(len(names)))
+    return ws, [names[j] for j in cols], labels[:, cols]
 
 
 def _cmd_train_editor(args: argparse.Namespace) -> int:

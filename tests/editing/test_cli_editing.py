@@ -188,3 +188,36 @@ def test_evaluate_editing_uses_given_codes(setup):
     assert a == b and c["scores"][0]["drift"] != a["scores"][0]["drift"]
     with pytest.raises(ValueError, match="5 codes for 6 images"):
         evaluate_editing(pipe, images, clf, ["Smiling"], ws=ws[:5], **kw)
+
+
+def test_directions_fit_on_generator_samples(setup, capsys):
+    """InterFaceGAN's recipe: samples of the generator labelled by the image classifier; one W normal per
+    attribute the classifier judges (an attribute whose samples all get one verdict is skipped)."""
+    from style_transformer.checkpoints import load_model
+    from style_transformer.editing import labelled_samples
+
+    root, ckpt = setup
+    # a judge whose verdicts split the samples: the random classifier's bias moved to its median logit
+    gen = load_model(ckpt, kind="generator")
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    z = torch.randn(64, gen.style_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        img = gen.synthesis(gen.mapping(z)[:, None].expand(-1, gen.num_ws, -1))
+        clf.head.bias -= clf(img).median(0).values
+    save_model(clf, root / "split_clf.safetensors")
+    assert 0 < float(labelled_samples(gen, clf, 64)[1].mean()) < 1
+    out = root / "sample_dirs"
+    assert main(["directions", "fit", "--samples", "64", "--generator", str(ckpt), "--classifier",
+                 str(root / "split_clf.safetensors"), "--out", str(out), "--device", "cpu"]) == 0
+    index = json.loads((out / "directions.json").read_text())
+    assert index["directions"] and set(index["directions"]) <= {"Smiling", "Bangs", "Eyeglasses"}
+    for name in index["directions"]:
+        vec = np.load(out / f"{name}.npy")
+        assert vec.shape == (1, 32) and abs(np.linalg.norm(vec) - 1) < 1e-5
+    capsys.readouterr()
+    assert main(["directions", "fit", "--samples", "8", "--latents", str(root / "inv" / "latents.npz"),
+                 "--out", str(root / "bad")]) == 2
+    assert "leave out --latents and --labels" in capsys.readouterr().err
+    assert main(["directions", "fit", "--out", str(root / "bad")]) == 2
+    assert "give --latents and --labels, or --samples N" in capsys.readouterr().err
+    assert not (root / "bad").exists()

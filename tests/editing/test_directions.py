@@ -155,3 +155,35 @@ def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
     (tmp_path / "ed" / "editing.json").write_text(text)
     with pytest.raises(DirectionError, match="row range"):
         EditingModels.load(tmp_path / "ed")
+
+
+class _Brightness(torch.nn.Module):
+    """A stand-in image judge: 'bright' when the mean pixel is above 0, 'red' when red beats green."""
+
+    attributes = ("bright", "red")
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the module a device
+
+    def predict(self, img):
+        img = img.float().cpu()
+        return torch.stack([torch.sigmoid(100 * img.mean((1, 2, 3))),
+                            torch.sigmoid(100 * (img[:, 0] - img[:, 1]).mean((1, 2)))], 1)
+
+
+def test_labelled_samples_label_what_each_code_draws(generator):
+    from style_transformer.editing import labelled_samples
+
+    judge = _Brightness()
+    ws, labels = labelled_samples(generator, judge, 20, seed=3, batch_size=7)
+    z = torch.randn(20, generator.style_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expect_w = generator.mapping(z)
+        img = generator.synthesis(expect_w[:, None].expand(-1, generator.num_ws, -1)).clamp(-1, 1)  # as judged
+    torch.testing.assert_close(ws, expect_w)
+    expect = torch.stack([img.mean((1, 2, 3)) > 0, (img[:, 0] - img[:, 1]).mean((1, 2)) > 0], 1).float()
+    assert torch.equal(labels, expect)
+    ws2, labels2 = labelled_samples(generator, judge, 20, seed=3, batch_size=64)
+    torch.testing.assert_close(ws2, ws)
+    assert torch.equal(labels2, labels)

@@ -125,6 +125,38 @@ def fit_boundary(latents: torch.Tensor, labels: torch.Tensor, method: str = "log
     return _unit(w.detach()).float().reshape(shape), bias, {"accuracy": acc}
 
 
+@torch.no_grad()
+def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: int = 64, progress: bool = False
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """InterFaceGAN's training data: ``n`` random codes ``w = mapping(z)`` of the generator, each labelled
+    by an image attribute classifier's verdict on its render (so a label says what the code draws).
+
+    Args:
+        generator: the ``Generator``.
+        classifier: image attribute classifier (``predict`` -> probabilities, ``attributes``).
+        n: number of samples; seed: z seed; batch_size: renders per pass.
+
+    Returns:
+        (w ``[n, w_dim]``, 0/1 labels ``[n, len(classifier.attributes)]``), float32 on CPU.
+    """
+    from tqdm import tqdm
+
+    from ..data.images import pool_to_size
+
+    device = next(generator.parameters()).device
+    z = torch.randn(n, generator.style_dim, generator=torch.Generator().manual_seed(seed))
+    size = getattr(getattr(classifier, "cfg", None), "size", None)
+    ws, labels = [], []
+    for i in tqdm(range(0, n, batch_size), desc="label samples", unit="batch", disable=not progress):
+        w = generator.mapping(z[i:i + batch_size].to(device))
+        img = generator.synthesis(w[:, None].expand(-1, generator.num_ws, -1)).float().clamp(-1, 1)
+        if size is not None:
+            img = pool_to_size(img, size)
+        labels.append((classifier.predict(img) > 0.5).float())
+        ws.append(w.float().cpu())
+    return torch.cat(ws), torch.cat(labels)
+
+
 def ganspace(generator, n_components: int = 10, n_samples: int = 20000, seed: int = 0
              ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Principal directions of ``w = mapping(z)``, z ~ N(0, I).
