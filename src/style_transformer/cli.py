@@ -227,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="W+ classifier MLP widths (official: 2048 512)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--fp16", action="store_true", help="store the models as float16 (shipped weights)")
+    tr.add_argument("--label-renders", action="store_true",
+                    help="train on what each latent draws: replace the label columns that the image classifier "
+                         "judges by its verdicts on the latents' renders (an encoder drops some attributes, so "
+                         "the input's labels can be wrong for its code)")
+    tr.add_argument("--generator", help="with --label-renders: the generator (default: the shipped one)")
+    tr.add_argument("--classifier",
+                    help="with --label-renders: the image attribute classifier (default: the shipped one)")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     ed = sub.add_parser("edit", help="invert images and edit an attribute (by strength or reference image)",
                         epilog="examples:\n  style-transformer edit faces/ --attribute Smiling --strength 3 --out e/\n"
@@ -911,6 +919,34 @@ def _labelled_samples(args: argparse.Namespace):
     return ws, [names[j] for j in cols], labels[:, cols]
 
 
+def _judge_latents(args: argparse.Namespace, ws, columns, labels):
+    """``train-editor --label-renders``: the label columns the image classifier judges, replaced by its
+    verdicts on the renders of the latents (what each code draws); other columns stay."""
+    from .checkpoints import load_model
+    from .editing import judge_codes
+    from .inference import resolve_device
+    from .pretrained import default_path, load_default
+
+    device = resolve_device(args.device)
+    generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
+    if ws.shape[-1] != generator.style_dim:
+        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
+                         f"{generator.style_dim}")
+    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
+           else load_default("attribute_classifier")).to(device)
+    judged = [c for c in columns if c in clf.attributes]
+    if not judged:
+        raise UsageError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
+    verdicts = judge_codes(generator, clf, ws, progress=True)
+    labels = labels.clone()
+    for c in judged:
+        j, k = columns.index(c), clf.attributes.index(c)
+        agree = float((labels[:, j] == verdicts[:, k]).float().mean())
+        print(f"  {c:<22} the renders agree with the labels on {100 * agree:.1f}% of the latents")
+        labels[:, j] = verdicts[:, k]
+    return labels
+
+
 def _cmd_train_editor(args: argparse.Namespace) -> int:
     from .config import LatentClassifierConfig
     from .editing import Direction, fit_boundary
@@ -923,6 +959,8 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     missing = [a for a in wanted if a not in columns]
     if missing:
         raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
+    if args.label_renders:
+        labels = _judge_latents(args, ws, columns, labels)
     out = _make_out_dir(args.out)
     cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
                                  hidden=tuple(args.hidden))

@@ -190,21 +190,60 @@ def test_evaluate_editing_uses_given_codes(setup):
         evaluate_editing(pipe, images, clf, ["Smiling"], ws=ws[:5], **kw)
 
 
+def _split_judge(root, ckpt, ws=None):
+    """(generator, image classifier whose verdicts split the renders of ``ws``, default 64 samples: the
+    random classifier's bias moved to its median logit), the classifier saved as root/split_clf.safetensors."""
+    from style_transformer.checkpoints import load_model
+
+    gen = load_model(ckpt, kind="generator")
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    if ws is None:
+        z = torch.randn(64, gen.style_dim, generator=torch.Generator().manual_seed(0))
+        ws = gen.mapping(z)[:, None].expand(-1, gen.num_ws, -1)
+    with torch.no_grad():
+        img = gen.synthesis(ws[:, : gen.num_ws]).clamp(-1, 1)
+        clf.head.bias -= clf(img).median(0).values
+    save_model(clf, root / "split_clf.safetensors")
+    return gen, clf
+
+
+def test_train_editor_label_renders_trains_on_what_the_codes_draw(setup, monkeypatch, capsys):
+    """--label-renders: the columns the image classifier judges become its verdicts on the latents'
+    renders (checked against judge_codes computed here); the others keep the file's labels."""
+    import style_transformer.training.editing as te
+    from style_transformer.cli import _latents_and_labels
+    from style_transformer.editing import judge_codes
+
+    root, ckpt = setup
+    _, ws, columns, file_labels = _latents_and_labels(str(root / "inv" / "latents.npz"),
+                                                     str(root / "faces" / "attributes.csv"), None)
+    gen, clf = _split_judge(root, ckpt, ws)
+    seen = {}
+    original = te.train_latent_classifier
+
+    def spy(ws_, labels_, *a, **k):
+        seen["labels"] = labels_.clone()
+        return original(ws_, labels_, *a, **k)
+
+    monkeypatch.setattr(te, "train_latent_classifier", spy)
+    assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+                 str(root / "faces" / "attributes.csv"), "--out", str(root / "relabelled"), "--epochs", "1",
+                 "--editor-steps", "2", "--hidden", "16", "--label-renders", "--generator", str(ckpt),
+                 "--classifier", str(root / "split_clf.safetensors"), "--device", "cpu"]) == 0
+    verdicts = judge_codes(gen, clf, ws)
+    for j, c in enumerate(columns):
+        expect = verdicts[:, clf.attributes.index(c)] if c in clf.attributes else file_labels[:, j]
+        assert torch.equal(seen["labels"][:, j], expect), c
+    assert "the renders agree with the labels on" in capsys.readouterr().out
+
+
 def test_directions_fit_on_generator_samples(setup, capsys):
     """InterFaceGAN's recipe: samples of the generator labelled by the image classifier; one W normal per
     attribute the classifier judges (an attribute whose samples all get one verdict is skipped)."""
-    from style_transformer.checkpoints import load_model
     from style_transformer.editing import labelled_samples
 
     root, ckpt = setup
-    # a judge whose verdicts split the samples: the random classifier's bias moved to its median logit
-    gen = load_model(ckpt, kind="generator")
-    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
-    z = torch.randn(64, gen.style_dim, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        img = gen.synthesis(gen.mapping(z)[:, None].expand(-1, gen.num_ws, -1))
-        clf.head.bias -= clf(img).median(0).values
-    save_model(clf, root / "split_clf.safetensors")
+    gen, clf = _split_judge(root, ckpt)
     assert 0 < float(labelled_samples(gen, clf, 64)[1].mean()) < 1
     out = root / "sample_dirs"
     assert main(["directions", "fit", "--samples", "64", "--generator", str(ckpt), "--classifier",

@@ -126,35 +126,41 @@ def fit_boundary(latents: torch.Tensor, labels: torch.Tensor, method: str = "log
 
 
 @torch.no_grad()
-def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: int = 64, progress: bool = False
-                     ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """InterFaceGAN's training data: ``n`` random codes ``w = mapping(z)`` of the generator, each labelled
-    by an image attribute classifier's verdict on its render (so a label says what the code draws).
-
-    Args:
-        generator: the ``Generator``.
-        classifier: image attribute classifier (``predict`` -> probabilities, ``attributes``).
-        n: number of samples; seed: z seed; batch_size: renders per pass.
-
-    Returns:
-        (w ``[n, w_dim]``, 0/1 labels ``[n, len(classifier.attributes)]``), float32 on CPU.
-    """
+def judge_codes(generator, classifier, ws: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    """0/1 labels ``[N, len(classifier.attributes)]`` of codes ``ws`` (``[N, w_dim]`` or ``[N, L, w_dim]``):
+    an image attribute classifier's verdicts on their renders (stored noise, clamped to [-1, 1]), so a
+    label says what the code draws."""
     from tqdm import tqdm
 
     from ..data.images import pool_to_size
 
     device = next(generator.parameters()).device
-    z = torch.randn(n, generator.style_dim, generator=torch.Generator().manual_seed(seed))
     size = getattr(getattr(classifier, "cfg", None), "size", None)
-    ws, labels = [], []
-    for i in tqdm(range(0, n, batch_size), desc="label samples", unit="batch", disable=not progress):
-        w = generator.mapping(z[i:i + batch_size].to(device))
-        img = generator.synthesis(w[:, None].expand(-1, generator.num_ws, -1)).float().clamp(-1, 1)
+    labels = []
+    for i in tqdm(range(0, len(ws), batch_size), desc="judge renders", unit="batch", disable=not progress):
+        w = ws[i:i + batch_size].to(device).float()
+        if w.ndim == 2:
+            w = w[:, None].expand(-1, generator.num_ws, -1)
+        img = generator.synthesis(w[:, : generator.num_ws]).float().clamp(-1, 1)
         if size is not None:
             img = pool_to_size(img, size)
         labels.append((classifier.predict(img) > 0.5).float())
-        ws.append(w.float().cpu())
-    return torch.cat(ws), torch.cat(labels)
+    return torch.cat(labels) if labels else torch.empty(0, len(classifier.attributes))
+
+
+@torch.no_grad()
+def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: int = 64, progress: bool = False
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """InterFaceGAN's training data: ``n`` random codes ``w = mapping(z)`` of the generator, each labelled
+    by an image attribute classifier's verdict on its render (``judge_codes``).
+
+    Returns:
+        (w ``[n, w_dim]``, 0/1 labels ``[n, len(classifier.attributes)]``), float32 on CPU.
+    """
+    device = next(generator.parameters()).device
+    z = torch.randn(n, generator.style_dim, generator=torch.Generator().manual_seed(seed))
+    ws = torch.cat([generator.mapping(z[i:i + 1024].to(device)).float().cpu() for i in range(0, n, 1024)])
+    return ws, judge_codes(generator, classifier, ws, batch_size, progress)
 
 
 def ganspace(generator, n_components: int = 10, n_samples: int = 20000, seed: int = 0
