@@ -1129,7 +1129,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             pipe = load_pipeline(checkpoint=ckpt, device=device)
             methods.append(encoder_method(name, pipe, f"checkpoint {ckpt}"))
         elif name == "style_transformer":
-            pipe = load_pipeline(device=device)
+            pipe = load_pipeline(device=device, editing=args.editing)  # --editing: the same models for all
             methods.append(encoder_method(name, pipe, "the shipped encoder"))
         elif name in ("w", "wplus", "pti"):
             pipe = load_pipeline(generator=generator, device=device)
