@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "images and write them into the editing folder's editing.json")
     ee2.add_argument("--no-layer-search", action="store_true",
                      help="with --calibrate: choose strengths only, keeping the stored row ranges")
+    ee2.add_argument("--pick-directions", nargs="+", metavar="DIR",
+                     help="per attribute, keep --editing's InterFaceGAN direction or take one of these (calibrated) "
+                          "editing folders' (with its strength and rows), whichever edits the --data images best "
+                          "(success among those keeping >= 90%% of the other attributes); writes into --editing")
     ee2.add_argument("--batch-size", type=_positive_int, default=64)
     ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ee2.add_argument("--json", help="also write the report as JSON here")
@@ -1081,6 +1085,8 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     data = ImageFolderDataset(args.data, pipe.input_size)
     n = min(args.n, len(data))
     images = torch.stack([data[i] for i in range(n)])
+    if args.pick_directions:
+        return _pick_directions(args, pipe, images, clf, attrs)
     if args.calibrate:
         if args.editing is None:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
@@ -1103,6 +1109,60 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     if args.json:
         _write_text_atomic(Path(args.json), json.dumps(report.to_dict(), indent=2))
+    return 0
+
+
+def _pick_directions(args: argparse.Namespace, pipe, images, clf, attrs) -> int:
+    """``eval-editing --pick-directions DIR...``: per attribute, the InterFaceGAN direction (with its
+    calibrated strength and rows) of the editing folder or of one of DIR..., whichever edits the images
+    best; the choice is written into the editing folder."""
+    from .editing import DirectionError, save_directions
+    from .editing.toolkit import EditingModels
+    from .inference import InversionPipeline
+    from .metrics.editing import best_per_attribute, evaluate_editing
+
+    if args.editing is None:
+        raise UsageError("--pick-directions writes into the editing folder: pass --editing")
+    try:
+        candidates = [pipe.editing] + [EditingModels.load(d) for d in args.pick_directions]
+    except DirectionError as e:
+        raise UsageError(str(e)) from None
+    names = [str(args.editing)] + list(args.pick_directions)
+    ws = pipe.invert(list(images), batch_size=args.batch_size).ws
+    reports = []
+    for name, models in zip(names, candidates):
+        view = InversionPipeline(pipe.generator, None, pipe.device, editing=models)
+        todo = [a for a in attrs if a in models.directions]
+        print(f"scoring the directions of {name}", flush=True)
+        reports.append(evaluate_editing(view, images, clf, todo, methods=("interfacegan",), ws=ws,
+                                        batch_size=args.batch_size, progress=True))
+    pick = best_per_attribute(reports, "interfacegan")
+    target = pipe.editing
+    print("| attribute | " + " | ".join(names) + " | chosen |")
+    print("|---|" + "---:|" * len(names) + "---|")
+    for a in attrs:
+        if a not in pick:
+            continue
+        cells = []
+        for rep in reports:
+            sc = next((x for x in rep.scores if x.attribute == a and x.n), None)
+            cells.append(f"{100 * sc.success:.1f}% / {100 * sc.preservation:.1f}%" if sc else "-")
+        k = pick[a]
+        print(f"| {a} | " + " | ".join(cells) + f" | {names[k]} |")
+        if k:
+            src = candidates[k]
+            target.directions[a] = src.directions[a]
+            for mine, theirs in ((target.strengths, src.strengths), (target.layers, src.layers)):
+                value = theirs.get("interfacegan", {}).get(a)
+                if value is None:
+                    mine.get("interfacegan", {}).pop(a, None)
+                else:
+                    mine.setdefault("interfacegan", {})[a] = value
+    folder = Path(args.editing)
+    save_directions(list(target.directions.values()), folder / "directions")
+    _write_text_atomic(folder / "editing.json", target.settings_json())
+    print(f"(success / others preserved on {len(images)} images of {args.data}); wrote {folder}/directions and "
+          "editing.json")
     return 0
 
 

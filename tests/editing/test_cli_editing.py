@@ -260,3 +260,46 @@ def test_directions_fit_on_generator_samples(setup, capsys):
     assert main(["directions", "fit", "--out", str(root / "bad")]) == 2
     assert "give --latents and --labels, or --samples N" in capsys.readouterr().err
     assert not (root / "bad").exists()
+
+
+def test_eval_editing_pick_directions_keeps_the_better_direction_per_attribute(setup, capsys, tmp_path):
+    """--pick-directions: per attribute the direction (and its strength) that edits the images best, as
+    best_per_attribute of the two folders' scores computed here; written into --editing."""
+    import shutil
+
+    from style_transformer import load_pipeline
+    from style_transformer.checkpoints import load_model
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.editing import Direction
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.metrics.editing import best_per_attribute, evaluate_editing
+
+    root, ckpt = setup
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(root / "editing", a)
+    shutil.copytree(root / "editing", b)
+    other = EditingModels.load(b)
+    g = torch.Generator().manual_seed(5)
+    for name in other.directions:  # b: other directions and strengths
+        vec = torch.randn(1, 32, generator=g)
+        other.directions[name] = Direction(name, vec / vec.norm(), "interfacegan")
+        other.strengths.setdefault("interfacegan", {})[name] = 4.0
+    other.save(b)
+    before = {n: EditingModels.load(p) for n, p in (("a", a), ("b", b))}
+    clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
+    images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
+    reports = []
+    for n in ("a", "b"):
+        pipe = load_pipeline(checkpoint=ckpt, editing=tmp_path / n, device="cpu")
+        reports.append(evaluate_editing(pipe, images, clf, ["Smiling", "Bangs"], methods=("interfacegan",)))
+    expect = best_per_attribute(reports)
+    assert main(["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+                 str(a), "--classifier", str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 0
+    assert "| attribute |" in capsys.readouterr().out
+    after = EditingModels.load(a)
+    for name, k in expect.items():
+        src = before["ab"[k]]
+        torch.testing.assert_close(after.directions[name].vector, src.directions[name].vector)
+        assert after.strengths["interfacegan"][name] == src.strengths["interfacegan"][name]
+    assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--classifier",
+                 str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 2

@@ -111,3 +111,17 @@ def test_candidate_row_ranges():
         rs = candidate_row_ranges(n)
         assert rs[0] == (0, n) and len(set(rs)) == len(rs)
         assert all(0 <= a < b <= n for a, b in rs)
+
+
+def test_best_per_attribute_prefers_success_among_edits_that_preserve():
+    from style_transformer.metrics.editing import EditingReport, EditScore, best_per_attribute
+
+    def rep(rows):
+        return EditingReport([EditScore("interfacegan", a, s, p, 0.0, 10) for a, s, p in rows])
+
+    first = rep([("A", 0.8, 0.95), ("B", 0.5, 0.95), ("C", 0.6, 0.80), ("D", 0.7, 0.95), ("E", 0.99, 0.99)])
+    second = rep([("A", 0.9, 0.85), ("B", 0.7, 0.92), ("C", 0.4, 0.85), ("D", 0.7, 0.95), ("F", 0.1, 0.5)])
+    second.scores.append(EditScore("classifier", "E", 1.0, 1.0, 0.0, 10))  # another method: ignored
+    second.scores.append(EditScore("interfacegan", "G", float("nan"), float("nan"), float("nan"), 0))  # no pair
+    assert best_per_attribute([first, second]) == {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 1}
+    assert best_per_attribute([first, second], min_preservation=0.8)["A"] == 1

@@ -158,6 +158,23 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
     return report
 
 
+def best_per_attribute(reports: Sequence[EditingReport], method: str = "interfacegan",
+                       min_preservation: float = 0.9) -> Dict[str, int]:
+    """For every attribute that ``method`` edited in any report: the index of the report that edits it
+    best, the highest success among the scores that keep at least ``min_preservation`` of the other
+    attributes, else the highest success of all (ties: the earlier report)."""
+    found: Dict[str, List[Tuple[int, EditScore]]] = {}
+    for k, rep in enumerate(reports):
+        for sc in rep.scores:
+            if sc.method == method and sc.n:
+                found.setdefault(sc.attribute, []).append((k, sc))
+    out: Dict[str, int] = {}
+    for a, cands in found.items():
+        keep = [c for c in cands if c[1].preservation >= min_preservation] or cands
+        out[a] = max(keep, key=lambda c: (c[1].success, -c[0]))[0]
+    return out
+
+
 def candidate_row_ranges(num_ws: int) -> List[Tuple[int, int]]:
     """W+ row ranges that label-edit calibration tries: all rows, then contiguous spans of 40-60% of
     them from coarse to fine (for 10 rows: 0-10, 0-4, 0-6, 2-6, 2-8, 4-8, 4-10, 6-10)."""
