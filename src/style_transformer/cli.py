@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="per attribute, keep --editing's InterFaceGAN direction or take one of these (calibrated) "
                           "editing folders' (with its strength and rows), whichever edits the --data images best "
                           "(success among those keeping >= 90%% of the other attributes); writes into --editing")
+    ee2.add_argument("--pick-editors", nargs="+", metavar="DIR",
+                     help="per attribute, keep --editing's reference editor or take one of these editing folders', "
+                          "whichever matches the references best on the --data images; writes into --editing")
     ee2.add_argument("--batch-size", type=_positive_int, default=64)
     ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     ee2.add_argument("--json", help="also write the report as JSON here")
@@ -1085,8 +1088,11 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     data = ImageFolderDataset(args.data, pipe.input_size)
     n = min(args.n, len(data))
     images = torch.stack([data[i] for i in range(n)])
-    if args.pick_directions:
-        return _pick_directions(args, pipe, images, clf, attrs)
+    if args.pick_directions or args.pick_editors:
+        if args.pick_directions and args.pick_editors:
+            raise UsageError("--pick-directions and --pick-editors: one at a time")
+        return _pick_per_attribute(args, pipe, images, clf, attrs,
+                                   "directions" if args.pick_directions else "editors")
     if args.calibrate:
         if args.editing is None:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
@@ -1112,31 +1118,35 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pick_directions(args: argparse.Namespace, pipe, images, clf, attrs) -> int:
-    """``eval-editing --pick-directions DIR...``: per attribute, the InterFaceGAN direction (with its
-    calibrated strength and rows) of the editing folder or of one of DIR..., whichever edits the images
-    best; the choice is written into the editing folder."""
+def _pick_per_attribute(args: argparse.Namespace, pipe, images, clf, attrs, kind: str) -> int:
+    """``eval-editing --pick-directions DIR...`` (InterFaceGAN directions, each with its calibrated strength
+    and rows) or ``--pick-editors DIR...`` (reference editors): per attribute, the editing folder's model
+    or one of DIR...'s, whichever edits the images best; the choice is written into the editing folder."""
+    from .checkpoints import save_model
     from .editing import DirectionError, save_directions
     from .editing.toolkit import EditingModels
     from .inference import InversionPipeline
     from .metrics.editing import best_per_attribute, evaluate_editing
 
+    flag, method = {"directions": ("--pick-directions", "interfacegan"),
+                    "editors": ("--pick-editors", "reference")}[kind]
     if args.editing is None:
-        raise UsageError("--pick-directions writes into the editing folder: pass --editing")
+        raise UsageError(f"{flag} writes into the editing folder: pass --editing")
+    folders = args.pick_directions if kind == "directions" else args.pick_editors
     try:
-        candidates = [pipe.editing] + [EditingModels.load(d) for d in args.pick_directions]
+        candidates = [pipe.editing] + [EditingModels.load(d) for d in folders]
     except DirectionError as e:
         raise UsageError(str(e)) from None
-    names = [str(args.editing)] + list(args.pick_directions)
+    names = [str(args.editing)] + list(folders)
     ws = pipe.invert(list(images), batch_size=args.batch_size).ws
     reports = []
     for name, models in zip(names, candidates):
         view = InversionPipeline(pipe.generator, None, pipe.device, editing=models)
-        todo = [a for a in attrs if a in models.directions]
-        print(f"scoring the directions of {name}", flush=True)
-        reports.append(evaluate_editing(view, images, clf, todo, methods=("interfacegan",), ws=ws,
+        todo = [a for a in attrs if a in getattr(models, kind)]
+        print(f"scoring the {kind} of {name}", flush=True)
+        reports.append(evaluate_editing(view, images, clf, todo, methods=(method,), ws=ws,
                                         batch_size=args.batch_size, progress=True))
-    pick = best_per_attribute(reports, "interfacegan")
+    pick = best_per_attribute(reports, method)
     target = pipe.editing
     print("| attribute | " + " | ".join(names) + " | chosen |")
     print("|---|" + "---:|" * len(names) + "---|")
@@ -1149,20 +1159,33 @@ def _pick_directions(args: argparse.Namespace, pipe, images, clf, attrs) -> int:
             cells.append(f"{100 * sc.success:.1f}% / {100 * sc.preservation:.1f}%" if sc else "-")
         k = pick[a]
         print(f"| {a} | " + " | ".join(cells) + f" | {names[k]} |")
-        if k:
-            src = candidates[k]
-            target.directions[a] = src.directions[a]
+        if not k:
+            continue
+        src = candidates[k]
+        getattr(target, kind)[a] = getattr(src, kind)[a]
+        if kind == "directions":
             for mine, theirs in ((target.strengths, src.strengths), (target.layers, src.layers)):
-                value = theirs.get("interfacegan", {}).get(a)
+                value = theirs.get(method, {}).get(a)
                 if value is None:
-                    mine.get("interfacegan", {}).pop(a, None)
+                    mine.get(method, {}).pop(a, None)
                 else:
-                    mine.setdefault("interfacegan", {})[a] = value
+                    mine.setdefault(method, {})[a] = value
     folder = Path(args.editing)
-    save_directions(list(target.directions.values()), folder / "directions")
-    _write_text_atomic(folder / "editing.json", target.settings_json())
-    print(f"(success / others preserved on {len(images)} images of {args.data}); wrote {folder}/directions and "
-          "editing.json")
+    if kind == "directions":
+        save_directions(list(target.directions.values()), folder / "directions")
+        _write_text_atomic(folder / "editing.json", target.settings_json())
+    else:
+        import torch
+        from safetensors import safe_open
+
+        for a, k in pick.items():
+            if k:  # stored as the chosen file was (fp16 stays fp16)
+                with safe_open(str(Path(folders[k - 1]) / "editors" / f"{a}.safetensors"), "pt") as f:
+                    half = any(f.get_slice(key).get_dtype() == "F16" for key in f.keys())
+                save_model(target.editors[a], folder / "editors" / f"{a}.safetensors",
+                           dtype=torch.float16 if half else None)
+    print(f"(success or match / others preserved on {len(images)} images of {args.data}); wrote the chosen "
+          f"{kind} into {folder}/")
     return 0
 
 

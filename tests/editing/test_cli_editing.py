@@ -293,6 +293,7 @@ def test_eval_editing_pick_directions_keeps_the_better_direction_per_attribute(s
         pipe = load_pipeline(checkpoint=ckpt, editing=tmp_path / n, device="cpu")
         reports.append(evaluate_editing(pipe, images, clf, ["Smiling", "Bangs"], methods=("interfacegan",)))
     expect = best_per_attribute(reports)
+    assert expect
     assert main(["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
                  str(a), "--classifier", str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 0
     assert "| attribute |" in capsys.readouterr().out
@@ -303,3 +304,42 @@ def test_eval_editing_pick_directions_keeps_the_better_direction_per_attribute(s
         assert after.strengths["interfacegan"][name] == src.strengths["interfacegan"][name]
     assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--classifier",
                  str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 2
+
+
+def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, capsys, tmp_path):
+    import shutil
+
+    from style_transformer import load_pipeline
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.metrics.editing import best_per_attribute, evaluate_editing
+
+    root, ckpt = setup
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(root / "editing", a)
+    shutil.copytree(root / "editing", b)
+    other = EditingModels.load(b)
+    torch.manual_seed(7)
+    for editor in other.editors.values():  # b: other editors
+        for p in editor.parameters():
+            p.data.add_(0.5 * torch.randn_like(p))
+    other.save(b)
+    before = {"a": EditingModels.load(a), "b": EditingModels.load(b)}
+    images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
+    ws = load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws
+    _, clf = _split_judge(root, ckpt, ws)  # verdicts split the reconstructions: reference pairs exist
+    reports = [evaluate_editing(load_pipeline(checkpoint=ckpt, editing=tmp_path / n, device="cpu"), images, clf,
+                                ["Smiling", "Bangs"], methods=("reference",)) for n in ("a", "b")]
+    expect = best_per_attribute(reports, "reference")
+    assert expect  # some attribute had pairs to score
+    assert main(["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+                 str(a), "--classifier", str(root / "split_clf.safetensors"), "--pick-editors", str(b)]) == 0
+    assert "| attribute |" in capsys.readouterr().out
+    after = EditingModels.load(a)
+    for name, k in expect.items():
+        src = before["ab"[k]].editors[name].state_dict()
+        for key, v in after.editors[name].state_dict().items():
+            torch.testing.assert_close(v, src[key])
+    assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--editing", str(a),
+                 "--classifier", str(root / "clf.safetensors"), "--pick-editors", str(b), "--pick-directions",
+                 str(b)]) == 2
