@@ -906,17 +906,31 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled_samples(args: argparse.Namespace):
-    """(w [N, w_dim], attribute names, 0/1 labels [N, A]) for ``directions fit --samples``."""
+def _generator_and_judge(args: argparse.Namespace):
+    """(generator, image attribute classifier) on ``--device``: ``--generator`` / ``--classifier``, else
+    the shipped ones (``directions fit --samples``, ``train-editor --label-renders``)."""
     from .checkpoints import load_model
-    from .editing import labelled_samples
     from .inference import resolve_device
-    from .pretrained import default_path, load_default
+    from .pretrained import default_path
 
     device = resolve_device(args.device)
     generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
-    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
-           else load_default("attribute_classifier")).to(device)
+    return generator, _image_classifier(args.classifier, device)
+
+
+def _image_classifier(path: Optional[str], device):
+    """The image attribute classifier at ``path`` (the shipped one when None), on ``device``."""
+    from .checkpoints import load_model
+    from .pretrained import load_default
+
+    return (load_model(path, kind="attribute_classifier") if path else load_default("attribute_classifier")).to(device)
+
+
+def _labelled_samples(args: argparse.Namespace):
+    """(w [N, w_dim], attribute names, 0/1 labels [N, A]) for ``directions fit --samples``."""
+    from .editing import labelled_samples
+
+    generator, clf = _generator_and_judge(args)
     names = list(clf.attributes)
     bad = [a for a in args.attributes or [] if a not in names]
     if bad:
@@ -929,18 +943,12 @@ def _labelled_samples(args: argparse.Namespace):
 def _judge_latents(args: argparse.Namespace, ws, columns, labels):
     """``train-editor --label-renders``: the label columns the image classifier judges, replaced by its
     verdicts on the renders of the latents (what each code draws); other columns stay."""
-    from .checkpoints import load_model
     from .editing import judge_codes
-    from .inference import resolve_device
-    from .pretrained import default_path, load_default
 
-    device = resolve_device(args.device)
-    generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
+    generator, clf = _generator_and_judge(args)
     if ws.shape[-1] != generator.style_dim:
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")
-    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
-           else load_default("attribute_classifier")).to(device)
     judged = [c for c in columns if c in clf.attributes]
     if not judged:
         raise UsageError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
@@ -1072,14 +1080,11 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .checkpoints import load_model
     from .data.datasets import ImageFolderDataset
     from .metrics.editing import calibrate_strengths, candidate_row_ranges, evaluate_editing
-    from .pretrained import load_default
 
     pipe = _editing_pipeline(args)
-    clf = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
-           else load_default("attribute_classifier")).to(pipe.device)
+    clf = _image_classifier(args.classifier, pipe.device)
     known = set(pipe.editing.directions) | set(pipe.editing.editors)
     attrs = args.attributes or [a for a in clf.attributes if a in known]
     bad = [a for a in attrs if a not in clf.attributes]
@@ -1195,7 +1200,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .inference import load_pipeline, resolve_device
     from .losses import IDLoss, IDLossError, LPIPS, LPIPSError
     from .metrics.evaluate import encoder_method, evaluate, optimization_method, to_markdown, write_results
-    from .pretrained import default_path, load_default
+    from .pretrained import default_path
 
     device = resolve_device(args.device)
     try:
@@ -1233,8 +1238,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     classifier = None
     if csv_path.is_file():
-        classifier = (load_model(args.classifier, kind="attribute_classifier") if args.classifier
-                      else load_default("attribute_classifier")).to(device)
+        classifier = _image_classifier(args.classifier, device)
     editing = editing_generator = None
     if classifier is not None and args.edit_images > 0:
         from .editing import DirectionError
