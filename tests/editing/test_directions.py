@@ -7,7 +7,7 @@ import torch
 
 from style_transformer import Generator, GeneratorConfig
 from style_transformer.editing import (Direction, DirectionError, fit_boundary, ganspace, load_boundary,
-                                       load_directions, save_directions, sefa)
+                                       load_directions, save_directions, sefa, w_covariance)
 from style_transformer.editing.directions import modulation_weights, style_modulations
 
 GEN = GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8))
@@ -73,6 +73,15 @@ def test_ganspace_matches_numpy_pca(generator):
         ref = evecs[:, -1 - i]
         assert abs(float(comps[i].double().numpy() @ ref)) > 0.999
         assert std[i].item() == pytest.approx(np.sqrt(evals[-1 - i]), rel=1e-4)
+
+
+def test_w_covariance_matches_numpy(generator):
+    cov = w_covariance(generator, n_samples=2000, seed=3)
+    z = torch.randn(2000, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        w = generator.mapping(z).double().numpy()
+    assert cov.dtype == torch.float64 and cov.shape == (16, 16)
+    np.testing.assert_allclose(cov.numpy(), np.cov(w, rowvar=False), rtol=1e-6, atol=1e-9)
 
 
 def test_every_modulation_reads_its_wplus_row(generator):
@@ -154,6 +163,37 @@ def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
     text = (tmp_path / "ed" / "editing.json").read_text().replace("[\n        1,\n        3\n      ]", "[3, 1]")
     (tmp_path / "ed" / "editing.json").write_text(text)
     with pytest.raises(DirectionError, match="row range"):
+        EditingModels.load(tmp_path / "ed")
+
+
+def test_classifier_metric_is_stored_and_uses_the_generators_covariance(tmp_path, generator):
+    from style_transformer.config import LatentClassifierConfig
+    from style_transformer.editing.classifier_edit import edit_with_classifier
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.models.editing import LatentClassifier
+
+    torch.manual_seed(0)
+    clf = LatentClassifier(LatentClassifierConfig(attributes=("a", "b"), num_ws=generator.num_ws, w_dim=16,
+                                                  hidden=(32,), embed_dim=4)).eval()
+    models = EditingModels(latent_classifier=clf, strengths={"classifier": {"a": 2.0}})
+    assert models.classifier_metric == "covariance"  # what new folders use
+    models.save(tmp_path / "ed")
+    back = EditingModels.load(tmp_path / "ed")
+    assert back.classifier_metric == "covariance"
+    ws = torch.randn(3, generator.num_ws, 16, generator=torch.Generator().manual_seed(1))
+    expected = edit_with_classifier(ws, clf, "a", 2.0, metric=w_covariance(generator).float())
+    torch.testing.assert_close(back.edit(ws, "a", method="classifier", generator=generator), expected)
+    assert not torch.allclose(expected, edit_with_classifier(ws, clf, "a", 2.0), atol=1e-3)
+    with pytest.raises(DirectionError, match="need the generator"):
+        back.edit(ws, "a", method="classifier")
+    # a folder whose editing.json does not name a metric keeps the plain gradient it was calibrated with
+    cfg = tmp_path / "ed" / "editing.json"
+    cfg.write_text(cfg.read_text().replace('"classifier_metric": "covariance"', '"x": 0'))
+    old = EditingModels.load(tmp_path / "ed")
+    assert old.classifier_metric == "euclidean"
+    torch.testing.assert_close(old.edit(ws, "a", method="classifier"), edit_with_classifier(ws, clf, "a", 2.0))
+    cfg.write_text(cfg.read_text().replace('"x": 0', '"classifier_metric": "fisher"'))
+    with pytest.raises(DirectionError, match="classifier_metric must be one of"):
         EditingModels.load(tmp_path / "ed")
 
 

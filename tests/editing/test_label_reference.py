@@ -55,6 +55,56 @@ def test_classifier_edit_changes_the_attribute_and_keeps_the_others(codes, class
         edit_with_classifier(off, model, "z", 1.0)
 
 
+def test_classifier_edit_step_is_the_metric_times_the_gradient(codes, classifier):
+    ws, labels, _ = codes
+    model, _ = classifier
+    w0 = ws[labels[:, 1] == 0][:5]  # asking to add b: a gradient float32 does not round to zero
+    m = torch.randn(8, 8, generator=torch.Generator().manual_seed(3))
+    metric = m @ m.T / 8  # positive definite
+    one = edit_with_classifier(w0, model, "b", strength=2.0, steps=1, layers=(1, 3), metric=metric)
+    # independent reference in float64: the loss gradient (the hold term's is zero at the start),
+    # times the metric, on rows 1-2, scaled to |s| sqrt(2)
+    ref = model.double()
+    try:
+        x = w0.double().requires_grad_(True)
+        logit = ref(x)[0][:, 1]
+        grad, = torch.autograd.grad(torch.nn.functional.softplus(-logit).sum(), x)
+    finally:
+        model.float()
+    step = torch.zeros_like(grad)
+    step[:, 1:3] = grad[:, 1:3] @ metric.double()
+    step = step / step.flatten(1).norm(dim=1).view(-1, 1, 1)
+    torch.testing.assert_close((one - w0).double(), -2.0 * 2 ** 0.5 * step, rtol=1e-4, atol=1e-5)
+    plain = edit_with_classifier(w0, model, "b", strength=2.0, steps=3)
+    torch.testing.assert_close(edit_with_classifier(w0, model, "b", strength=2.0, steps=3, metric=torch.eye(8)), plain)
+    with pytest.raises(ValueError, match="metric of shape"):
+        edit_with_classifier(w0, model, "b", 1.0, metric=torch.eye(4))
+
+
+def test_covariance_metric_keeps_classifier_edits_where_codes_vary():
+    # codes on a 3-d subspace of an 8-d space; an MLP trained on them is unconstrained off it
+    g = torch.Generator().manual_seed(4)
+    basis = torch.linalg.qr(torch.randn(8, 3, generator=g))[0]  # [8, 3] orthonormal
+    lat = torch.randn(2000, 2, 3, generator=g)
+    ws = lat @ basis.T + 0.01 * torch.randn(2000, 2, 8, generator=g)
+    labels = (lat[:, :, 0].sum(1, keepdim=True) > 0).float()
+    cfg = LatentClassifierConfig(attributes=("a",), num_ws=2, w_dim=8, hidden=(64, 32), embed_dim=8)
+    model, acc = train_latent_classifier(ws, labels, cfg, epochs=20, batch_size=128, lr=3e-3)
+    assert acc["a"] > 0.9
+    flat = ws.reshape(-1, 8)
+    cov = (flat - flat.mean(0)).T @ (flat - flat.mean(0)) / (len(flat) - 1)
+    off = ws[labels[:, 0] == 0][:100]
+
+    def off_subspace(edited):
+        move = edited - off
+        return float((move - move @ basis @ basis.T).norm() / move.norm())
+
+    with_metric = edit_with_classifier(off, model, "a", strength=2.0, steps=10, metric=cov)
+    plain = edit_with_classifier(off, model, "a", strength=2.0, steps=10)
+    assert off_subspace(with_metric) < 0.01 < off_subspace(plain)
+    assert (torch.sigmoid(model(with_metric)[0][:, 0]) > 0.5).float().mean() > 0.9  # and it still edits
+
+
 def test_reference_editor_starts_as_identity_and_learns_to_transfer(codes, classifier):
     ws, labels, dirs = codes
     model, _ = classifier

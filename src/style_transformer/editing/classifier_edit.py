@@ -11,6 +11,13 @@ strength ``s`` (``s > 0`` adds the attribute, ``s < 0`` removes it):
    attributes' embeddings where they were (the classifier's embeddings are what the paper holds).
    The step is the unit-normalised gradient, so the code moves at most as far as a unit direction of
    strength ``s`` added to the same R rows would move it (``|s| sqrt(R)``): strengths are comparable.
+   With a ``metric`` ``M`` (``[d, d]``, positive semi-definite) every row's gradient is multiplied by
+   ``M`` before the normalisation: steepest descent in the metric ``M^-1``. The editing toolkit passes
+   the covariance of the generator's mapped codes (``directions.w_covariance``), so the steps go where
+   codes vary. Without it the gradient mostly points where they do not: an MLP on codes is free in the
+   directions its training codes never span, which move its logits and barely change the image. For a
+   linear classifier fitted by LDA (normal ``C^-1 (mu_1 - mu_0)``) this step is the class-mean
+   difference ``mu_1 - mu_0`` itself.
 3. Optionally stop early, per image, once the attribute's probability is past ``stop_at`` on the
    asked side (``p >= stop_at`` when adding, ``p <= 1 - stop_at`` when removing).
 
@@ -29,7 +36,7 @@ from ..models.editing import LatentClassifier
 
 def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribute: str, strength: float,
                          steps: int = 10, keep: float = 1.0, layers: Optional[Tuple[int, int]] = None,
-                         stop_at: Optional[float] = None) -> torch.Tensor:
+                         stop_at: Optional[float] = None, metric: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Edits ``ws [N, L, d]`` along the W+ classifier's gradient (see the module docstring).
 
     Args:
@@ -41,6 +48,7 @@ def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribu
         keep: weight of holding the other attributes' embeddings.
         layers: ``(start, stop)`` rows that may change (default: all the classifier reads).
         stop_at: stop an image once its probability is past this on the asked side (None: never).
+        metric: ``[d, d]`` matrix the gradient rows are multiplied by (None: the plain gradient).
 
     Returns:
         Edited codes, same shape as ``ws``.
@@ -52,6 +60,8 @@ def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribu
         raise ValueError(f"layer range {start}:{stop} is outside the classifier's {n_rows} W+ rows")
     if steps < 1:
         raise ValueError("steps must be at least 1")
+    if metric is not None and tuple(metric.shape) != (ws.shape[-1], ws.shape[-1]):
+        raise ValueError(f"metric of shape {tuple(metric.shape)} for codes of width {ws.shape[-1]}")
     target = 1.0 if strength > 0 else 0.0
     step_len = abs(strength) * (stop - start) ** 0.5 / steps
     mask = torch.zeros(1, ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
@@ -73,7 +83,7 @@ def edit_with_classifier(ws: torch.Tensor, classifier: LatentClassifier, attribu
             if stop_at is not None:
                 p = torch.sigmoid(logits[:, a])
                 active &= (p < stop_at) if target == 1.0 else (p > 1 - stop_at)
-            g = grad * mask
+            g = (grad if metric is None else grad @ metric.to(grad)) * mask
             g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1)
             w = (w - step_len * g * active.view(-1, 1, 1).to(w.dtype)).detach()
         if not active.any():

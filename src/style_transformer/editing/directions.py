@@ -163,6 +163,19 @@ def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: i
     return ws, judge_codes(generator, classifier, ws, batch_size, progress)
 
 
+def w_covariance(generator, n_samples: int = 20000, seed: int = 0) -> torch.Tensor:
+    """Covariance ``[w_dim, w_dim]`` (float64, on CPU) of ``w = mapping(z)``, z ~ N(0, I),
+    over ``n_samples`` seeded samples: where the generator's codes vary (GANSpace's PCA, the metric of
+    classifier edits)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n_samples, generator.style_dim, generator=g)
+    device = next(generator.parameters()).device
+    with torch.no_grad():
+        w = torch.cat([generator.mapping(z[i:i + 4096].to(device)).cpu() for i in range(0, n_samples, 4096)]).double()
+    w = w - w.mean(0)
+    return w.T @ w / (len(w) - 1)
+
+
 def ganspace(generator, n_components: int = 10, n_samples: int = 20000, seed: int = 0
              ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Principal directions of ``w = mapping(z)``, z ~ N(0, I).
@@ -170,13 +183,7 @@ def ganspace(generator, n_components: int = 10, n_samples: int = 20000, seed: in
     Returns:
         (components ``[n_components, w_dim]`` unit rows, largest variance first; their standard deviations).
     """
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n_samples, generator.style_dim, generator=g)
-    with torch.no_grad():
-        w = torch.cat([generator.mapping(z[i:i + 4096]) for i in range(0, n_samples, 4096)]).double()
-    w = w - w.mean(0)
-    cov = w.T @ w / (len(w) - 1)
-    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = torch.linalg.eigh(w_covariance(generator, n_samples, seed))
     order = torch.argsort(evals, descending=True)[:n_components]
     return evecs[:, order].T.float().contiguous(), evals[order].clamp_min(0).sqrt().float()
 

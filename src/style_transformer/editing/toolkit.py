@@ -6,7 +6,7 @@ Folder layout (what ``train-editor`` writes and the package ships for the defaul
     EDIT/latent_classifier.safetensors             the W+ attribute classifier
     EDIT/editors/<attribute>.safetensors           one reference editor per attribute
     EDIT/editing.json                              default strengths (and W+ row ranges) per method
-                                                   and attribute
+                                                   and attribute; the metric of classifier edits
 
 Methods: ``interfacegan`` (a stored direction), ``ganspace`` / ``sefa`` (component ``k`` computed from
 the generator; ``attribute`` is the component index), ``classifier`` (gradient of the W+ classifier),
@@ -25,10 +25,12 @@ import torch
 
 from ..utils import atomic_path
 from .classifier_edit import edit_with_classifier
-from .directions import Direction, DirectionError, ganspace, load_directions, save_directions, sefa
+from .directions import (Direction, DirectionError, ganspace, load_directions, save_directions, sefa,
+                         w_covariance)
 
 PathLike = Union[str, os.PathLike]
 METHODS = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
+CLASSIFIER_METRICS = ("covariance", "euclidean")
 
 
 @dataclass
@@ -42,6 +44,9 @@ class EditingModels:
         strengths: method -> attribute -> default strength (used when none is given).
         layers: method -> attribute -> default ``(start, stop)`` W+ rows of direction and classifier
             edits (used when none are given; a direction's own range, else all rows, when absent).
+        classifier_metric: how classifier edits measure a step (``classifier_edit``): ``covariance``
+            (the gradient multiplied by the covariance of the generator's mapped codes; what new folders
+            use) or ``euclidean`` (the plain gradient; folders whose ``editing.json`` does not say).
     """
 
     directions: Dict[str, Direction] = field(default_factory=dict)
@@ -49,6 +54,7 @@ class EditingModels:
     editors: Dict[str, torch.nn.Module] = field(default_factory=dict)
     strengths: Dict[str, Dict[str, float]] = field(default_factory=dict)
     layers: Dict[str, Dict[str, Tuple[int, int]]] = field(default_factory=dict)
+    classifier_metric: str = "covariance"
     _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -73,6 +79,10 @@ class EditingModels:
             out.strengths = settings.get("strengths", {})
             out.layers = {m: {a: _row_range(r, folder / "editing.json") for a, r in v.items()}
                           for m, v in settings.get("layers", {}).items()}
+            out.classifier_metric = settings.get("classifier_metric", "euclidean")
+            if out.classifier_metric not in CLASSIFIER_METRICS:
+                raise DirectionError(f"{folder / 'editing.json'}: classifier_metric must be one of "
+                                     f"{', '.join(CLASSIFIER_METRICS)}, got {out.classifier_metric!r}")
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -96,7 +106,7 @@ class EditingModels:
 
     def settings_json(self) -> str:
         """The text of ``editing.json``: default strengths and row ranges."""
-        settings = {"strengths": self.strengths}
+        settings = {"strengths": self.strengths, "classifier_metric": self.classifier_metric}
         if self.layers:
             settings["layers"] = {m: {a: list(r) for a, r in v.items()} for m, v in self.layers.items()}
         return json.dumps(settings, indent=2)
@@ -161,9 +171,16 @@ class EditingModels:
         if method == "classifier":
             if self.latent_classifier is None:
                 raise DirectionError("no W+ attribute classifier in this editing folder")
+            metric = None
+            if self.classifier_metric == "covariance":
+                if generator is None:
+                    raise DirectionError("classifier edits in the covariance metric need the generator")
+                if "w_covariance" not in self._components:
+                    self._components["w_covariance"] = w_covariance(generator).float()
+                metric = self._components["w_covariance"]
             try:
                 return edit_with_classifier(ws, self.latent_classifier.to(ws.device), attribute, strength,
-                                            layers=layers)
+                                            layers=layers, metric=metric)
             except KeyError as e:
                 raise DirectionError(str(e).strip('"')) from None
         if method in ("ganspace", "sefa"):
