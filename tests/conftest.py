@@ -95,5 +95,6 @@ def tiny_editing(tmp_path_factory, tiny_checkpoint):
     assert main(["invert", str(root / "faces"), "--checkpoint", str(tiny_checkpoint), "--out", str(root / "inv")]) == 0
     assert main(["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
                  str(root / "faces" / "attributes.csv"), "--out", str(root / "editing"), "--attributes", "Smiling",
-                 "Bangs", "--epochs", "2", "--editor-steps", "3", "--hidden", "32", "16"]) == 0
+                 "Bangs", "--epochs", "2", "--editor-steps", "3", "--hidden", "32", "16",
+                 "--generator", str(tiny_checkpoint)]) == 0
     return root

@@ -231,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train on what each latent draws: replace the label columns that the image classifier "
                          "judges by its verdicts on the latents' renders (an encoder drops some attributes, so "
                          "the input's labels can be wrong for its code)")
-    tr.add_argument("--generator", help="with --label-renders: the generator (default: the shipped one)")
+    tr.add_argument("--near-metric", choices=("covariance", "euclidean"), default="covariance",
+                    help="how the editors' loss |w_e - w_t|^2 measures a move: covariance (default; in the metric "
+                         "of the generator's mapped codes, so moves where codes never vary, which change the W+ "
+                         "classifier but not the image, cost more) or euclidean (the plain distance)")
+    tr.add_argument("--generator", help="with --label-renders or --near-metric covariance: the generator "
+                                        "(default: the shipped one)")
     tr.add_argument("--classifier",
                     help="with --label-renders: the image attribute classifier (default: the shipped one)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -962,6 +967,22 @@ def _judge_latents(args: argparse.Namespace, ws, columns, labels):
     return labels
 
 
+def _near_whitening(args: argparse.Namespace, ws):
+    """``train-editor --near-metric covariance``: the whitening of the generator's code covariance."""
+    from .checkpoints import load_model
+    from .editing import w_covariance
+    from .inference import resolve_device
+    from .pretrained import default_path
+    from .training.editing import covariance_whitening
+
+    generator = load_model(args.generator or default_path("generator"), kind="generator")
+    generator = generator.to(resolve_device(args.device)).eval()
+    if ws.shape[-1] != generator.style_dim:
+        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
+                         f"{generator.style_dim}")
+    return covariance_whitening(w_covariance(generator))
+
+
 def _cmd_train_editor(args: argparse.Namespace) -> int:
     from .config import LatentClassifierConfig
     from .editing import Direction, fit_boundary
@@ -976,6 +997,7 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
     if args.label_renders:
         labels = _judge_latents(args, ws, columns, labels)
+    whitening = _near_whitening(args, ws) if args.near_metric == "covariance" else None
     out = _make_out_dir(args.out)
     cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
                                  hidden=tuple(args.hidden))
@@ -988,7 +1010,7 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
             models.directions[a] = Direction(a, normal[None], "interfacegan", info=info)
             models.editors[a], _ = train_reference_editor(ws, labels[:, j], clf, a,
                                                           EditorTrainConfig(steps=args.editor_steps, seed=args.seed),
-                                                          progress=True)
+                                                          progress=True, near_whitening=whitening)
     except TrainingError as e:
         print(f"style-transformer: error: {e}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from style_transformer import save_model
+from style_transformer import Generator, GeneratorConfig, save_model
 from style_transformer.cli import main
 from style_transformer.config import AttributeClassifierConfig
 from style_transformer.models.classifier import AttributeClassifier
@@ -235,6 +235,43 @@ def test_train_editor_label_renders_trains_on_what_the_codes_draw(setup, monkeyp
         expect = verdicts[:, clf.attributes.index(c)] if c in clf.attributes else file_labels[:, j]
         assert torch.equal(seen["labels"][:, j], expect), c
     assert "the renders agree with the labels on" in capsys.readouterr().out
+
+
+def test_train_editor_near_metric(setup, monkeypatch, capsys):
+    """--near-metric covariance (the default) trains the editors with the whitening of the generator's
+    code covariance (checked against one computed here); euclidean with none; a generator of another
+    width is a one-line error."""
+    import style_transformer.training.editing as te
+    from style_transformer.checkpoints import load_model
+    from style_transformer.editing import w_covariance
+
+    root, ckpt = setup
+    seen = []
+    original = te.train_reference_editor
+
+    def spy(*a, **k):
+        seen.append(k.get("near_whitening"))
+        return original(*a, **k)
+
+    monkeypatch.setattr(te, "train_reference_editor", spy)
+    args = ["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--labels",
+            str(root / "faces" / "attributes.csv"), "--epochs", "1", "--editor-steps", "2", "--hidden", "16",
+            "--attributes", "Smiling", "--generator", str(ckpt), "--device", "cpu"]
+    assert main(args + ["--out", str(root / "near_cov")]) == 0
+    expected = te.covariance_whitening(w_covariance(load_model(ckpt, kind="generator")))
+    torch.testing.assert_close(seen[-1], expected)
+    settings = json.loads((root / "near_cov" / "editing.json").read_text())
+    assert settings["classifier_metric"] == "covariance"
+    assert main(args + ["--out", str(root / "near_euc"), "--near-metric", "euclidean"]) == 0
+    assert seen[-1] is None
+    wide = Generator(GeneratorConfig(size=32, style_dim=48, n_mlp=1, channels=(8, 8, 8, 8)))
+    save_model(wide, root / "wide_gen.safetensors")
+    capsys.readouterr()
+    bad = [a if a != str(ckpt) else str(root / "wide_gen.safetensors") for a in args]
+    assert main(bad + ["--out", str(root / "near_bad")]) == 2
+    err = capsys.readouterr().err
+    assert "the generator's w_dim is 48" in err and "Traceback" not in err
+    assert not (root / "near_bad").exists()
 
 
 def test_directions_fit_on_generator_samples(setup, capsys):

@@ -8,7 +8,7 @@ import torch
 
 from style_transformer.config import LatentClassifierConfig
 from style_transformer.editing.classifier_edit import edit_with_classifier
-from style_transformer.training.editing import (EditorTrainConfig, train_latent_classifier,
+from style_transformer.training.editing import (EditorTrainConfig, covariance_whitening, train_latent_classifier,
                                                 train_reference_editor)
 
 ATTRS = ("a", "b", "c")
@@ -81,8 +81,10 @@ def test_classifier_edit_step_is_the_metric_times_the_gradient(codes, classifier
         edit_with_classifier(w0, model, "b", 1.0, metric=torch.eye(4))
 
 
-def test_covariance_metric_keeps_classifier_edits_where_codes_vary():
-    # codes on a 3-d subspace of an 8-d space; an MLP trained on them is unconstrained off it
+@pytest.fixture(scope="module")
+def subspace_codes():
+    """Codes on a 3-d subspace of an 8-d space (2 rows), attribute 'a' a linear rule on it; a W+
+    classifier trained on them is unconstrained off the subspace."""
     g = torch.Generator().manual_seed(4)
     basis = torch.linalg.qr(torch.randn(8, 3, generator=g))[0]  # [8, 3] orthonormal
     lat = torch.randn(2000, 2, 3, generator=g)
@@ -93,11 +95,39 @@ def test_covariance_metric_keeps_classifier_edits_where_codes_vary():
     assert acc["a"] > 0.9
     flat = ws.reshape(-1, 8)
     cov = (flat - flat.mean(0)).T @ (flat - flat.mean(0)) / (len(flat) - 1)
+    return ws, labels, basis, model, cov
+
+
+def _off_subspace(move, basis):
+    return float((move - move @ basis @ basis.T).norm() / move.norm())
+
+
+def test_covariance_whitening_matches_closed_form():
+    c = torch.tensor([4.0, 1.0, 0.0, 3.0], dtype=torch.float64)
+    q = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    p = covariance_whitening(q @ torch.diag(c) @ q.T, eps=0.01)
+    expected = q @ torch.diag((c / 2.0 + 0.01) ** -0.5) @ q.T  # mean eigenvalue 2
+    torch.testing.assert_close(p.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_whitened_near_loss_keeps_reference_edits_where_codes_vary(subspace_codes):
+    ws, labels, basis, model, cov = subspace_codes
+    cfg = EditorTrainConfig(steps=300, batch_size=128, lr=5e-3, near_lambda=0.05)
+    plain, _ = train_reference_editor(ws, labels[:, 0], model, "a", cfg)
+    white, _ = train_reference_editor(ws, labels[:, 0], model, "a", cfg, near_whitening=covariance_whitening(cov))
+    t, r = ws[labels[:, 0] == 0][:200], ws[labels[:, 0] == 1][:200]
+    with torch.no_grad():
+        e_plain, e_white = plain(t, r), white(t, r)
+        assert (model(e_white)[0][:, 0] > 0).float().mean() > 0.8  # it still transfers the attribute
+    assert _off_subspace(e_white - t, basis) < 0.5 * _off_subspace(e_plain - t, basis)
+
+
+def test_covariance_metric_keeps_classifier_edits_where_codes_vary(subspace_codes):
+    ws, labels, basis, model, cov = subspace_codes
     off = ws[labels[:, 0] == 0][:100]
 
     def off_subspace(edited):
-        move = edited - off
-        return float((move - move @ basis @ basis.T).norm() / move.norm())
+        return _off_subspace(edited - off, basis)
 
     with_metric = edit_with_classifier(off, model, "a", strength=2.0, steps=10, metric=cov)
     plain = edit_with_classifier(off, model, "a", strength=2.0, steps=10)

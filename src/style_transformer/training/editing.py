@@ -105,11 +105,23 @@ class EditorTrainConfig(_ConfigMixin):
     seed: int = 0
 
 
+def covariance_whitening(cov: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``[d, d]`` symmetric ``P = (C / mean eigenvalue + eps I)^(-1/2)`` of a code covariance ``C``:
+    ``|x P|^2`` is the squared length of a move ``x`` in the codes' own metric (Mahalanobis), scaled so
+    that a move along a direction of average variance costs what it costs in Euclidean length; moves
+    where codes do not vary cost up to ``1 / eps`` times more."""
+    evals, evecs = torch.linalg.eigh(cov.double())
+    scale = evals.clamp_min(0) / evals.clamp_min(0).mean() + eps
+    return (evecs @ torch.diag(scale.rsqrt()) @ evecs.T).float()
+
+
 def editor_losses(editor: ReferenceEditor, classifier: LatentClassifier, a: int, w_t: torch.Tensor,
                   w_r: torch.Tensor, cfg: EditorTrainConfig, emb_t: Optional[torch.Tensor] = None,
-                  emb_r: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
+                  emb_r: Optional[torch.Tensor] = None, near_whitening: Optional[torch.Tensor] = None
+                  ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """The paper's reference-editing loss for a batch of (target, reference) code pairs (the targets'
-    and references' classifier embeddings may be given precomputed)."""
+    and references' classifier embeddings may be given precomputed). With ``near_whitening`` ``P``
+    (``covariance_whitening``) the move is measured as ``|(w_e - w_t) P|^2``."""
     w_e = editor(w_t, w_r)
     n = classifier.cfg.num_ws
     _, emb_e = classifier(w_e[:, :n])
@@ -119,7 +131,8 @@ def editor_losses(editor: ReferenceEditor, classifier: LatentClassifier, a: int,
         if emb_r is None:
             emb_r = classifier(w_r[:, :n])[1]
     others = [j for j in range(emb_e.shape[1]) if j != a]
-    near = (w_e - w_t).pow(2).mean()
+    move = w_e - w_t
+    near = (move if near_whitening is None else move @ near_whitening.to(move)).pow(2).mean()
     attr = (emb_e[:, a] - emb_r[:, a]).pow(2).mean()
     keep = (emb_e[:, others] - emb_t[:, others]).pow(2).mean() if others else near * 0
     total = cfg.near_lambda * near + cfg.attr_lambda * attr + cfg.keep_lambda * keep
@@ -128,7 +141,8 @@ def editor_losses(editor: ReferenceEditor, classifier: LatentClassifier, a: int,
 
 def train_reference_editor(ws: torch.Tensor, labels: torch.Tensor, classifier: LatentClassifier, attribute: str,
                            cfg: EditorTrainConfig = EditorTrainConfig(), n_heads: int = 4,
-                           ffn_dim: Optional[int] = None, progress: bool = False) -> Tuple[ReferenceEditor, Dict]:
+                           ffn_dim: Optional[int] = None, progress: bool = False,
+                           near_whitening: Optional[torch.Tensor] = None) -> Tuple[ReferenceEditor, Dict]:
     """Trains one residual reference editor for ``attribute`` on (target, reference) pairs whose
     labels differ (so every pair asks for a change), with the classifier frozen.
 
@@ -139,6 +153,7 @@ def train_reference_editor(ws: torch.Tensor, labels: torch.Tensor, classifier: L
         attribute: the attribute to transfer.
         cfg: optimisation and loss weights.
         n_heads, ffn_dim: block size (ffn default 2 d).
+        near_whitening: measure the move from the target in the codes' metric (``editor_losses``).
 
     Returns:
         (editor in eval mode, last losses).
@@ -172,7 +187,8 @@ def train_reference_editor(ws: torch.Tensor, labels: torch.Tensor, classifier: L
                        pos[torch.randint(len(pos), (cfg.batch_size - half,), generator=g)]])
         r = torch.cat([pos[torch.randint(len(pos), (half,), generator=g)],
                        neg[torch.randint(len(neg), (cfg.batch_size - half,), generator=g)]])
-        loss, logs = editor_losses(editor, classifier, a, ws[t].float(), ws[r].float(), cfg, emb[t], emb[r])
+        loss, logs = editor_losses(editor, classifier, a, ws[t].float(), ws[r].float(), cfg, emb[t], emb[r],
+                                   near_whitening)
         if not torch.isfinite(loss):
             raise TrainingError(f"{attribute} editor loss became {loss.item()}")
         opt.zero_grad(set_to_none=True)
