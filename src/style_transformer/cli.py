@@ -231,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train on what each latent draws: replace the label columns that the image classifier "
                          "judges by its verdicts on the latents' renders (an encoder drops some attributes, so "
                          "the input's labels can be wrong for its code)")
+    tr.add_argument("--mix-codes", type=int, default=0, metavar="K",
+                    help="also train the W+ classifier on K codes per latent made by style mixing and "
+                         "interpolating latents, labelled by the image classifier's verdicts on their renders "
+                         "(implies --label-renders; default 0: the latents only)")
     tr.add_argument("--near-metric", choices=("covariance", "euclidean"), default="covariance",
                     help="how the editors' loss |w_e - w_t|^2 measures a move: covariance (default; in the metric "
                          "of the generator's mapped codes, so moves where codes never vary, which change the W+ "
@@ -955,6 +959,10 @@ def _judge_latents(args: argparse.Namespace, ws, columns, labels):
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")
     judged = [c for c in columns if c in clf.attributes]
+    unjudged = [c for c in columns if c not in clf.attributes]
+    if args.mix_codes and unjudged:
+        raise UsageError(f"--mix-codes: the image classifier does not judge {', '.join(unjudged)}, so mixed codes "
+                         f"have no label for it (it judges {', '.join(clf.attributes)})")
     if not judged:
         raise UsageError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
     verdicts = judge_codes(generator, clf, ws, progress=True)
@@ -965,6 +973,21 @@ def _judge_latents(args: argparse.Namespace, ws, columns, labels):
         print(f"  {c:<22} the renders agree with the labels on {100 * agree:.1f}% of the latents")
         labels[:, j] = verdicts[:, k]
     return labels
+
+
+def _mixed_training_codes(args: argparse.Namespace, ws, columns, labels):
+    """``train-editor --mix-codes K``: the latents and their (render) labels, followed by ``K`` mixed
+    codes per latent (``editing.mixed_codes``) labelled by the image classifier's verdicts on their renders."""
+    import torch
+
+    from .editing import judge_codes, mixed_codes
+
+    generator, clf = _generator_and_judge(args)  # every column is judged (checked by _judge_latents)
+    mixed = mixed_codes(ws, args.mix_codes, seed=args.seed)
+    print(f"labelling {len(mixed)} mixed codes by their renders")
+    verdicts = judge_codes(generator, clf, mixed, progress=True)
+    mixed_labels = verdicts[:, [clf.attributes.index(c) for c in columns]].to(labels.dtype)
+    return torch.cat([ws, mixed]), torch.cat([labels, mixed_labels])
 
 
 def _near_whitening(args: argparse.Namespace, ws):
@@ -995,14 +1018,18 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     missing = [a for a in wanted if a not in columns]
     if missing:
         raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
-    if args.label_renders:
+    if args.mix_codes < 0:
+        raise UsageError(f"--mix-codes must be >= 0, got {args.mix_codes}")
+    if args.label_renders or args.mix_codes:
         labels = _judge_latents(args, ws, columns, labels)
+    clf_ws, clf_labels = (ws, labels) if not args.mix_codes else _mixed_training_codes(args, ws, columns, labels)
     whitening = _near_whitening(args, ws) if args.near_metric == "covariance" else None
     out = _make_out_dir(args.out)
     cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
                                  hidden=tuple(args.hidden))
     try:
-        clf, acc = train_latent_classifier(ws, labels, cfg, epochs=args.epochs, seed=args.seed, progress=True)
+        clf, acc = train_latent_classifier(clf_ws, clf_labels, cfg, epochs=args.epochs, seed=args.seed,
+                                           progress=True)
         models = EditingModels(latent_classifier=clf)
         for a in wanted:
             j = columns.index(a)

@@ -274,6 +274,69 @@ def test_train_editor_near_metric(setup, monkeypatch, capsys):
     assert not (root / "near_bad").exists()
 
 
+def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, monkeypatch, capsys):
+    """--mix-codes K: the W+ classifier also sees K mixed codes per latent, labelled by the image
+    classifier's verdicts on their renders; every label column must be one it judges."""
+    import style_transformer.training.editing as te
+    from style_transformer.cli import _latents_and_labels
+    from style_transformer.editing import judge_codes, mixed_codes
+
+    root, ckpt = setup
+    _, ws, _, _ = _latents_and_labels(str(root / "inv" / "latents.npz"), str(root / "faces" / "attributes.csv"), None)
+    gen, clf = _split_judge(root, ckpt, ws)
+    lines = (root / "faces" / "attributes.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    keep = [0] + [head.index(c) for c in ("Smiling", "Bangs", "Eyeglasses")]
+    (root / "judged.csv").write_text("\n".join(",".join(line.split(",")[k] for k in keep) for line in lines) + "\n")
+    seen = {}
+    original = te.train_latent_classifier
+
+    def spy(ws_, labels_, *a, **k):
+        seen["ws"], seen["labels"] = ws_.clone(), labels_.clone()
+        return original(ws_, labels_, *a, **k)
+
+    monkeypatch.setattr(te, "train_latent_classifier", spy)
+    args = ["train-editor", "--latents", str(root / "inv" / "latents.npz"), "--epochs", "1", "--editor-steps", "2",
+            "--hidden", "16", "--generator", str(ckpt), "--classifier", str(root / "split_clf.safetensors"),
+            "--device", "cpu", "--seed", "3"]
+    assert main(args + ["--labels", str(root / "judged.csv"), "--out", str(root / "mixed"), "--mix-codes", "2"]) == 0
+    mixed = mixed_codes(ws, 2, seed=3)
+    assert torch.equal(seen["ws"], torch.cat([ws, mixed]))
+    verdicts = judge_codes(gen, clf, torch.cat([ws, mixed]))
+    assert torch.equal(seen["labels"], verdicts[:, [clf.attributes.index(c) for c in ("Smiling", "Bangs", "Eyeglasses")]])
+    capsys.readouterr()
+    assert main(args + ["--labels", str(root / "faces" / "attributes.csv"), "--out", str(root / "mixed_bad"),
+                        "--mix-codes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--mix-codes: the image classifier does not judge" in err and "Traceback" not in err
+    assert not (root / "mixed_bad").exists()
+
+
+def test_mixed_codes_mix_rows_and_interpolate():
+    from style_transformer.editing import mixed_codes
+
+    ws = torch.randn(30, 6, 4, generator=torch.Generator().manual_seed(0))
+    out = mixed_codes(ws, 2, seed=1)
+    assert out.shape == (60, 6, 4) and torch.equal(out, mixed_codes(ws, 2, seed=1))
+    assert len(mixed_codes(ws, 0)) == 0
+    for i in range(30):  # round 0: a contiguous block of rows from one other code, the rest its own
+        own = (out[i] == ws[i]).all(1)
+        taken = (~own).nonzero().flatten()
+        if len(taken):
+            assert int(taken[-1] - taken[0]) + 1 == len(taken)
+            partners = [j for j in range(30) if torch.equal(out[i, taken], ws[j, taken])]
+            assert partners
+    for i in range(30):  # round 1: on the segment from the code to another code
+        move = (out[30 + i] - ws[i]).flatten()
+        best = min(range(30), key=lambda j: float((move - (move @ (ws[j] - ws[i]).flatten())
+                                                   / (ws[j] - ws[i]).flatten().pow(2).sum().clamp_min(1e-12)
+                                                   * (ws[j] - ws[i]).flatten()).norm()))
+        seg = (ws[best] - ws[i]).flatten()
+        t = float(move @ seg / seg.pow(2).sum().clamp_min(1e-12))
+        torch.testing.assert_close(move, t * seg, rtol=1e-4, atol=1e-5)
+        assert -1e-6 <= t <= 1 + 1e-6
+
+
 def test_directions_fit_on_generator_samples(setup, capsys):
     """InterFaceGAN's recipe: samples of the generator labelled by the image classifier; one W normal per
     attribute the classifier judges (an attribute whose samples all get one verdict is skipped)."""

@@ -163,6 +163,30 @@ def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: i
     return ws, judge_codes(generator, classifier, ws, batch_size, progress)
 
 
+def mixed_codes(ws: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """``k`` new codes per code of ``ws [N, L, d]``, ``[k N, L, d]``, each made with a random partner
+    code: even rounds style-mix (a random contiguous block of rows, one row to all ``L``, is taken from
+    the partner), odd rounds interpolate (``w + t (w_partner - w)``, t ~ U(0, 1)). Labelled by their
+    renders (``judge_codes``) they show a W+ classifier codes between the encoder's, where attributes
+    change, and which rows carry them."""
+    if ws.ndim != 3:
+        raise ValueError(f"codes must be [N, L, d], got {tuple(ws.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    n, rows = ws.shape[0], ws.shape[1]
+    out = []
+    for r in range(k):
+        partner = ws[torch.randint(n, (n,), generator=g)]
+        if r % 2 == 0:
+            a, b = torch.randint(rows, (2, n), generator=g)
+            lo, hi = torch.minimum(a, b).view(-1, 1), torch.maximum(a, b).view(-1, 1)
+            take = ((torch.arange(rows).view(1, -1) >= lo) & (torch.arange(rows).view(1, -1) <= hi)).unsqueeze(-1)
+            out.append(torch.where(take, partner, ws))
+        else:
+            t = torch.rand(n, 1, 1, generator=g, dtype=ws.dtype)
+            out.append(ws + t * (partner - ws))
+    return torch.cat(out) if out else ws[:0]
+
+
 def w_covariance(generator, n_samples: int = 20000, seed: int = 0) -> torch.Tensor:
     """Covariance ``[w_dim, w_dim]`` (float64, on CPU) of ``w = mapping(z)``, z ~ N(0, I),
     over ``n_samples`` seeded samples: where the generator's codes vary (GANSpace's PCA, the metric of
