@@ -241,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "classifier but not the image, cost more) or euclidean (the plain distance)")
     tr.add_argument("--generator", help="with --label-renders or --near-metric covariance: the generator "
                                         "(default: the shipped one)")
-    tr.add_argument("--classifier",
-                    help="with --label-renders: the image attribute classifier (default: the shipped one)")
+    tr.add_argument("--classifier", help="with --label-renders or --mix-codes: the image attribute classifier "
+                                         "(default: the shipped one)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     ed = sub.add_parser("edit", help="invert images and edit an attribute (by strength or reference image)",
@@ -915,16 +915,16 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generator_and_judge(args: argparse.Namespace):
-    """(generator, image attribute classifier) on ``--device``: ``--generator`` / ``--classifier``, else
-    the shipped ones (``directions fit --samples``, ``train-editor --label-renders``)."""
+def _generator_and_judge(args: argparse.Namespace, judge: bool = True):
+    """(generator, image attribute classifier or None without ``judge``) on ``--device``: ``--generator``
+    / ``--classifier``, else the shipped ones (``directions fit --samples``, ``train-editor``)."""
     from .checkpoints import load_model
     from .inference import resolve_device
     from .pretrained import default_path
 
     device = resolve_device(args.device)
     generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
-    return generator, _image_classifier(args.classifier, device)
+    return generator, _image_classifier(args.classifier, device) if judge else None
 
 
 def _image_classifier(path: Optional[str], device):
@@ -949,15 +949,25 @@ def _labelled_samples(args: argparse.Namespace):
     return ws, [names[j] for j in cols], labels[:, cols]
 
 
-def _judge_latents(args: argparse.Namespace, ws, columns, labels):
+def _train_editor_models(args: argparse.Namespace, ws):
+    """``train-editor``: (generator, image classifier), each None when no option needs it: the generator
+    for --label-renders, --mix-codes and --near-metric covariance (its w_dim checked against the
+    latents'), the image classifier for the first two."""
+    judge = bool(args.label_renders or args.mix_codes)
+    if not judge and args.near_metric != "covariance":
+        return None, None
+    generator, clf = _generator_and_judge(args, judge)
+    if ws.shape[-1] != generator.style_dim:
+        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
+                         f"{generator.style_dim}")
+    return generator, clf
+
+
+def _judge_latents(args: argparse.Namespace, generator, clf, ws, columns, labels):
     """``train-editor --label-renders``: the label columns the image classifier judges, replaced by its
     verdicts on the renders of the latents (what each code draws); other columns stay."""
     from .editing import judge_codes
 
-    generator, clf = _generator_and_judge(args)
-    if ws.shape[-1] != generator.style_dim:
-        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
-                         f"{generator.style_dim}")
     judged = [c for c in columns if c in clf.attributes]
     unjudged = [c for c in columns if c not in clf.attributes]
     if args.mix_codes and unjudged:
@@ -975,14 +985,14 @@ def _judge_latents(args: argparse.Namespace, ws, columns, labels):
     return labels
 
 
-def _mixed_training_codes(args: argparse.Namespace, ws, columns, labels):
+def _mixed_training_codes(args: argparse.Namespace, generator, clf, ws, columns, labels):
     """``train-editor --mix-codes K``: the latents and their (render) labels, followed by ``K`` mixed
-    codes per latent (``editing.mixed_codes``) labelled by the image classifier's verdicts on their renders."""
+    codes per latent (``editing.mixed_codes``) labelled by the image classifier's verdicts on their
+    renders (every column is one it judges: checked by ``_judge_latents``)."""
     import torch
 
     from .editing import judge_codes, mixed_codes
 
-    generator, clf = _generator_and_judge(args)  # every column is judged (checked by _judge_latents)
     mixed = mixed_codes(ws, args.mix_codes, seed=args.seed)
     print(f"labelling {len(mixed)} mixed codes by their renders")
     verdicts = judge_codes(generator, clf, mixed, progress=True)
@@ -990,28 +1000,13 @@ def _mixed_training_codes(args: argparse.Namespace, ws, columns, labels):
     return torch.cat([ws, mixed]), torch.cat([labels, mixed_labels])
 
 
-def _near_whitening(args: argparse.Namespace, ws):
-    """``train-editor --near-metric covariance``: the whitening of the generator's code covariance."""
-    from .checkpoints import load_model
-    from .editing import w_covariance
-    from .inference import resolve_device
-    from .pretrained import default_path
-    from .training.editing import covariance_whitening
-
-    generator = load_model(args.generator or default_path("generator"), kind="generator")
-    generator = generator.to(resolve_device(args.device)).eval()
-    if ws.shape[-1] != generator.style_dim:
-        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
-                         f"{generator.style_dim}")
-    return covariance_whitening(w_covariance(generator))
-
-
 def _cmd_train_editor(args: argparse.Namespace) -> int:
     from .config import LatentClassifierConfig
-    from .editing import Direction, fit_boundary
+    from .editing import Direction, fit_boundary, w_covariance
     from .editing.toolkit import EditingModels
     from .training.common import TrainingError
-    from .training.editing import EditorTrainConfig, train_latent_classifier, train_reference_editor
+    from .training.editing import (EditorTrainConfig, covariance_whitening, train_latent_classifier,
+                                   train_reference_editor)
 
     keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, None)
     wanted = args.attributes or columns
@@ -1020,10 +1015,13 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
     if args.mix_codes < 0:
         raise UsageError(f"--mix-codes must be >= 0, got {args.mix_codes}")
-    if args.label_renders or args.mix_codes:
-        labels = _judge_latents(args, ws, columns, labels)
-    clf_ws, clf_labels = (ws, labels) if not args.mix_codes else _mixed_training_codes(args, ws, columns, labels)
-    whitening = _near_whitening(args, ws) if args.near_metric == "covariance" else None
+    generator, judge = _train_editor_models(args, ws)
+    if judge is not None:
+        labels = _judge_latents(args, generator, judge, ws, columns, labels)
+    clf_ws, clf_labels = ws, labels
+    if args.mix_codes:
+        clf_ws, clf_labels = _mixed_training_codes(args, generator, judge, ws, columns, labels)
+    whitening = covariance_whitening(w_covariance(generator)) if args.near_metric == "covariance" else None
     out = _make_out_dir(args.out)
     cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
                                  hidden=tuple(args.hidden))
