@@ -40,6 +40,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return v
+
+
 def _truncation(text: str) -> float:
     try:
         v = float(text)
@@ -283,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "images and write them into the editing folder's editing.json")
     ee2.add_argument("--no-layer-search", action="store_true",
                      help="with --calibrate: choose strengths only, keeping the stored row ranges")
+    ee2.add_argument("--classifier-keeps", type=_non_negative_float, nargs="+", metavar="K",
+                     help="with --calibrate: also choose, per attribute, the weight of holding the other "
+                          "attributes' embeddings in classifier edits among these (the paper's is 1; default: "
+                          "the folder's, not searched)")
     ee2.add_argument("--pick-directions", nargs="+", metavar="DIR",
                      help="per attribute, keep --editing's InterFaceGAN direction or take one of these (calibrated) "
                           "editing folders' (with its strength and rows), whichever edits the --data images best "
@@ -1150,16 +1164,20 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
         methods = [m for m in args.methods if m in ("interfacegan", "classifier")]
         ranges = None if args.no_layer_search else candidate_row_ranges(pipe.generator.num_ws)
-        strengths, layers = calibrate_strengths(pipe, images, clf, attrs, methods=methods, layer_ranges=ranges,
-                                                batch_size=args.batch_size, progress=True)
+        strengths, layers, keeps = calibrate_strengths(pipe, images, clf, attrs, methods=methods,
+                                                       layer_ranges=ranges, batch_size=args.batch_size,
+                                                       progress=True, keeps=args.classifier_keeps)
         for m, v in strengths.items():
             pipe.editing.strengths.setdefault(m, {}).update(v)
         for m, v in layers.items():
             pipe.editing.layers.setdefault(m, {}).update(v)
+        pipe.editing.classifier_keep.update(keeps)
         _write_text_atomic(Path(args.editing) / "editing.json", pipe.editing.settings_json())
         print(f"calibrated default strengths on {n} images of {args.data}: {json.dumps(strengths)}")
         if layers:
             print(f"and W+ row ranges [start, stop): {json.dumps(layers)}")
+        if keeps:
+            print(f"and hold weights of classifier edits: {json.dumps(keeps)}")
         return 0
     report = evaluate_editing(pipe, images, clf, attrs, methods=args.methods, batch_size=args.batch_size,
                               progress=True)

@@ -92,7 +92,17 @@ def test_eval_editing_and_calibration(setup, capsys):
     assert set(settings["strengths"]["interfacegan"]) == {"Smiling", "Bangs"}
     assert set(settings["layers"]["interfacegan"]) == {"Smiling", "Bangs"}  # a row range was chosen for each
     assert all(0 <= a < b for a, b in settings["layers"]["interfacegan"].values())
-    capsys.readouterr()
+    assert "classifier_keep" not in settings  # not searched: the paper's weight
+    # classifier edits: strengths, rows and a hold weight per attribute, from the given candidates
+    assert main(base + ["--calibrate", "--methods", "classifier", "--no-layer-search", "--classifier-keeps",
+                        "0", "0.5"]) == 0
+    settings = json.loads((root / "editing" / "editing.json").read_text())
+    assert set(settings["classifier_keep"]) == {"Smiling", "Bangs"}
+    assert set(settings["classifier_keep"].values()) <= {0.0, 0.5}
+    assert "hold weights of classifier edits" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--calibrate", "--classifier-keeps", "-1"])
+    assert exc.value.code == 2 and "expected a finite number >= 0" in capsys.readouterr().err
     assert main(base + ["--json", str(root / "report.json")]) == 0
     text = capsys.readouterr().out
     assert "| interfacegan | Smiling |" in text and "| reference | Bangs |" in text

@@ -195,6 +195,20 @@ def test_classifier_metric_is_stored_and_uses_the_generators_covariance(tmp_path
     cfg.write_text(cfg.read_text().replace('"x": 0', '"classifier_metric": "fisher"'))
     with pytest.raises(DirectionError, match="classifier_metric must be one of"):
         EditingModels.load(tmp_path / "ed")
+    # per-attribute hold weights of classifier edits (default 1, the paper's) round-trip and are used
+    back.classifier_keep = {"a": 0.0}
+    back.save(tmp_path / "ed2")
+    again = EditingModels.load(tmp_path / "ed2")
+    assert again.classifier_keep == {"a": 0.0}
+    cov = w_covariance(generator).float()
+    torch.testing.assert_close(again.edit(ws, "a", method="classifier", generator=generator),
+                               edit_with_classifier(ws, clf, "a", 2.0, metric=cov, keep=0.0))
+    torch.testing.assert_close(again.edit(ws, "b", method="classifier", strength=1.0, generator=generator),
+                               edit_with_classifier(ws, clf, "b", 1.0, metric=cov, keep=1.0))
+    cfg2 = tmp_path / "ed2" / "editing.json"
+    cfg2.write_text(cfg2.read_text().replace('"a": 0.0', '"a": -1'))
+    with pytest.raises(DirectionError, match="classifier_keep must map attributes"):
+        EditingModels.load(tmp_path / "ed2")
 
 
 class _Brightness(torch.nn.Module):

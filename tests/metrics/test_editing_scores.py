@@ -84,12 +84,13 @@ def test_calibration_picks_the_row_range_that_preserves_the_rest():
     images = torch.rand(40, 3, 2, 2) * 1.6 - 0.8
     pipe, judge = _EntangledPipe(), _Judge()
     ranges = [(0, 3), (2, 3), (0, 2)]
-    strengths, layers = calibrate_strengths(pipe, images, judge, ["red", "green"], methods=("interfacegan",),
+    strengths, layers, keeps = calibrate_strengths(pipe, images, judge, ["red", "green"], methods=("interfacegan",),
                                             grid=(0.05, 1.0, 2.0), layer_ranges=ranges)
     # all rows: blue flips wherever the edit pushes it across zero; rows 2-3 never move red or green;
     # rows 0-2 flip the asked channel at strength 1 and leave blue alone
     assert strengths == {"interfacegan": {"red": 1.0, "green": 1.0}}
     assert layers == {"interfacegan": {"red": (0, 2), "green": (0, 2)}}
+    assert keeps == {}  # no hold weights searched
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("interfacegan",), strengths=strengths,
                            layers={"interfacegan": {"red": (0, 3)}})
     assert rep.scores[0].layers == (0, 3) and rep.scores[0].success == 1.0
@@ -100,9 +101,39 @@ def test_calibration_picks_the_row_range_that_preserves_the_rest():
     assert "(rows 0-2)" in rep.to_markdown()
     # without ranges: strengths only, the edits on the pipeline's default rows (all here), where only the
     # weak strength keeps blue
-    strengths, layers = calibrate_strengths(pipe, images, judge, ["red"], methods=("interfacegan",),
+    strengths, layers, keeps = calibrate_strengths(pipe, images, judge, ["red"], methods=("interfacegan",),
                                             grid=(0.05, 1.0))
     assert layers == {} and strengths["interfacegan"]["red"] == 0.05
+
+
+class _HoldPipe(_Pipe):
+    """Classifier edits whose strength the hold weight damps (1 / (1 + 10 keep)); with no hold at all
+    they also move blue: only a middle weight edits fully and cleanly."""
+
+    def __init__(self):
+        self.editing = types.SimpleNamespace(strengths={}, classifier_keep={"red": 1.0})
+
+    def edit_ws(self, ws, attribute, strength=None, ws_ref=None, method=None, layers=None):
+        keep = self.editing.classifier_keep.get(attribute, 1.0)
+        out = ws.clone()
+        out[:, 0] += strength / (1 + 10 * keep)
+        if keep == 0:
+            out[:, 2] += strength
+        return out
+
+
+def test_calibration_chooses_the_hold_weight_of_classifier_edits():
+    torch.manual_seed(2)
+    images = (torch.rand(40, 3, 1, 1) * 1.6 - 0.8).expand(-1, -1, 2, 2)  # channel means spread over +-0.8
+    pipe, judge = _HoldPipe(), _Judge()
+    strengths, layers, keeps = calibrate_strengths(pipe, images, judge, ["red"], methods=("classifier",),
+                                                   grid=(0.05, 1.0, 2.0), keeps=(0.0, 0.1, 1.0))
+    # keep 0: full steps but blue flips too; keep 1: at most 2 / 11 = 0.18, too weak to flip most;
+    # keep 0.1: strength 1 moves red by 0.5 (too little for many), strength 2 by 1 flips every image
+    assert keeps == {"red": 0.1} and strengths == {"classifier": {"red": 2.0}}
+    assert pipe.editing.classifier_keep == {"red": 1.0}  # the folder's own weights are restored
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("classifier",), strengths=strengths)
+    assert rep.scores[0].success < 0.5  # with the folder's weight (1) the same strength falls short
 
 
 def test_candidate_row_ranges():

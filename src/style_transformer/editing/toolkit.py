@@ -47,6 +47,8 @@ class EditingModels:
         classifier_metric: how classifier edits measure a step (``classifier_edit``): ``covariance``
             (the gradient multiplied by the covariance of the generator's mapped codes; what new folders
             use) or ``euclidean`` (the plain gradient; folders whose ``editing.json`` does not say).
+        classifier_keep: attribute -> weight of holding the other attributes' embeddings in its
+            classifier edits (``classifier_edit``; 1.0, the paper's, when absent).
     """
 
     directions: Dict[str, Direction] = field(default_factory=dict)
@@ -55,6 +57,7 @@ class EditingModels:
     strengths: Dict[str, Dict[str, float]] = field(default_factory=dict)
     layers: Dict[str, Dict[str, Tuple[int, int]]] = field(default_factory=dict)
     classifier_metric: str = "covariance"
+    classifier_keep: Dict[str, float] = field(default_factory=dict)
     _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -83,6 +86,12 @@ class EditingModels:
             if out.classifier_metric not in CLASSIFIER_METRICS:
                 raise DirectionError(f"{folder / 'editing.json'}: classifier_metric must be one of "
                                      f"{', '.join(CLASSIFIER_METRICS)}, got {out.classifier_metric!r}")
+            keep = settings.get("classifier_keep", {})
+            if not (isinstance(keep, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   and v >= 0 for v in keep.values())):
+                raise DirectionError(f"{folder / 'editing.json'}: classifier_keep must map attributes to "
+                                     f"weights >= 0, got {keep!r}")
+            out.classifier_keep = {a: float(v) for a, v in keep.items()}
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -107,6 +116,8 @@ class EditingModels:
     def settings_json(self) -> str:
         """The text of ``editing.json``: default strengths and row ranges."""
         settings = {"strengths": self.strengths, "classifier_metric": self.classifier_metric}
+        if self.classifier_keep:
+            settings["classifier_keep"] = self.classifier_keep
         if self.layers:
             settings["layers"] = {m: {a: list(r) for a, r in v.items()} for m, v in self.layers.items()}
         return json.dumps(settings, indent=2)
@@ -180,7 +191,8 @@ class EditingModels:
                 metric = self._components["w_covariance"]
             try:
                 return edit_with_classifier(ws, self.latent_classifier.to(ws.device), attribute, strength,
-                                            layers=layers, metric=metric)
+                                            layers=layers, metric=metric,
+                                            keep=self.classifier_keep.get(attribute, 1.0))
             except KeyError as e:
                 raise DirectionError(str(e).strip('"')) from None
         if method in ("ganspace", "sefa"):

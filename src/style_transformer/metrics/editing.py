@@ -192,35 +192,51 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
                         methods: Sequence[str] = ("interfacegan", "classifier"),
                         grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
                         layer_ranges: Optional[Sequence[Tuple[int, int]]] = None, target: float = 0.95,
-                        min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False
-                        ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]]]:
-    """Default strengths (and W+ row ranges) for label edits, chosen on (training) images.
+                        min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False,
+                        keeps: Optional[Sequence[float]] = None
+                        ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]], Dict[str, float]]:
+    """Default strengths (and W+ row ranges, and hold weights of classifier edits) for label edits,
+    chosen on (training) images.
 
-    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` is scored with ``evaluate_editing``.
-    Per method and attribute the choice is the smallest strength whose success reaches ``target`` while
-    preservation stays at or above ``min_preservation`` (ranges in the order given break ties); failing
-    that, the best success among the pairs that preserve enough (or among all pairs when none does),
-    with the smaller strength among equal successes (the largest when nothing succeeds at all).
+    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for classifier edits, x ``keeps``)
+    is scored with ``evaluate_editing``. Per method and attribute the choice is the smallest strength
+    whose success reaches ``target`` while preservation stays at or above ``min_preservation`` (the
+    order of ranges, then of keeps, breaks ties); failing that, the best success among the settings that
+    preserve enough (or among all when none does), with the smaller strength among equal successes
+    (the largest when nothing succeeds at all).
+
+    Args:
+        keeps: weights of holding the other attributes' embeddings in classifier edits to try
+            (``classifier_edit``; None: the editing folder's own, not searched).
 
     Returns:
-        ``(strengths, layers)``: method -> attribute -> strength magnitude, and method -> attribute ->
-        ``(start, stop)`` (only with ``layer_ranges``; otherwise empty and the edits use the editing
-        folder's ranges).
+        ``(strengths, layers, keeps)``: method -> attribute -> strength magnitude; method -> attribute
+        -> ``(start, stop)`` (only with ``layer_ranges``; otherwise empty and the edits use the editing
+        folder's ranges); attribute -> chosen hold weight of classifier edits (only with ``keeps``).
     """
     from tqdm import tqdm
 
     ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
-    jobs = [(r, mag) for r in ranges for mag in grid]
-    for r, mag in tqdm(jobs, desc="calibrate", unit="setting", disable=not progress):
-        rep = evaluate_editing(pipe, images, classifier, attributes, methods=methods,
-                               strengths={m: {a: mag for a in attributes} for m in methods},
-                               layers=None if r is None else {m: {a: r for a in attributes} for m in methods},
-                               batch_size=batch_size)
-        for s in rep.scores:
-            results[s.method][s.attribute].append((mag, s.success, s.preservation, r))
+    jobs = [(m, r, mag, k) for m in methods for r in ranges
+            for k in (keeps if m == "classifier" and keeps else [None]) for mag in grid]
+    saved = dict(pipe.editing.classifier_keep) if keeps else None
+    try:
+        for m, r, mag, k in tqdm(jobs, desc="calibrate", unit="setting", disable=not progress):
+            if k is not None:
+                pipe.editing.classifier_keep = {a: float(k) for a in attributes}
+            rep = evaluate_editing(pipe, images, classifier, attributes, methods=(m,),
+                                   strengths={m: {a: mag for a in attributes}},
+                                   layers=None if r is None else {m: {a: r for a in attributes}},
+                                   batch_size=batch_size)
+            for sc in rep.scores:
+                results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
+    finally:
+        if saved is not None:
+            pipe.editing.classifier_keep = saved
     strengths: Dict[str, Dict[str, float]] = {}
     layers: Dict[str, Dict[str, Tuple[int, int]]] = {}
+    chosen_keeps: Dict[str, float] = {}
     for m in methods:
         strengths[m] = {}
         for a, rows in results[m].items():
@@ -228,11 +244,13 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
                 continue
             good = [x for x in rows if x[1] >= target and x[2] >= min_preservation]
             if good:
-                pick = min(good, key=lambda x: x[0])  # min keeps the first (range order) among equals
+                pick = min(good, key=lambda x: x[0])  # min keeps the first (range, keep order) among equals
             else:
                 ok = [x for x in rows if x[2] >= min_preservation] or rows
                 pick = max(ok, key=lambda x: (x[1], x[0] if x[1] == 0 else -x[0]))
             strengths[m][a] = pick[0]
             if pick[3] is not None:
                 layers.setdefault(m, {})[a] = pick[3]
-    return strengths, layers
+            if pick[4] is not None:
+                chosen_keeps[a] = pick[4]
+    return strengths, layers, chosen_keeps
