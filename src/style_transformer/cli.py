@@ -967,10 +967,10 @@ def _train_editor_models(args: argparse.Namespace, ws):
     """``train-editor``: (generator, image classifier), each None when no option needs it: the generator
     for --label-renders, --mix-codes and --near-metric covariance (its w_dim checked against the
     latents'), the image classifier for the first two."""
-    judge = bool(args.label_renders or args.mix_codes)
-    if not judge and args.near_metric != "covariance":
+    needs_judge = bool(args.label_renders or args.mix_codes)
+    if not needs_judge and args.near_metric != "covariance":
         return None, None
-    generator, clf = _generator_and_judge(args, judge)
+    generator, clf = _generator_and_judge(args, needs_judge)
     if ws.shape[-1] != generator.style_dim:
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")

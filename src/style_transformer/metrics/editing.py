@@ -218,6 +218,7 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
 
     ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
+    ws = pipe.invert(list(images), batch_size=batch_size).ws  # once: every setting edits the same codes
     jobs = [(m, r, mag, k) for m in methods for r in ranges
             for k in (keeps if m == "classifier" and keeps else [None]) for mag in grid]
     saved = dict(pipe.editing.classifier_keep) if keeps else None
@@ -228,7 +229,7 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
             rep = evaluate_editing(pipe, images, classifier, attributes, methods=(m,),
                                    strengths={m: {a: mag for a in attributes}},
                                    layers=None if r is None else {m: {a: r for a in attributes}},
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, ws=ws)
             for sc in rep.scores:
                 results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
     finally:
