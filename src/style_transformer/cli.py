@@ -50,6 +50,13 @@ def _non_negative_float(text: str) -> float:
     return v
 
 
+def _positive_float(text: str) -> float:
+    v = _non_negative_float(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got 0")
+    return v
+
+
 def _truncation(text: str) -> float:
     try:
         v = float(text)
@@ -262,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ed.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
     ed.add_argument("--attribute", required=True, help="attribute name (ganspace/sefa: component index 0..9)")
-    how = ed.add_mutually_exclusive_group(required=True)
-    how.add_argument("--strength", type=float, help="signed strength (> 0 adds, < 0 removes)")
-    how.add_argument("--reference", help="reference image whose attribute is transferred")
+    ed.add_argument("--strength", type=float, help="signed strength (> 0 adds, < 0 removes); with --reference, "
+                                                   "a scale > 0 of the editor's move (default: the calibrated one)")
+    ed.add_argument("--reference", help="reference image whose attribute is transferred")
     ed.add_argument("--method", choices=("interfacegan", "classifier", "reference", "ganspace", "sefa"),
                     help="default: interfacegan with --strength, reference with --reference")
     ed.add_argument("--layers", help="W+ rows to edit, START:STOP (default: the direction's own or all)")
@@ -289,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     ee2.add_argument("--editing", help="editing folder (default: the shipped one)")
     ee2.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     ee2.add_argument("--calibrate", action="store_true",
-                     help="first choose default strengths and W+ row ranges of label edits on these (training) "
-                          "images and write them into the editing folder's editing.json")
+                     help="first choose default strengths and W+ row ranges of --methods' label and reference "
+                          "edits on these (training) images and write them into the editing folder's editing.json")
+    ee2.add_argument("--reference-strengths", type=_positive_float, nargs="+", metavar="S",
+                     default=[0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
+                     help="with --calibrate: the scales of the reference editors' move to try "
+                          "(default: 0.75 1 1.5 2 3 4 6; 1 is the editor's own output)")
     ee2.add_argument("--no-layer-search", action="store_true",
                      help="with --calibrate: choose strengths only, keeping the stored row ranges")
     ee2.add_argument("--classifier-keeps", type=_non_negative_float, nargs="+", metavar="K",
@@ -1096,6 +1107,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
 
     from .data.align import NoFaceError
 
+    if args.strength is None and args.reference is None:
+        raise UsageError("one of --strength or --reference is required")
     layers = _parse_layers(args.layers)
     files = collect_images(args.inputs)
     pipe = _editing_pipeline(args)
@@ -1130,7 +1143,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
             latents[stem] = w.numpy().astype(np.float32)
     if latents:
         _write_npz_atomic(out / "latents.npz", latents)
-    how = f"strength {args.strength:+g}" if args.strength is not None else f"reference {args.reference}"
+    how = ", ".join(([f"strength {args.strength:+g}"] if args.strength is not None else [])
+                    + ([f"reference {args.reference}"] if args.reference is not None else []))
     print(f"edited {args.attribute} ({method}, {how}) in {len(latents)} of {len(files)} images into {out}/"
           + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
@@ -1162,11 +1176,12 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     if args.calibrate:
         if args.editing is None:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
-        methods = [m for m in args.methods if m in ("interfacegan", "classifier")]
+        methods = [m for m in args.methods if m in ("interfacegan", "classifier", "reference")]
         ranges = None if args.no_layer_search else candidate_row_ranges(pipe.generator.num_ws)
         strengths, layers, keeps = calibrate_strengths(pipe, images, clf, attrs, methods=methods,
                                                        layer_ranges=ranges, batch_size=args.batch_size,
-                                                       progress=True, keeps=args.classifier_keeps)
+                                                       progress=True, keeps=args.classifier_keeps,
+                                                       reference_grid=args.reference_strengths)
         for m, v in strengths.items():
             pipe.editing.strengths.setdefault(m, {}).update(v)
         for m, v in layers.items():
@@ -1233,13 +1248,12 @@ def _pick_per_attribute(args: argparse.Namespace, pipe, images, clf, attrs, kind
             continue
         src = candidates[k]
         getattr(target, kind)[a] = getattr(src, kind)[a]
-        if kind == "directions":
-            for mine, theirs in ((target.strengths, src.strengths), (target.layers, src.layers)):
-                value = theirs.get(method, {}).get(a)
-                if value is None:
-                    mine.get(method, {}).pop(a, None)
-                else:
-                    mine.setdefault(method, {})[a] = value
+        for mine, theirs in ((target.strengths, src.strengths), (target.layers, src.layers)):
+            value = theirs.get(method, {}).get(a)  # a direction or editor comes with its calibrated setting
+            if value is None:
+                mine.get(method, {}).pop(a, None)
+            else:
+                mine.setdefault(method, {})[a] = value
     folder = Path(args.editing)
     if kind == "directions":
         save_directions(list(target.directions.values()), folder / "directions")
@@ -1254,6 +1268,7 @@ def _pick_per_attribute(args: argparse.Namespace, pipe, images, clf, attrs, kind
                     half = any(f.get_slice(key).get_dtype() == "F16" for key in f.keys())
                 save_model(target.editors[a], folder / "editors" / f"{a}.safetensors",
                            dtype=torch.float16 if half else None)
+        _write_text_atomic(folder / "editing.json", target.settings_json())
     print(f"(success or match / others preserved on {len(images)} images of {args.data}); wrote the chosen "
           f"{kind} into {folder}/")
     return 0

@@ -238,8 +238,8 @@ class InversionPipeline:
         Args:
             images: as ``invert``, or its result.
             attribute: attribute name (component index for ganspace/sefa).
-            strength: signed strength for direction, classifier, ganspace and sefa edits (default: the
-                editing folder's calibrated one).
+            strength: signed strength for direction, classifier, ganspace and sefa edits; for reference
+                edits a scale > 0 of the editor's move (default: the editing folder's calibrated one).
             reference: reference image for reference-based editing.
             method: ``interfacegan`` (default without a reference), ``classifier``, ``reference``
                 (default with one), ``ganspace``, ``sefa``.

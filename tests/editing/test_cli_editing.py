@@ -433,6 +433,7 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
     for editor in other.editors.values():  # b: other editors
         for p in editor.parameters():
             p.data.add_(0.5 * torch.randn_like(p))
+    other.strengths["reference"] = {name: 1.5 for name in other.editors}  # b's editors come with a scale
     other.save(b)
     before = {"a": EditingModels.load(a), "b": EditingModels.load(b)}
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
@@ -450,6 +451,60 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
         src = before["ab"[k]].editors[name].state_dict()
         for key, v in after.editors[name].state_dict().items():
             torch.testing.assert_close(v, src[key])
+    # a chosen editor brings its calibrated scale along; a kept one keeps the folder's (none: 1)
+    assert after.strengths.get("reference", {}) == {name: 1.5 for name, k in expect.items() if k == 1}
     assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--editing", str(a),
                  "--classifier", str(root / "clf.safetensors"), "--pick-editors", str(b), "--pick-directions",
                  str(b)]) == 2
+
+
+def test_edit_reference_with_a_strength_scales_the_editors_move(setup, tmp_path, capsys):
+    from style_transformer import load_pipeline
+    from style_transformer.data.images import load_image
+
+    root, ckpt = setup
+    target, ref = root / "faces" / "000000.png", root / "faces" / "000001.png"
+    base = ["edit", str(target), "--attribute", "Smiling", "--reference", str(ref), "--checkpoint", str(ckpt),
+            "--editing", str(root / "editing")]
+    assert main(base + ["--strength", "2", "--out", str(tmp_path / "s2")]) == 0
+    assert "strength +2, reference" in capsys.readouterr().out
+    pipe = load_pipeline(checkpoint=ckpt, editing=root / "editing", device="cpu")
+    ws = pipe.invert([load_image(target)]).ws
+    ws_ref = pipe.invert([load_image(ref)]).ws
+    own = pipe.edit_ws(ws, "Smiling", ws_ref=ws_ref, method="reference", strength=1.0)
+    with np.load(tmp_path / "s2" / "latents.npz") as z:
+        got = torch.from_numpy(z["000000"])[None]
+    torch.testing.assert_close(got, ws + 2 * (own - ws), rtol=0, atol=1e-4)
+    assert main(base + ["--strength", "0", "--out", str(tmp_path / "s0")]) == 2
+    err = capsys.readouterr().err
+    assert "must be > 0" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s0").exists()
+    assert main(base[:4] + base[6:] + ["--out", str(tmp_path / "none")]) == 2  # neither flag
+    assert "one of --strength or --reference is required" in capsys.readouterr().err
+
+
+def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
+    import shutil
+
+    from style_transformer import load_pipeline
+    from style_transformer.data.datasets import ImageFolderDataset
+
+    root, ckpt = setup
+    folder = tmp_path / "ed"
+    shutil.copytree(root / "editing", folder)
+    images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
+    _split_judge(root, ckpt, load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws)  # pairs exist
+    base = ["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+            str(folder), "--classifier", str(root / "split_clf.safetensors"), "--batch-size", "8"]
+    before = json.loads((folder / "editing.json").read_text())
+    before.setdefault("layers", {})
+    assert main(base + ["--calibrate", "--methods", "reference", "--reference-strengths", "0.5", "2"]) == 0
+    settings = json.loads((folder / "editing.json").read_text())
+    chosen = settings["strengths"]["reference"]
+    assert chosen and set(chosen) <= {"Smiling", "Bangs"} and set(chosen.values()) <= {0.5, 2.0}
+    assert set(settings["layers"]["reference"]) == set(chosen)
+    for key in ("strengths", "layers"):  # only the asked method was calibrated
+        assert {m: v for m, v in settings[key].items() if m != "reference"} == \
+            {m: v for m, v in before[key].items() if m != "reference"}
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--calibrate", "--reference-strengths", "0"])
+    assert exc.value.code == 2 and "expected a number > 0" in capsys.readouterr().err

@@ -241,3 +241,41 @@ def test_labelled_samples_label_what_each_code_draws(generator):
     ws2, labels2 = labelled_samples(generator, judge, 20, seed=3, batch_size=64)
     torch.testing.assert_close(ws2, ws)
     assert torch.equal(labels2, labels)
+
+
+def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
+    from style_transformer.config import ReferenceEditorConfig
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.models.editing import ReferenceEditor
+
+    torch.manual_seed(0)
+    editor = ReferenceEditor(ReferenceEditorConfig(d_model=8, n_heads=2, ffn_dim=16, attribute="Bangs",
+                                                   residual=True)).eval()
+    models = EditingModels(editors={"Bangs": editor})
+    g = torch.Generator().manual_seed(1)
+    ws, ref = torch.randn(3, 5, 8, generator=g), torch.randn(3, 5, 8, generator=g)
+    with torch.no_grad():
+        out = editor(ws, ref)
+    # no stored strength: the editor's own output, unchanged
+    assert torch.equal(models.edit(ws, "Bangs", ws_ref=ref), out)
+    # a scale s on rows [1, 4): w_t + s (out - w_t) there, w_t elsewhere (float64 reference)
+    expected = ws.double().clone()
+    expected[:, 1:4] += 2.5 * (out.double() - ws.double())[:, 1:4]
+    got = models.edit(ws, "Bangs", ws_ref=ref, strength=2.5, layers=(1, 4))
+    torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-5)
+    assert torch.equal(got[:, 0], ws[:, 0]) and torch.equal(got[:, 4], ws[:, 4])
+    # stored defaults round-trip through editing.json and are used
+    models.strengths = {"reference": {"Bangs": 2.5}}
+    models.layers = {"reference": {"Bangs": (1, 4)}}
+    models.save(tmp_path / "ed")
+    back = EditingModels.load(tmp_path / "ed")
+    assert back.strengths["reference"] == {"Bangs": 2.5} and back.layers["reference"] == {"Bangs": (1, 4)}
+    torch.testing.assert_close(back.edit(ws, "Bangs", ws_ref=ref[:1]).double(),
+                               ws.double() + 2.5 * torch.cat([torch.zeros(1, 8), torch.ones(3, 8), torch.zeros(1, 8)]
+                                                            ).view(1, 5, 8).double()
+                               * (editor(ws, ref[:1].expand(3, -1, -1)).detach() - ws).double(), rtol=0, atol=1e-5)
+    for bad in (0.0, -1.0):
+        with pytest.raises(DirectionError, match="must be > 0"):
+            back.edit(ws, "Bangs", ws_ref=ref, strength=bad)
+    with pytest.raises(DirectionError, match="outside"):
+        back.edit(ws, "Bangs", ws_ref=ref, layers=(2, 9))

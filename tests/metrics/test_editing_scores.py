@@ -156,3 +156,40 @@ def test_best_per_attribute_prefers_success_among_edits_that_preserve():
     second.scores.append(EditScore("interfacegan", "G", float("nan"), float("nan"), float("nan"), 0))  # no pair
     assert best_per_attribute([first, second]) == {"A": 0, "B": 1, "C": 0, "D": 0, "E": 0, "F": 1}
     assert best_per_attribute([first, second], min_preservation=0.8)["A"] == 1
+
+
+class _PartialEditor(torch.nn.Module):
+    """A reference editor that moves every code row 40% of the way to the reference's: scaled by 2.5
+    it copies the reference; on all rows it also drags blue (row 2) along."""
+
+    def forward(self, ws_target, ws_ref):
+        return ws_target + 0.4 * (ws_ref - ws_target)
+
+
+class _ReferencePipe(_Pipe):
+    """Reference edits through the real ``EditingModels.edit`` (scale and rows)."""
+
+    def __init__(self):
+        from style_transformer.editing.toolkit import EditingModels
+
+        self.editing = EditingModels(editors={"red": _PartialEditor()})
+
+    def edit_ws(self, ws, attribute, strength=None, ws_ref=None, method=None, layers=None):
+        return self.editing.edit(ws, attribute, method=method, strength=strength, ws_ref=ws_ref, layers=layers)
+
+
+def test_calibration_chooses_the_scale_and_rows_of_reference_edits():
+    torch.manual_seed(3)
+    images = (torch.rand(60, 3, 1, 1) * 1.6 - 0.8).expand(-1, -1, 2, 2).contiguous()
+    pipe, judge = _ReferencePipe(), _Judge()
+    strengths, layers, _ = calibrate_strengths(pipe, images, judge, ["red", "green"], methods=("reference",),
+                                               reference_grid=(1.0, 2.5, 3.0), layer_ranges=[(0, 3), (0, 1)])
+    # only red has an editor; scale 1 moves 40% of the way (many pairs fall short), 2.5 copies the
+    # reference's red; on all rows blue follows the reference too and flips in about half the pairs
+    assert strengths == {"reference": {"red": 2.5}} and layers == {"reference": {"red": (0, 1)}}
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
+    assert rep.scores[0].strength == 1.0 and rep.scores[0].success < 0.95  # the editor's own output
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",), strengths=strengths, layers=layers)
+    assert rep.scores[0].success == 1.0 and rep.scores[0].preservation == 1.0 and rep.scores[0].layers == (0, 1)
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",), strengths=strengths)
+    assert rep.scores[0].success == 1.0 and rep.scores[0].preservation < 0.9

@@ -41,9 +41,11 @@ class EditingModels:
         directions: name -> ``Direction`` (InterFaceGAN boundaries, published files).
         latent_classifier: the W+ attribute classifier (None: no classifier edits).
         editors: attribute -> ``ReferenceEditor``.
-        strengths: method -> attribute -> default strength (used when none is given).
-        layers: method -> attribute -> default ``(start, stop)`` W+ rows of direction and classifier
-            edits (used when none are given; a direction's own range, else all rows, when absent).
+        strengths: method -> attribute -> default strength (used when none is given; for
+            ``reference``, the scale of the editor's move, 1 when absent).
+        layers: method -> attribute -> default ``(start, stop)`` W+ rows of direction, classifier and
+            reference edits (used when none are given; a direction's own range, else all rows, when
+            absent).
         classifier_metric: how classifier edits measure a step (``classifier_edit``): ``covariance``
             (the gradient multiplied by the covariance of the generator's mapped codes; what new folders
             use) or ``euclidean`` (the plain gradient; folders whose ``editing.json`` does not say).
@@ -152,10 +154,12 @@ class EditingModels:
         Args:
             attribute: attribute name (or component index for ganspace/sefa).
             method: one of ``METHODS`` (default: ``reference`` with ``ws_ref``, else ``interfacegan``).
-            strength: signed strength (default: the stored one for this method and attribute).
+            strength: signed strength (default: the stored one for this method and attribute). For
+                ``reference`` a scale > 0 of the editor's move: ``w_t + s (editor(w_t, w_r) - w_t)``
+                (default: the stored one, else 1, the editor's own output).
             ws_ref: reference codes ``[N or 1, L, d]`` for ``reference``.
-            layers: ``(start, stop)`` W+ rows (direction and classifier edits; default: the stored
-                range for this method and attribute, if any).
+            layers: ``(start, stop)`` W+ rows to edit (default: the stored range for this method and
+                attribute, if any; a reference edit keeps the target's other rows).
             generator: needed for ganspace/sefa.
 
         Returns:
@@ -171,8 +175,20 @@ class EditingModels:
                 raise DirectionError(f"no reference editor for {attribute!r} (have {', '.join(sorted(self.editors))})")
             editor = self.editors[attribute].to(ws.device)
             ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
+            scale = strength if strength is not None else self.strengths.get("reference", {}).get(attribute, 1.0)
+            if not scale > 0:
+                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0, got {scale}")
+            rows = layers if layers is not None else self.layers.get("reference", {}).get(attribute)
             with torch.no_grad():
-                return editor(ws, ref.to(ws))
+                out = editor(ws, ref.to(ws))
+            if scale == 1.0 and (rows is None or tuple(rows) == (0, ws.shape[1])):
+                return out
+            start, stop = rows or (0, ws.shape[1])
+            if not 0 <= start < stop <= ws.shape[1]:
+                raise DirectionError(f"layer range {start}:{stop} is outside the {ws.shape[1]} W+ rows")
+            mask = torch.zeros(ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
+            mask[start:stop] = 1
+            return ws + scale * mask * (out - ws)
         if strength is None:
             strength = self.strengths.get(method, {}).get(attribute)
             if strength is None:

@@ -8,7 +8,8 @@ edit of attribute ``a`` asks for the opposite of that verdict (add when absent, 
 * drift: mean squared pixel difference between edited image and reconstruction (images in [-1, 1]).
 
 A reference edit pairs each image with a reference image whose verdict on ``a`` differs from its own;
-match: the edited image's verdict on ``a`` equals the reference's.
+match: the edited image's verdict on ``a`` equals the reference's. Its strength is the scale of the
+editor's move (``EditingModels.edit``).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
         classifier: image attribute classifier (the judge).
         attributes: attributes to edit (each must be known to the classifier).
         methods: editing methods to score.
-        strengths: method -> attribute -> strength magnitude (default: the editing folder's).
-        layers: method -> attribute -> ``(start, stop)`` W+ rows of label edits (default: the editing
-            folder's, else all rows).
+        strengths: method -> attribute -> strength magnitude (default: the editing folder's; for
+            ``reference``, the scale of the editor's move, 1 when absent).
+        layers: method -> attribute -> ``(start, stop)`` W+ rows edited (default: the editing folder's,
+            else all rows).
         batch_size: images per pass.
         seed: reference pairing.
         progress: progress bar.
@@ -131,9 +133,12 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                 report.scores.append(EditScore(method, a, float("nan"), float("nan"), float("nan"), 0))
                 continue
             ref = torch.stack([pool[bool(w)][torch.randint(len(pool[bool(w)]), (), generator=g)] for w in want])
+            scale = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 1.0))
+            edit_rows = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
             edited = torch.cat([pipe.edit_ws(ws[i:i + batch_size], a, ws_ref=ws[ref[i:i + batch_size]],
-                                             method="reference") for i in range(0, len(ws), batch_size)])
-            strength = None
+                                             method="reference", strength=scale, layers=edit_rows)
+                                for i in range(0, len(ws), batch_size)])
+            strength = scale
         else:
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
             if mag == 0.0:
@@ -154,7 +159,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
             method=method, attribute=a, success=float((after[:, j] == want).float().mean()),
             preservation=float((after[:, others] == base[:, others]).float().mean()),
             drift=float((out - recon).pow(2).mean()), n=len(ws), strength=strength,
-            layers=None if method == "reference" else (tuple(edit_rows) if edit_rows is not None else None)))
+            layers=tuple(edit_rows) if edit_rows is not None else None))
     return report
 
 
@@ -193,13 +198,15 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
                         grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
                         layer_ranges: Optional[Sequence[Tuple[int, int]]] = None, target: float = 0.95,
                         min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False,
-                        keeps: Optional[Sequence[float]] = None
+                        keeps: Optional[Sequence[float]] = None,
+                        reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
                         ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]], Dict[str, float]]:
-    """Default strengths (and W+ row ranges, and hold weights of classifier edits) for label edits,
-    chosen on (training) images.
+    """Default strengths (and W+ row ranges, and hold weights of classifier edits) for label and
+    reference edits, chosen on (training) images.
 
-    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for classifier edits, x ``keeps``)
-    is scored with ``evaluate_editing``. Per method and attribute the choice is the smallest strength
+    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for reference edits
+    ``reference_grid``, scales of the editor's move; for classifier edits, x ``keeps``) is scored with
+    ``evaluate_editing`` (a reference edit's success is its match). Per method and attribute the choice is the smallest strength
     whose success reaches ``target`` while preservation stays at or above ``min_preservation`` (the
     order of ranges, then of keeps, breaks ties); failing that, the best success among the settings that
     preserve enough (or among all when none does), with the smaller strength among equal successes
@@ -220,18 +227,22 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
     ws = pipe.invert(list(images), batch_size=batch_size).ws  # once: every setting edits the same codes
     jobs = [(m, r, mag, k) for m in methods for r in ranges
-            for k in (keeps if m == "classifier" and keeps else [None]) for mag in grid]
+            for k in (keeps if m == "classifier" and keeps else [None])
+            for mag in (reference_grid if m == "reference" else grid)]
+    todo = {m: [a for a in attributes if a in pipe.editing.editors] if m == "reference" else list(attributes)
+            for m in methods}
     saved = dict(pipe.editing.classifier_keep) if keeps else None
     try:
         for m, r, mag, k in tqdm(jobs, desc="calibrate", unit="setting", disable=not progress):
             if k is not None:
                 pipe.editing.classifier_keep = {a: float(k) for a in attributes}
-            rep = evaluate_editing(pipe, images, classifier, attributes, methods=(m,),
-                                   strengths={m: {a: mag for a in attributes}},
-                                   layers=None if r is None else {m: {a: r for a in attributes}},
+            rep = evaluate_editing(pipe, images, classifier, todo[m], methods=(m,),
+                                   strengths={m: {a: mag for a in todo[m]}},
+                                   layers=None if r is None else {m: {a: r for a in todo[m]}},
                                    batch_size=batch_size, ws=ws)
             for sc in rep.scores:
-                results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
+                if sc.n:  # a reference edit with no pair (every image has one verdict) has no score
+                    results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
     finally:
         if saved is not None:
             pipe.editing.classifier_keep = saved
