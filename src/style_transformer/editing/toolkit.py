@@ -177,7 +177,8 @@ class EditingModels:
             ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
             scale = strength if strength is not None else self.strengths.get("reference", {}).get(attribute, 1.0)
             if not scale > 0:
-                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0, got {scale}")
+                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0, "
+                                     f"got {scale}")
             rows = layers if layers is not None else self.layers.get("reference", {}).get(attribute)
             with torch.no_grad():
                 out = editor(ws, ref.to(ws))

@@ -206,15 +206,17 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
 
     Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for reference edits
     ``reference_grid``, scales of the editor's move; for classifier edits, x ``keeps``) is scored with
-    ``evaluate_editing`` (a reference edit's success is its match). Per method and attribute the choice is the smallest strength
-    whose success reaches ``target`` while preservation stays at or above ``min_preservation`` (the
-    order of ranges, then of keeps, breaks ties); failing that, the best success among the settings that
-    preserve enough (or among all when none does), with the smaller strength among equal successes
-    (the largest when nothing succeeds at all).
+    ``evaluate_editing`` (a reference edit's success is its match; only attributes with an editor).
+    Per method and attribute the choice is the smallest strength whose success reaches ``target``
+    while preservation stays at or above ``min_preservation`` (the order of ranges, then of keeps,
+    breaks ties); failing that, the best success among the settings that preserve enough (or among
+    all when none does), with the smaller strength among equal successes (the largest when nothing
+    succeeds at all).
 
     Args:
         keeps: weights of holding the other attributes' embeddings in classifier edits to try
             (``classifier_edit``; None: the editing folder's own, not searched).
+        reference_grid: scales of the reference editors' move to try (1: the editor's own output).
 
     Returns:
         ``(strengths, layers, keeps)``: method -> attribute -> strength magnitude; method -> attribute
