@@ -883,6 +883,20 @@ def _latents_and_labels(latents: str, labels: str, columns: Optional[List[str]])
     return keys, ws, columns, label_matrix(names, table, keys, columns)
 
 
+def _default_settings(models) -> Dict[str, str]:
+    """``directions list``: attribute -> its calibrated defaults, e.g. ``interfacegan 15 @ 4:10 |
+    classifier 15 @ 4:8, hold 0 | reference x6 @ 4:8``."""
+    out: Dict[str, List[str]] = {}
+    for method in ("interfacegan", "classifier", "reference"):
+        for a, v in models.strengths.get(method, {}).items():
+            rows = models.layers.get(method, {}).get(a)
+            text = f"{method} {'x' if method == 'reference' else ''}{v:g}" + (f" @ {rows[0]}:{rows[1]}" if rows else "")
+            if method == "classifier" and a in models.classifier_keep:
+                text += f", hold {models.classifier_keep[a]:g}"
+            out.setdefault(a, []).append(text)
+    return {a: " | ".join(v) for a, v in out.items()}
+
+
 def _cmd_directions(args: argparse.Namespace) -> int:
     from .editing import Direction, DirectionError, fit_boundary, load_directions, save_directions
 
@@ -911,6 +925,11 @@ def _cmd_directions(args: argparse.Namespace) -> int:
         if available:
             for method, attrs in available.items():
                 print(f"  {method}: {', '.join(attrs) or '-'}")
+            defaults = _default_settings(models)
+            if defaults:
+                print("  default strengths (reference: scale of the editor's move) @ W+ rows [start, stop):")
+                for name, text in defaults.items():
+                    print(f"    {name:<22} {text}")
         return 0
     if args.samples is not None:
         if args.latents or args.labels:

@@ -508,3 +508,23 @@ def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(base + ["--calibrate", "--reference-strengths", "0"])
     assert exc.value.code == 2 and "expected a number > 0" in capsys.readouterr().err
+
+
+def test_directions_list_shows_the_calibrated_defaults(setup, capsys, tmp_path):
+    import shutil
+
+    from style_transformer.editing.toolkit import EditingModels
+
+    root, _ = setup
+    shutil.copytree(root / "editing", tmp_path / "ed")
+    models = EditingModels.load(tmp_path / "ed")
+    models.strengths = {"interfacegan": {"Smiling": 15.0}, "classifier": {"Smiling": 2.5},
+                        "reference": {"Smiling": 1.5, "Bangs": 2.0}}
+    models.layers = {"interfacegan": {"Smiling": (2, 6)}, "reference": {"Bangs": (0, 4)}}
+    models.classifier_keep = {"Smiling": 0.1}
+    models.save(tmp_path / "ed")
+    assert main(["directions", "list", "--dir", str(tmp_path / "ed")]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["Smiling", "interfacegan", "15", "@", "2:6", "|", "classifier", "2.5,", "hold", "0.1", "|",
+            "reference", "x1.5"] in lines
+    assert ["Bangs", "reference", "x2", "@", "0:4"] in lines
