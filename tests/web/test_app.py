@@ -72,6 +72,27 @@ def test_invert_edit_and_download(server):
     assert npz["ws"].shape == (8, 32) and not np.allclose(npz["ws"], npz["source_ws"])  # the reference edit
 
 
+def test_reference_strength_scales_the_editors_move(server):
+    url, _ = server
+    _, out = _post(url + "/api/invert", _png_bytes(4))
+    _, ref = _post(url + "/api/invert", _png_bytes(5))
+
+    def edited_ws(**extra):
+        body = {"id": out["id"], "sliders": {}, "reference": ref["id"], "reference_attribute": "Bangs", **extra}
+        status, reply = _post(url + "/api/edit", json.dumps(body).encode(), "application/json")
+        assert status == 200, reply
+        return np.load(io.BytesIO(urllib.request.urlopen(url + f"/api/download/{out['id']}.npz").read()))
+
+    own = edited_ws()  # the folder has no calibrated scale: the editor's own output
+    doubled = edited_ws(reference_strength=2.0)
+    np.testing.assert_allclose(doubled["ws"], own["source_ws"] + 2 * (own["ws"] - own["source_ws"]), atol=1e-5)
+    for bad in (0, -1, "x"):
+        status, reply = _post(url + "/api/edit", json.dumps(
+            {"id": out["id"], "reference": ref["id"], "reference_attribute": "Bangs",
+             "reference_strength": bad}).encode(), "application/json")
+        assert status == 400 and "reference strength must be a number > 0" in reply["error"]
+
+
 def test_bad_uploads_are_messages(server):
     url, _ = server
     status, out = _post(url + "/api/invert", b"this is not an image")

@@ -1,5 +1,6 @@
 """End to end in real headless Chromium: open the page, upload an image through the file input, drag
-a slider with the mouse, and check that the edited image changed. Chromium comes from Debian's
+a slider with the mouse, and check that the edited image changed; then transfer from a reference
+image and change the transfer's strength. Chromium comes from Debian's
 package, which `make test` installs; elsewhere the test is skipped unless
 STYLE_TRANSFORMER_REQUIRE_BROWSER=1 (then a missing browser fails)."""
 
@@ -62,6 +63,20 @@ def test_upload_drag_slider_changes_the_output(server, tmp_path):
         after = browser.wait_for(f"(() => {{ const s = document.getElementById('edited').src; "
                                  f"return s !== {before!r} && s; }})()")
         assert after != before and browser.eval("document.getElementById('msg').textContent") == ""
+        # reference editing: upload a reference, transfer, then change the transfer's strength
+        other = tmp_path / "other.png"
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(other)
+        node = browser.send("DOM.querySelector", nodeId=doc["root"]["nodeId"], selector="#ref-upload")
+        browser.send("DOM.setFileInputFiles", nodeId=node["nodeId"], files=[str(other)])
+        browser.wait_for("document.getElementById('ref-status').textContent === 'reference ready'")
+        browser.eval("document.getElementById('ref-apply').click()")
+        transferred = browser.wait_for(f"(() => {{ const s = document.getElementById('edited').src; "
+                                       f"return s !== {after!r} && s; }})()")
+        browser.eval("(() => { const e = document.getElementById('ref-strength'); e.value = '3';"
+                     " e.dispatchEvent(new Event('input')); })()")
+        browser.wait_for(f"(() => {{ const s = document.getElementById('edited').src; "
+                         f"return s !== {transferred!r} && s; }})()")
+        assert browser.eval("document.getElementById('msg').textContent") == ""
         shot = browser.send("Page.captureScreenshot", format="png")
         (tmp_path / "page.png").write_bytes(base64.b64decode(shot["data"]))
         assert Image.open(tmp_path / "page.png").size[0] > 100

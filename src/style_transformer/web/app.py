@@ -137,8 +137,9 @@ class EditorApp:
         return self.sessions[sid]
 
     def edit(self, request: Dict) -> Dict:
-        """``{"id", "sliders": {name: strength}, "reference": id?, "reference_attribute": name?}`` ->
-        the edited image (data URL). Slider directions are summed; a reference edit is applied after."""
+        """``{"id", "sliders": {name: strength}, "reference": id?, "reference_attribute": name?,
+        "reference_strength": scale?}`` -> the edited image (data URL). Slider directions are summed; a
+        reference edit is applied after (its scale: the editing folder's calibrated one unless given)."""
         from ..editing import DirectionError
 
         s = self._session(str(request.get("id", "")))
@@ -153,7 +154,17 @@ class EditorApp:
                         ws = self.pipe.edit_ws(ws, name, strength=strength, method="interfacegan")
                 ref_id, ref_attr = request.get("reference"), request.get("reference_attribute")
                 if ref_id and ref_attr:
-                    ws = self.pipe.edit_ws(ws, ref_attr, ws_ref=self._session(str(ref_id))["ws"], method="reference")
+                    scale = request.get("reference_strength")
+                    if scale is not None:
+                        try:
+                            scale = float(scale)
+                        except (TypeError, ValueError):
+                            scale = float("nan")
+                        if not (np.isfinite(scale) and scale > 0):
+                            raise WebError(400, f"reference strength must be a number > 0, got "
+                                                f"{request.get('reference_strength')!r}")
+                    ws = self.pipe.edit_ws(ws, ref_attr, ws_ref=self._session(str(ref_id))["ws"], method="reference",
+                                           strength=scale)
             except (DirectionError, ValueError) as e:
                 raise WebError(400, str(e)) from None
             img = self.pipe.generate(ws)[0]

@@ -36,6 +36,8 @@ a.dl{margin-right:1em}
 <fieldset><legend>Reference-based editing</legend>
   <input type="file" id="ref-upload" accept="image/*">
   <select id="ref-attr"></select>
+  <label>strength <input type="number" id="ref-strength" min="0.25" max="10" step="0.25" placeholder="calibrated"
+    title="scale of the editor's move (empty: the calibrated one; 1: the editor as trained)"></label>
   <button id="ref-apply" disabled>transfer from the reference</button>
   <button id="ref-clear">clear</button>
   <span id="ref-status"></span>
@@ -81,7 +83,11 @@ function show(out) {
 async function doEdit() {
   if (!current) { return; }
   const body = {id: current, sliders: sliderValues()};
-  if (useRef && refId) { body.reference = refId; body.reference_attribute = $("ref-attr").value; }
+  if (useRef && refId) {
+    body.reference = refId; body.reference_attribute = $("ref-attr").value;
+    const scale = parseFloat($("ref-strength").value);
+    if (scale > 0) { body.reference_strength = scale; }
+  }
   try { const out = await api("/api/edit", body, true); $("edited").src = out.image; say(""); }
   catch (e) { say(e.message); }
 }
@@ -112,6 +118,7 @@ async function init() {
     if (out) { refId = out.id; $("ref-status").textContent = "reference ready"; $("ref-apply").disabled = !current; }
   };
   $("ref-apply").onclick = () => { useRef = true; doEdit(); };
+  $("ref-strength").oninput = () => { if (useRef) { scheduleEdit(); } };
   $("ref-clear").onclick = () => { useRef = false; refId = null; $("ref-status").textContent = ""; $("ref-apply").disabled = true; doEdit(); };
   $("reset").onclick = () => { document.querySelectorAll("#sliders input[type=range]").forEach((s) => { s.value = 0; s.dispatchEvent(new Event("input")); }); };
 }
