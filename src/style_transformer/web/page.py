@@ -36,7 +36,7 @@ a.dl{margin-right:1em}
 <fieldset><legend>Reference-based editing</legend>
   <input type="file" id="ref-upload" accept="image/*">
   <select id="ref-attr"></select>
-  <label>strength <input type="number" id="ref-strength" min="0.25" max="10" step="0.25" placeholder="calibrated"
+  <label>strength <input type="number" id="ref-strength" min="0.25" max="10" step="0.25" placeholder="calibrated" style="width:7em"
     title="scale of the editor's move (empty: the calibrated one; 1: the editor as trained)"></label>
   <button id="ref-apply" disabled>transfer from the reference</button>
   <button id="ref-clear">clear</button>
