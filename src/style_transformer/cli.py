@@ -1128,6 +1128,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
 
     if args.strength is None and args.reference is None:
         raise UsageError("one of --strength or --reference is required")
+    if args.strength is not None and not np.isfinite(args.strength):
+        raise UsageError(f"--strength must be a finite number, got {args.strength}")
     layers = _parse_layers(args.layers)
     files = collect_images(args.inputs)
     pipe = _editing_pipeline(args)

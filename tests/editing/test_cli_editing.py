@@ -480,6 +480,9 @@ def test_edit_reference_with_a_strength_scales_the_editors_move(setup, tmp_path,
     assert "must be > 0" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s0").exists()
     assert main(base[:4] + base[6:] + ["--out", str(tmp_path / "none")]) == 2  # neither flag
     assert "one of --strength or --reference is required" in capsys.readouterr().err
+    for bad in ("nan", "inf"):
+        assert main(base + ["--strength", bad, "--out", str(tmp_path / "bad")]) == 2
+        assert "--strength must be a finite number" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
