@@ -893,6 +893,8 @@ def _default_settings(models) -> Dict[str, str]:
             text = f"{method} {'x' if method == 'reference' else ''}{v:g}" + (f" @ {rows[0]}:{rows[1]}" if rows else "")
             if method == "classifier" and a in models.classifier_keep:
                 text += f", hold {models.classifier_keep[a]:g}"
+            if method == "reference" and a in models.reference_remove:
+                text += f", removing x{models.reference_remove[a]:g}"
             out.setdefault(a, []).append(text)
     return {a: " | ".join(v) for a, v in out.items()}
 
@@ -1177,7 +1179,8 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
     import torch
 
     from .data.datasets import ImageFolderDataset
-    from .metrics.editing import calibrate_strengths, candidate_row_ranges, evaluate_editing
+    from .metrics.editing import (calibrate_reference_directions, calibrate_strengths, candidate_row_ranges,
+                                  evaluate_editing)
 
     pipe = _editing_pipeline(args)
     clf = _image_classifier(args.classifier, pipe.device)
@@ -1208,12 +1211,22 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
         for m, v in layers.items():
             pipe.editing.layers.setdefault(m, {}).update(v)
         pipe.editing.classifier_keep.update(keeps)
+        removes = {}
+        if "reference" in methods and pipe.editing.latent_classifier is not None:
+            # then, on the chosen rows, separate scales for the edits that add and that remove
+            adds, removes = calibrate_reference_directions(pipe, images, clf, attrs, grid=args.reference_strengths,
+                                                           batch_size=args.batch_size, progress=True)
+            pipe.editing.strengths.setdefault("reference", {}).update(adds)
+            strengths.setdefault("reference", {}).update(adds)
+            pipe.editing.reference_remove.update(removes)
         _write_text_atomic(Path(args.editing) / "editing.json", pipe.editing.settings_json())
         print(f"calibrated default strengths on {n} images of {args.data}: {json.dumps(strengths)}")
         if layers:
             print(f"and W+ row ranges [start, stop): {json.dumps(layers)}")
         if keeps:
             print(f"and hold weights of classifier edits: {json.dumps(keeps)}")
+        if removes:
+            print(f"and scales of reference edits that remove the attribute: {json.dumps(removes)}")
         return 0
     report = evaluate_editing(pipe, images, clf, attrs, methods=args.methods, batch_size=args.batch_size,
                               progress=True)
@@ -1275,6 +1288,11 @@ def _pick_per_attribute(args: argparse.Namespace, pipe, images, clf, attrs, kind
                 mine.get(method, {}).pop(a, None)
             else:
                 mine.setdefault(method, {})[a] = value
+        if kind == "editors":
+            if a in src.reference_remove:
+                target.reference_remove[a] = src.reference_remove[a]
+            else:
+                target.reference_remove.pop(a, None)
     folder = Path(args.editing)
     if kind == "directions":
         save_directions(list(target.directions.values()), folder / "directions")

@@ -433,7 +433,8 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
     for editor in other.editors.values():  # b: other editors
         for p in editor.parameters():
             p.data.add_(0.5 * torch.randn_like(p))
-    other.strengths["reference"] = {name: 1.5 for name in other.editors}  # b's editors come with a scale
+    other.strengths["reference"] = {name: 1.5 for name in other.editors}  # b's editors come with scales
+    other.reference_remove = {name: 0.75 for name in other.editors}
     other.save(b)
     before = {"a": EditingModels.load(a), "b": EditingModels.load(b)}
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
@@ -453,6 +454,7 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
             torch.testing.assert_close(v, src[key])
     # a chosen editor brings its calibrated scale along; a kept one keeps the folder's (none: 1)
     assert after.strengths.get("reference", {}) == {name: 1.5 for name, k in expect.items() if k == 1}
+    assert after.reference_remove == {name: 0.75 for name, k in expect.items() if k == 1}
     assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--editing", str(a),
                  "--classifier", str(root / "clf.safetensors"), "--pick-editors", str(b), "--pick-directions",
                  str(b)]) == 2
@@ -505,6 +507,9 @@ def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
     chosen = settings["strengths"]["reference"]
     assert chosen and set(chosen) <= {"Smiling", "Bangs"} and set(chosen.values()) <= {0.5, 2.0}
     assert set(settings["layers"]["reference"]) == set(chosen)
+    # then a scale for the edits that remove, on the same rows (the folder has a W+ classifier)
+    assert set(settings["reference_remove"]) == set(chosen) and set(settings["reference_remove"].values()) <= {0.5, 2.0}
+    assert "reference edits that remove" in capsys.readouterr().out
     for key in ("strengths", "layers"):  # only the asked method was calibrated
         assert {m: v for m, v in settings[key].items() if m != "reference"} == \
             {m: v for m, v in before[key].items() if m != "reference"}
@@ -525,9 +530,10 @@ def test_directions_list_shows_the_calibrated_defaults(setup, capsys, tmp_path):
                         "reference": {"Smiling": 1.5, "Bangs": 2.0}}
     models.layers = {"interfacegan": {"Smiling": (2, 6)}, "reference": {"Bangs": (0, 4)}}
     models.classifier_keep = {"Smiling": 0.1}
+    models.reference_remove = {"Bangs": 0.75}
     models.save(tmp_path / "ed")
     assert main(["directions", "list", "--dir", str(tmp_path / "ed")]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["Smiling", "interfacegan", "15", "@", "2:6", "|", "classifier", "2.5,", "hold", "0.1", "|",
             "reference", "x1.5"] in lines
-    assert ["Bangs", "reference", "x2", "@", "0:4"] in lines
+    assert ["Bangs", "reference", "x2", "@", "0:4,", "removing", "x0.75"] in lines

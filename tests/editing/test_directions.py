@@ -279,3 +279,36 @@ def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
             back.edit(ws, "Bangs", ws_ref=ref, strength=bad)
     with pytest.raises(DirectionError, match="outside"):
         back.edit(ws, "Bangs", ws_ref=ref, layers=(2, 9))
+
+
+def test_reference_edits_that_remove_take_their_own_scale(tmp_path):
+    from style_transformer.config import LatentClassifierConfig, ReferenceEditorConfig
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.models.editing import LatentClassifier, ReferenceEditor
+
+    torch.manual_seed(0)
+    editor = ReferenceEditor(ReferenceEditorConfig(d_model=8, n_heads=2, ffn_dim=16, attribute="Bangs",
+                                                   residual=True)).eval()
+    clf = LatentClassifier(LatentClassifierConfig(attributes=("Smiling", "Bangs"), num_ws=5, w_dim=8, hidden=(16,),
+                                                  embed_dim=4)).eval()
+    models = EditingModels(editors={"Bangs": editor}, latent_classifier=clf,
+                           strengths={"reference": {"Bangs": 2.0}}, reference_remove={"Bangs": 0.5})
+    g = torch.Generator().manual_seed(1)
+    ws, ref = torch.randn(16, 5, 8, generator=g), torch.randn(16, 5, 8, generator=g)
+    with torch.no_grad():
+        out = editor(ws, ref)
+        removing = clf(ref)[0][:, 1] < clf(ws)[0][:, 1]  # the reference shows less Bangs than the target
+    assert removing.any() and (~removing).any()
+    scale = torch.where(removing, 0.5, 2.0).double().view(-1, 1, 1)
+    expected = ws.double() + scale * (out.double() - ws.double())
+    torch.testing.assert_close(models.edit(ws, "Bangs", ws_ref=ref).double(), expected, rtol=0, atol=1e-5)
+    # an explicit strength is one scale for every edit
+    torch.testing.assert_close(models.edit(ws, "Bangs", ws_ref=ref, strength=1.0), out)
+    models.save(tmp_path / "ed")
+    back = EditingModels.load(tmp_path / "ed")
+    assert back.reference_remove == {"Bangs": 0.5}
+    torch.testing.assert_close(back.edit(ws, "Bangs", ws_ref=ref).double(), expected, rtol=0, atol=1e-5)
+    cfg = tmp_path / "ed" / "editing.json"
+    cfg.write_text(cfg.read_text().replace('"Bangs": 0.5', '"Bangs": 0'))
+    with pytest.raises(DirectionError, match="reference_remove must map attributes to scales > 0"):
+        EditingModels.load(tmp_path / "ed")

@@ -193,3 +193,48 @@ def test_calibration_chooses_the_scale_and_rows_of_reference_edits():
     assert rep.scores[0].success == 1.0 and rep.scores[0].preservation == 1.0 and rep.scores[0].layers == (0, 1)
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",), strengths=strengths)
     assert rep.scores[0].success == 1.0 and rep.scores[0].preservation < 0.9
+
+
+class _RedReader(torch.nn.Module):
+    """A stand-in W+ classifier of one attribute, red: its logit is the red row's mean."""
+
+    cfg = types.SimpleNamespace(num_ws=3)
+
+    def index(self, attribute):
+        return 0
+
+    def forward(self, ws):
+        logit = ws[:, 0].mean(-1, keepdim=True)
+        return logit, logit[:, :, None]
+
+
+class _OneWayEditor(torch.nn.Module):
+    """Moves the red row 40% of the way to the reference's when adding red, all the way when removing."""
+
+    def forward(self, ws_target, ws_ref):
+        adding = ws_ref[:, 0].mean(-1) > ws_target[:, 0].mean(-1)
+        frac = torch.where(adding, 0.4, 1.0).view(-1, 1)
+        out = ws_target.clone()
+        out[:, 0] = ws_target[:, 0] + frac * (ws_ref[:, 0] - ws_target[:, 0])
+        return out
+
+
+def test_calibration_chooses_separate_scales_for_adding_and_removing():
+    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.metrics.editing import calibrate_reference_directions
+
+    torch.manual_seed(4)
+    images = (torch.rand(60, 3, 1, 1) * 1.6 - 0.8).expand(-1, -1, 2, 2).contiguous()
+    pipe, judge = _ReferencePipe(), _Judge()
+    pipe.editing = EditingModels(editors={"red": _OneWayEditor()}, latent_classifier=_RedReader(),
+                                 strengths={"reference": {"red": 1.0}})
+    adds, removes = calibrate_reference_directions(pipe, images, judge, ["red", "green"], grid=(0.5, 1.0, 2.5))
+    # adding needs 2.5 (40% x 2.5 lands on the reference), removing 1; half a removal falls short on
+    # about half the pairs; one scale of 2.5 also matches every pair, but its larger sum loses the tie
+    assert adds == {"red": 2.5} and removes == {"red": 1.0}
+    assert pipe.editing.strengths == {"reference": {"red": 1.0}} and pipe.editing.reference_remove == {}  # restored
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
+    assert rep.scores[0].success < 0.95  # the folder's one scale, 1: the additions fall short
+    pipe.editing.strengths["reference"]["red"], pipe.editing.reference_remove = 2.5, {"red": 1.0}
+    rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
+    assert rep.scores[0].success == 1.0 and rep.scores[0].strength == 2.5

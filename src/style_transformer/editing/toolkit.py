@@ -51,6 +51,9 @@ class EditingModels:
             use) or ``euclidean`` (the plain gradient; folders whose ``editing.json`` does not say).
         classifier_keep: attribute -> weight of holding the other attributes' embeddings in its
             classifier edits (``classifier_edit``; 1.0, the paper's, when absent).
+        reference_remove: attribute -> the scale of its reference edits that remove the attribute
+            (the W+ classifier's logit of the reference below the target's); the stored
+            ``strengths["reference"]`` scale then serves the edits that add it (absent: one scale).
     """
 
     directions: Dict[str, Direction] = field(default_factory=dict)
@@ -60,6 +63,7 @@ class EditingModels:
     layers: Dict[str, Dict[str, Tuple[int, int]]] = field(default_factory=dict)
     classifier_metric: str = "covariance"
     classifier_keep: Dict[str, float] = field(default_factory=dict)
+    reference_remove: Dict[str, float] = field(default_factory=dict)
     _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -94,6 +98,12 @@ class EditingModels:
                 raise DirectionError(f"{folder / 'editing.json'}: classifier_keep must map attributes to "
                                      f"weights >= 0, got {keep!r}")
             out.classifier_keep = {a: float(v) for a, v in keep.items()}
+            remove = settings.get("reference_remove", {})
+            if not (isinstance(remove, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     and v > 0 for v in remove.values())):
+                raise DirectionError(f"{folder / 'editing.json'}: reference_remove must map attributes to "
+                                     f"scales > 0, got {remove!r}")
+            out.reference_remove = {a: float(v) for a, v in remove.items()}
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -120,6 +130,8 @@ class EditingModels:
         settings = {"strengths": self.strengths, "classifier_metric": self.classifier_metric}
         if self.classifier_keep:
             settings["classifier_keep"] = self.classifier_keep
+        if self.reference_remove:
+            settings["reference_remove"] = self.reference_remove
         if self.layers:
             settings["layers"] = {m: {a: list(r) for a, r in v.items()} for m, v in self.layers.items()}
         return json.dumps(settings, indent=2)
@@ -156,7 +168,8 @@ class EditingModels:
             method: one of ``METHODS`` (default: ``reference`` with ``ws_ref``, else ``interfacegan``).
             strength: signed strength (default: the stored one for this method and attribute). For
                 ``reference`` a scale > 0 of the editor's move: ``w_t + s (editor(w_t, w_r) - w_t)``
-                (default: the stored one, else 1, the editor's own output).
+                (default: the stored one, else 1, the editor's own output; with a stored
+                ``reference_remove`` scale, that one where the edit removes the attribute).
             ws_ref: reference codes ``[N or 1, L, d]`` for ``reference``.
             layers: ``(start, stop)`` W+ rows to edit (default: the stored range for this method and
                 attribute, if any; a reference edit keeps the target's other rows).
@@ -182,14 +195,22 @@ class EditingModels:
             rows = layers if layers is not None else self.layers.get("reference", {}).get(attribute)
             with torch.no_grad():
                 out = editor(ws, ref.to(ws))
-            if scale == 1.0 and (rows is None or tuple(rows) == (0, ws.shape[1])):
+            scales = torch.full((ws.shape[0], 1, 1), float(scale), dtype=ws.dtype, device=ws.device)
+            remove = self.reference_remove.get(attribute)
+            if strength is None and remove is not None and self.latent_classifier is not None:
+                clf = self.latent_classifier.to(ws.device)  # which way the edit goes: the W+ classifier's logits
+                n, a = clf.cfg.num_ws, clf.index(attribute)
+                with torch.no_grad():
+                    removing = clf(ref.to(ws)[:, :n])[0][:, a] < clf(ws[:, :n])[0][:, a]
+                scales[removing] = float(remove)
+            if bool((scales == 1.0).all()) and (rows is None or tuple(rows) == (0, ws.shape[1])):
                 return out
             start, stop = rows or (0, ws.shape[1])
             if not 0 <= start < stop <= ws.shape[1]:
                 raise DirectionError(f"layer range {start}:{stop} is outside the {ws.shape[1]} W+ rows")
             mask = torch.zeros(ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
             mask[start:stop] = 1
-            return ws + scale * mask * (out - ws)
+            return ws + scales * mask * (out - ws)
         if strength is None:
             strength = self.strengths.get(method, {}).get(attribute)
             if strength is None:

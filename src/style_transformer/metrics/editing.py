@@ -133,12 +133,13 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                 report.scores.append(EditScore(method, a, float("nan"), float("nan"), float("nan"), 0))
                 continue
             ref = torch.stack([pool[bool(w)][torch.randint(len(pool[bool(w)]), (), generator=g)] for w in want])
-            scale = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 1.0))
+            given = (strengths or {}).get(method, {}).get(a)  # None: the folder's (per direction, if stored)
+            strength = abs(given) if given is not None else pipe.editing.strengths.get(method, {}).get(a, 1.0)
             edit_rows = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
             edited = torch.cat([pipe.edit_ws(ws[i:i + batch_size], a, ws_ref=ws[ref[i:i + batch_size]],
-                                             method="reference", strength=scale, layers=edit_rows)
+                                             method="reference", strength=None if given is None else abs(given),
+                                             layers=edit_rows)
                                 for i in range(0, len(ws), batch_size)])
-            strength = scale
         else:
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
             if mag == 0.0:
@@ -268,3 +269,57 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
             if pick[4] is not None:
                 chosen_keeps[a] = pick[4]
     return strengths, layers, chosen_keeps
+
+
+def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
+                                   grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+                                   target: float = 0.95, min_preservation: float = 0.9, batch_size: int = 64,
+                                   progress: bool = False) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Separate scales for reference edits that add and that remove an attribute (which way an edit
+    goes: the W+ classifier's logits of reference and target, ``EditingModels.edit``), on the editing
+    folder's stored rows.
+
+    Every pair of ``grid`` x ``grid`` is scored with ``evaluate_editing`` (the folder's settings set per
+    pair and restored after). Per attribute (those with an editor) the choice is, among the pairs whose
+    match reaches ``target`` with preservation >= ``min_preservation``, the one with the smallest larger
+    scale (then the smaller sum); failing that, the best match among the pairs that preserve enough (or
+    among all), with the smaller sum among equal matches. Equal scales (one scale for both) are among
+    the pairs, so the choice never scores below the best single scale of ``grid`` on these images.
+
+    Returns:
+        ``(add, remove)``: attribute -> scale.
+    """
+    from tqdm import tqdm
+
+    models = pipe.editing
+    todo = [a for a in attributes if a in models.editors]
+    if not todo or models.latent_classifier is None:
+        return {}, {}
+    ws = pipe.invert(list(images), batch_size=batch_size).ws
+    saved = dict(models.strengths.get("reference", {})), dict(models.reference_remove)
+    results: Dict[str, List[Tuple[float, float, float, float]]] = {a: [] for a in todo}
+    pairs = [(x, y) for x in grid for y in grid]
+    try:
+        for add, rem in tqdm(pairs, desc="calibrate add/remove", unit="pair", disable=not progress):
+            models.strengths["reference"] = {**saved[0], **{a: add for a in todo}}
+            models.reference_remove = {**saved[1], **{a: rem for a in todo}}
+            rep = evaluate_editing(pipe, images, classifier, todo, methods=("reference",), batch_size=batch_size,
+                                   ws=ws)
+            for sc in rep.scores:
+                if sc.n:
+                    results[sc.attribute].append((add, rem, sc.success, sc.preservation))
+    finally:
+        models.strengths["reference"], models.reference_remove = saved
+    adds: Dict[str, float] = {}
+    removes: Dict[str, float] = {}
+    for a, rows in results.items():
+        if not rows:
+            continue
+        good = [x for x in rows if x[2] >= target and x[3] >= min_preservation]
+        if good:
+            pick = min(good, key=lambda x: (max(x[0], x[1]), x[0] + x[1]))
+        else:
+            ok = [x for x in rows if x[3] >= min_preservation] or rows
+            pick = max(ok, key=lambda x: (x[2], -(x[0] + x[1])))
+        adds[a], removes[a] = pick[0], pick[1]
+    return adds, removes
