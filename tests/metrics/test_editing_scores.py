@@ -237,4 +237,5 @@ def test_calibration_chooses_separate_scales_for_adding_and_removing():
     assert rep.scores[0].success < 0.95  # the folder's one scale, 1: the additions fall short
     pipe.editing.strengths["reference"]["red"], pipe.editing.reference_remove = 2.5, {"red": 1.0}
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
-    assert rep.scores[0].success == 1.0 and rep.scores[0].strength == 2.5
+    assert rep.scores[0].success == 1.0 and rep.scores[0].strength == 2.5 and rep.scores[0].strength_remove == 1.0
+    assert "+2.50 adding, +1.00 removing" in rep.to_markdown()

@@ -33,6 +33,7 @@ class EditScore:
     n: int
     strength: Optional[float] = None
     layers: Optional[Tuple[int, int]] = None  # W+ rows edited (None: the editing folder's default)
+    strength_remove: Optional[float] = None  # reference edits that remove the attribute, when scaled apart
 
 
 @dataclass
@@ -54,6 +55,8 @@ class EditingReport:
                  "|---|---|---:|---:|---:|---:|---:|"]
         for s in self.scores:
             st = "" if s.strength is None else f"{s.strength:+.2f}"
+            if s.strength_remove is not None:
+                st += f" adding, {s.strength_remove:+.2f} removing"
             if s.layers is not None:
                 st += f" (rows {s.layers[0]}-{s.layers[1] - 1})"
             if not s.n:
@@ -140,7 +143,11 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                                              method="reference", strength=None if given is None else abs(given),
                                              layers=edit_rows)
                                 for i in range(0, len(ws), batch_size)])
+            remove = None  # a separate scale for removing applies only with the folder's W+ classifier
+            if given is None and getattr(pipe.editing, "latent_classifier", None) is not None:
+                remove = getattr(pipe.editing, "reference_remove", {}).get(a)
         else:
+            remove = None
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
             if mag == 0.0:
                 continue
@@ -160,7 +167,7 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
             method=method, attribute=a, success=float((after[:, j] == want).float().mean()),
             preservation=float((after[:, others] == base[:, others]).float().mean()),
             drift=float((out - recon).pow(2).mean()), n=len(ws), strength=strength,
-            layers=tuple(edit_rows) if edit_rows is not None else None))
+            layers=tuple(edit_rows) if edit_rows is not None else None, strength_remove=remove))
     return report
 
 
