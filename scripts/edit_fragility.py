@@ -19,8 +19,7 @@ import torch
 
 from style_transformer import load_pipeline
 from style_transformer.data.datasets import ImageFolderDataset
-from style_transformer.data.images import pool_to_size
-from style_transformer.editing import w_covariance
+from style_transformer.editing import judge_codes, w_covariance
 from style_transformer.pretrained import load_default
 
 
@@ -42,9 +41,8 @@ def main() -> int:
     images = torch.stack([data[i] for i in range(min(args.n, len(data)))])
     ws = pipe.invert(list(images)).ws
 
-    def verdicts(codes):
-        img = pool_to_size(pipe.generate(codes), images.shape[-1]).clamp(-1, 1)
-        return (judge.predict(img.to(pipe.device)) > 0.5).cpu()
+    def verdicts(codes):  # the judge's verdicts on the codes' renders
+        return judge_codes(pipe.generator, judge, codes).bool().cpu()
 
     base = verdicts(ws)
     evals, evecs = torch.linalg.eigh(w_covariance(pipe.generator))

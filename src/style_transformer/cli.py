@@ -1202,10 +1202,11 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
             raise UsageError("--calibrate writes into the editing folder: pass --editing")
         methods = [m for m in args.methods if m in ("interfacegan", "classifier", "reference")]
         ranges = None if args.no_layer_search else candidate_row_ranges(pipe.generator.num_ws)
+        ws = pipe.invert(list(images), batch_size=args.batch_size).ws  # once for both calibrations
         strengths, layers, keeps = calibrate_strengths(pipe, images, clf, attrs, methods=methods,
                                                        layer_ranges=ranges, batch_size=args.batch_size,
                                                        progress=True, keeps=args.classifier_keeps,
-                                                       reference_grid=args.reference_strengths)
+                                                       reference_grid=args.reference_strengths, ws=ws)
         for m, v in strengths.items():
             pipe.editing.strengths.setdefault(m, {}).update(v)
         for m, v in layers.items():
@@ -1215,7 +1216,7 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
         if "reference" in methods and pipe.editing.latent_classifier is not None:
             # then, on the chosen rows, separate scales for the edits that add and that remove
             adds, removes = calibrate_reference_directions(pipe, images, clf, attrs, grid=args.reference_strengths,
-                                                           batch_size=args.batch_size, progress=True)
+                                                           batch_size=args.batch_size, progress=True, ws=ws)
             pipe.editing.strengths.setdefault("reference", {}).update(adds)
             strengths.setdefault("reference", {}).update(adds)
             pipe.editing.reference_remove.update(removes)

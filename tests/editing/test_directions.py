@@ -160,6 +160,9 @@ def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
     assert torch.equal(out, expected)
     out = back.edit(ws, "Smiling", strength=1.0, layers=(0, 5))  # explicit rows win
     assert torch.equal(out[:, :, 0], torch.ones(2, 5))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(DirectionError, match="finite"):
+            back.edit(ws, "Smiling", strength=bad)
     text = (tmp_path / "ed" / "editing.json").read_text().replace("[\n        1,\n        3\n      ]", "[3, 1]")
     (tmp_path / "ed" / "editing.json").write_text(text)
     with pytest.raises(DirectionError, match="row range"):
@@ -274,7 +277,7 @@ def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
                                ws.double() + 2.5 * torch.cat([torch.zeros(1, 8), torch.ones(3, 8), torch.zeros(1, 8)]
                                                             ).view(1, 5, 8).double()
                                * (editor(ws, ref[:1].expand(3, -1, -1)).detach() - ws).double(), rtol=0, atol=1e-5)
-    for bad in (0.0, -1.0):
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(DirectionError, match="must be > 0"):
             back.edit(ws, "Bangs", ws_ref=ref, strength=bad)
     with pytest.raises(DirectionError, match="outside"):

@@ -16,6 +16,7 @@ the generator; ``attribute`` is the component index), ``classifier`` (gradient o
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,18 +93,10 @@ class EditingModels:
             if out.classifier_metric not in CLASSIFIER_METRICS:
                 raise DirectionError(f"{folder / 'editing.json'}: classifier_metric must be one of "
                                      f"{', '.join(CLASSIFIER_METRICS)}, got {out.classifier_metric!r}")
-            keep = settings.get("classifier_keep", {})
-            if not (isinstance(keep, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   and v >= 0 for v in keep.values())):
-                raise DirectionError(f"{folder / 'editing.json'}: classifier_keep must map attributes to "
-                                     f"weights >= 0, got {keep!r}")
-            out.classifier_keep = {a: float(v) for a, v in keep.items()}
-            remove = settings.get("reference_remove", {})
-            if not (isinstance(remove, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                     and v > 0 for v in remove.values())):
-                raise DirectionError(f"{folder / 'editing.json'}: reference_remove must map attributes to "
-                                     f"scales > 0, got {remove!r}")
-            out.reference_remove = {a: float(v) for a, v in remove.items()}
+            out.classifier_keep = _attribute_numbers(settings, "classifier_keep", "weights >= 0",
+                                                     lambda v: v >= 0, folder / "editing.json")
+            out.reference_remove = _attribute_numbers(settings, "reference_remove", "scales > 0",
+                                                      lambda v: v > 0, folder / "editing.json")
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -143,6 +136,11 @@ class EditingModels:
             out["classifier"] = list(self.latent_classifier.attributes)
         out["reference"] = sorted(self.editors)
         return out
+
+    def removing_scale(self, attribute: str) -> Optional[float]:
+        """The stored scale of reference edits that remove ``attribute``, where one applies (a W+
+        classifier tells which way an edit goes); None: one scale serves both ways."""
+        return self.reference_remove.get(attribute) if self.latent_classifier is not None else None
 
     def default_method(self, reference: bool) -> str:
         return "reference" if reference else "interfacegan"
@@ -189,15 +187,15 @@ class EditingModels:
             editor = self.editors[attribute].to(ws.device)
             ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
             scale = strength if strength is not None else self.strengths.get("reference", {}).get(attribute, 1.0)
-            if not scale > 0:
-                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0, "
-                                     f"got {scale}")
+            if not 0 < scale < math.inf:
+                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0 "
+                                     f"(and finite), got {scale}")
             rows = layers if layers is not None else self.layers.get("reference", {}).get(attribute)
             with torch.no_grad():
                 out = editor(ws, ref.to(ws))
             scales = torch.full((ws.shape[0], 1, 1), float(scale), dtype=ws.dtype, device=ws.device)
-            remove = self.reference_remove.get(attribute)
-            if strength is None and remove is not None and self.latent_classifier is not None:
+            remove = self.removing_scale(attribute) if strength is None else None
+            if remove is not None:
                 clf = self.latent_classifier.to(ws.device)  # which way the edit goes: the W+ classifier's logits
                 n, a = clf.cfg.num_ws, clf.index(attribute)
                 with torch.no_grad():
@@ -215,6 +213,8 @@ class EditingModels:
             strength = self.strengths.get(method, {}).get(attribute)
             if strength is None:
                 raise DirectionError(f"no default strength for {method} {attribute!r}: pass one")
+        if not math.isfinite(strength):
+            raise DirectionError(f"strength must be a finite number, got {strength}")
         if layers is None:
             layers = self.layers.get(method, {}).get(attribute)
         if method == "classifier":
@@ -240,6 +240,16 @@ class EditingModels:
         if attribute not in self.directions:
             raise DirectionError(f"no direction {attribute!r} (have {', '.join(sorted(self.directions)) or 'none'})")
         return self.directions[attribute].apply(ws, strength, layers)
+
+
+def _attribute_numbers(settings: Dict, key: str, what: str, ok, source: Path) -> Dict[str, float]:
+    """``editing.json``'s ``key``: a map of attributes to numbers that pass ``ok`` (``what`` names the
+    rule in the error), as floats; absent: empty."""
+    value = settings.get(key, {})
+    if not (isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v)
+                                            for v in value.values())):
+        raise DirectionError(f"{source}: {key} must map attributes to {what}, got {value!r}")
+    return {a: float(v) for a, v in value.items()}
 
 
 def _row_range(value, source: Path) -> Tuple[int, int]:

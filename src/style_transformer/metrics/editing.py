@@ -143,9 +143,8 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                                              method="reference", strength=None if given is None else abs(given),
                                              layers=edit_rows)
                                 for i in range(0, len(ws), batch_size)])
-            remove = None  # a separate scale for removing applies only with the folder's W+ classifier
-            if given is None and getattr(pipe.editing, "latent_classifier", None) is not None:
-                remove = getattr(pipe.editing, "reference_remove", {}).get(a)
+            removing = getattr(pipe.editing, "removing_scale", None)  # EditingModels: its scale for removing
+            remove = removing(a) if given is None and removing is not None else None
         else:
             remove = None
             mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
@@ -207,7 +206,8 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
                         layer_ranges: Optional[Sequence[Tuple[int, int]]] = None, target: float = 0.95,
                         min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False,
                         keeps: Optional[Sequence[float]] = None,
-                        reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+                        reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
+                        ws: Optional[torch.Tensor] = None
                         ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]], Dict[str, float]]:
     """Default strengths (and W+ row ranges, and hold weights of classifier edits) for label and
     reference edits, chosen on (training) images.
@@ -225,6 +225,7 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
         keeps: weights of holding the other attributes' embeddings in classifier edits to try
             (``classifier_edit``; None: the editing folder's own, not searched).
         reference_grid: scales of the reference editors' move to try (1: the editor's own output).
+        ws: the images' codes when already inverted (default: the pipeline's encoder inverts them).
 
     Returns:
         ``(strengths, layers, keeps)``: method -> attribute -> strength magnitude; method -> attribute
@@ -235,7 +236,8 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
 
     ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
     results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
-    ws = pipe.invert(list(images), batch_size=batch_size).ws  # once: every setting edits the same codes
+    if ws is None:  # once: every setting edits the same codes
+        ws = pipe.invert(list(images), batch_size=batch_size).ws
     jobs = [(m, r, mag, k) for m in methods for r in ranges
             for k in (keeps if m == "classifier" and keeps else [None])
             for mag in (reference_grid if m == "reference" else grid)]
@@ -281,7 +283,8 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
 def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
                                    grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
                                    target: float = 0.95, min_preservation: float = 0.9, batch_size: int = 64,
-                                   progress: bool = False) -> Tuple[Dict[str, float], Dict[str, float]]:
+                                   progress: bool = False, ws: Optional[torch.Tensor] = None
+                                   ) -> Tuple[Dict[str, float], Dict[str, float]]:
     """Separate scales for reference edits that add and that remove an attribute (which way an edit
     goes: the W+ classifier's logits of reference and target, ``EditingModels.edit``), on the editing
     folder's stored rows.
@@ -293,6 +296,8 @@ def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attri
     among all), with the smaller sum among equal matches. Equal scales (one scale for both) are among
     the pairs, so the choice never scores below the best single scale of ``grid`` on these images.
 
+    ``ws``: the images' codes when already inverted (default: the pipeline's encoder inverts them).
+
     Returns:
         ``(add, remove)``: attribute -> scale.
     """
@@ -302,7 +307,9 @@ def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attri
     todo = [a for a in attributes if a in models.editors]
     if not todo or models.latent_classifier is None:
         return {}, {}
-    ws = pipe.invert(list(images), batch_size=batch_size).ws
+    if ws is None:
+        ws = pipe.invert(list(images), batch_size=batch_size).ws
+    had_reference = "reference" in models.strengths
     saved = dict(models.strengths.get("reference", {})), dict(models.reference_remove)
     results: Dict[str, List[Tuple[float, float, float, float]]] = {a: [] for a in todo}
     pairs = [(x, y) for x in grid for y in grid]
@@ -317,6 +324,8 @@ def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attri
                     results[sc.attribute].append((add, rem, sc.success, sc.preservation))
     finally:
         models.strengths["reference"], models.reference_remove = saved
+        if not had_reference:
+            del models.strengths["reference"]
     adds: Dict[str, float] = {}
     removes: Dict[str, float] = {}
     for a, rows in results.items():
