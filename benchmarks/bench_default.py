@@ -4,7 +4,7 @@ Inversion = preprocessing of uint8 images + encoder + generator synthesis, throu
 (``InversionPipeline.invert``), no gradients. Prints the median of ``--reps`` timed runs after a
 warm-up, per batch size, and the encoder-only and generator-only shares at batch 32.
 
-    python benchmarks/bench_default.py [--reps 5] [--threads N] [--checkpoint CKPT --generator G]
+    python benchmarks/bench_default.py [--reps 5] [--threads N] [--device cpu|cuda] [--checkpoint CKPT --generator G]
 """
 
 from __future__ import annotations
@@ -24,19 +24,21 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     p.add_argument("--checkpoint")
     p.add_argument("--generator")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="cpu (the README's figures) or cuda; CUDA timings wait for the GPU to finish")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device="cpu")
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
     faces, _ = held_out_faces(32, pipe.input_size)
-    print(f"threads {torch.get_num_threads()}, encoder params "
+    print(f"device {pipe.device}, threads {torch.get_num_threads()}, encoder params "
           f"{sum(p.numel() for p in pipe.model.encoder.parameters()) / 1e6:.2f} M, generator synthesis params "
           f"{sum(p.numel() for n, p in pipe.generator.named_parameters() if not n.startswith('style.')) / 1e6:.2f} M")
     for batch in (1, 32):
         imgs = list(faces[:batch])
         t = _median_time(lambda: pipe.invert(imgs, batch_size=batch), args.reps)
         print(f"invert batch {batch:>2}: {batch / t:8.1f} images/s ({1000 * t / batch:.2f} ms/image)")
-    x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = (torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1).to(pipe.device)
     with torch.no_grad():
         t_enc = _median_time(lambda: pipe.model.encode(x), args.reps)
         ws = pipe.model.encode(x)

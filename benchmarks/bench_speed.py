@@ -23,11 +23,15 @@ from style_transformer import Discriminator, Generator, GeneratorConfig, StyleTr
 
 
 def _time(fn, reps: int) -> float:
-    fn()  # warm-up (allocator, oneDNN primitive cache)
+    """Median wall time of ``fn`` over ``reps`` runs after one warm-up; waits for queued CUDA work."""
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (lambda: None)
+    fn()  # warm-up (allocator, oneDNN primitive cache, cuDNN algorithm choice)
+    sync()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

@@ -167,6 +167,17 @@ def test_modulated_conv2d_gradcheck(impl, c_in, c_out, size):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fast_matches_ref_on_cuda():
+    # full float32 on both paths: cuDNN's default TF32 convolutions round to 10-bit mantissas (~1e-3)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        old = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            _fast_matches_ref_on_cuda()
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _fast_matches_ref_on_cuda():
     x = torch.randn(4, 8, 16, 16, device="cuda")
     k = make_kernel((1, 3, 3, 1), gain=4).cuda()
     for up, down, pad in CASES:

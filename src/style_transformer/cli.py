@@ -649,7 +649,11 @@ def _training_device(name: str):
         import torch.distributed as dist
 
         if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if rank >= gpus:
+                raise UsageError(f"torchrun started local process {rank}, but this node has {gpus} CUDA "
+                                 f"device(s), one per process: use --nproc_per_node {gpus}, or --device cpu")
+            device = torch.device("cuda", rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

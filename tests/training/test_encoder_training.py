@@ -174,12 +174,26 @@ def test_torchrun_two_cpu_processes(faces, gen_file, tmp_path):
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(port), "-m", "style_transformer.cli", "train-encoder", "--generator", str(gen_file),
-           "--data", str(faces), "--out", str(run), "--preset", "tiny", "--steps", "2"]
+           "--data", str(faces), "--out", str(run), "--preset", "tiny", "--steps", "2", "--device", "cpu"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
     assert not torch.equal(ck["rng"][0]["data"], ck["rng"][1]["data"])
+
+
+def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    """Local process 1 of a node with one GPU: a usage error that says what to do, before any CUDA call."""
+    from style_transformer.cli import UsageError, _training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: pytest.fail("set_device must not be reached"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    for name in ("auto", "cuda"):
+        with pytest.raises(UsageError, match="local process 1, but this node has 1 CUDA device.*--nproc_per_node 1"):
+            _training_device(name)
 
 
 def test_stop_signal_saves_at_the_step_boundary(faces, generator, lpips, tmp_path):

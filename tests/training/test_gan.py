@@ -106,7 +106,7 @@ def test_torchrun_two_cpu_processes_and_resume(tmp_path):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                "127.0.0.1", "--master_port", str(port), "-m", "style_transformer.cli", "train-gan", "--data",
                str(tmp_path / "faces"), "--out", str(run), "--size", "32", "--preset", "tiny-32", "--kimg", kimg,
-               *extra]
+               "--device", "cpu", *extra]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
     r = torchrun("0.032")
