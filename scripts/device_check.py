@@ -21,6 +21,7 @@ import torch
 from style_transformer import load_pipeline
 from style_transformer.data.images import pool_to_size
 from style_transformer.demo import held_out_faces
+from style_transformer.inference import resolve_device
 from style_transformer.pretrained import load_default
 
 
@@ -30,30 +31,28 @@ def main() -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tol", type=float, default=0.05, help="largest allowed difference of the codes")
     args = ap.parse_args()
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("error: no CUDA device here", file=sys.stderr)
+    try:
+        dev = resolve_device(args.device)
+    except RuntimeError as e:  # --device cuda without a GPU
+        print(f"error: {e}", file=sys.stderr)
         return 2
     faces, _ = held_out_faces(args.n)
-    dev = args.device
     pipes = {"cpu": load_pipeline(device="cpu"), "other": load_pipeline(device=dev)}
     judge = load_default("attribute_classifier")  # on the CPU: both devices' renders judged alike
     worst = 0.0
 
-    def report(step, outs, codes=True):
+    def report(step, codes, imgs):
+        """Codes and renders ({"cpu": ..., "other": ...}) of one step on both devices, compared."""
         nonlocal worst
-        a, b = outs["cpu"], outs["other"]
-        diff = float((a - b).abs().max())
-        if codes:
-            worst = max(worst, diff)
-            imgs = {d: pipes[d].generate(o) for d, o in outs.items()}
-        else:
-            imgs = outs
+        diff = float((codes["cpu"] - codes["other"]).abs().max())
+        worst = max(worst, diff)
         img_diff = float((imgs["cpu"] - imgs["other"]).abs().max())
         with torch.no_grad():
-            verdicts = [judge.predict(pool_to_size(imgs[d].float(), 64).clamp(-1, 1)) > 0.5 for d in imgs]
+            verdicts = [judge.predict(pool_to_size(imgs[d].float(), judge.cfg.size).clamp(-1, 1)) > 0.5
+                        for d in ("cpu", "other")]
         agree = float((verdicts[0] == verdicts[1]).float().mean())
-        print(f"{step:<34} max |cpu - {dev}|: {'codes ' + format(diff, '.2e') if codes else '':<15} "
-              f"images {img_diff:.2e}, verdicts agree {100 * agree:.1f}%", flush=True)
+        print(f"{step:<34} max |cpu - {dev}|: codes {diff:.2e}, images {img_diff:.2e}, verdicts agree "
+              f"{100 * agree:.1f}%", flush=True)
 
     t = {}
     inv = {}
@@ -63,13 +62,10 @@ def main() -> int:
         inv[d] = p.invert(list(faces))  # returns CPU tensors: the GPU's work is finished
         t[d] = time.perf_counter() - t0
     print(f"invert {args.n} faces: cpu {t['cpu']:.3f} s, {dev} {t['other']:.3f} s")
-    report("invert (codes)", {d: r.ws for d, r in inv.items()})
-    report("invert (reconstructions)", {d: r.images for d, r in inv.items()}, codes=False)
+    report("invert", {d: r.ws for d, r in inv.items()}, {d: r.images for d, r in inv.items()})
     ws = inv["cpu"].ws  # from here on both devices edit the same codes
     ref = ws.roll(1, 0)
-    editing = pipes["cpu"].editing
-    print(f"editing folder: {pipes['cpu']._editing_path}")
-    for method, attrs in editing.available().items():
+    for method, attrs in pipes["cpu"].editing.available().items():
         for attribute in (attrs[:3] if method not in ("ganspace", "sefa") else ["0", "3"]):
             kwargs = {"ws_ref": ref} if method == "reference" else {"strength": 3.0}
             try:
@@ -78,7 +74,7 @@ def main() -> int:
                 print(f"{method} {attribute}: ERROR {type(e).__name__}: {e}", flush=True)
                 worst = float("inf")
                 continue
-            report(f"edit {method} {attribute}", outs)
+            report(f"edit {method} {attribute}", outs, {d: pipes[d].generate(o) for d, o in outs.items()})
     print(f"largest code difference: {worst:.2e} (tolerance {args.tol})")
     return 0 if worst <= args.tol else 1
 

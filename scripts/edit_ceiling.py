@@ -5,8 +5,9 @@
         [--strengths 3 6 11 20 30 60] [--attributes Eyeglasses Blond_Hair ...] [--rows 0-9 2-5 ...]
 
 Every (W+ row range, strength) pair (the ranges of ``calibrate_strengths``, strengths up to twice the
-calibration grid's largest) is scored by ``evaluate_editing`` on the images' inversions, judged on
-images by the image attribute classifier, as ``eval-editing`` does. An attribute whose most reachable
+calibration grid's largest) is scored by ``score_settings`` (the sweep that calibration chooses from)
+on the images' inversions, judged on images by the image attribute classifier, as ``eval-editing``
+does. An attribute whose most reachable
 success is low is bound by the generator (no code moved this way draws it); one that reaches its
 target only where the other attributes change is bound by entanglement (or by the judge's fragility,
 ``scripts/edit_fragility.py``).
@@ -21,7 +22,7 @@ import torch
 
 from style_transformer import load_pipeline
 from style_transformer.data.datasets import ImageFolderDataset
-from style_transformer.metrics.editing import candidate_row_ranges, evaluate_editing
+from style_transformer.metrics.editing import candidate_row_ranges, score_settings
 from style_transformer.pretrained import load_default
 
 
@@ -34,7 +35,8 @@ def main() -> int:
     ap.add_argument("--strengths", type=float, nargs="+", default=[3.0, 6.0, 11.0, 20.0, 30.0, 60.0])
     ap.add_argument("--attributes", nargs="+", help="default: every attribute with a direction")
     ap.add_argument("--rows", nargs="+", metavar="A-B",
-                    help="W+ row ranges to try, first-last inclusive (default: calibration's, all rows and 40-60%% spans)")
+                    help="W+ row ranges to try, first-last inclusive (default: calibration's, all rows and "
+                         "40-60%% spans)")
     ap.add_argument("--min-preservation", type=float, default=0.9)
     args = ap.parse_args()
     pipe = load_pipeline()
@@ -62,30 +64,23 @@ def main() -> int:
         if bad:
             print(f"error: --rows {bad} outside rows 0-{pipe.generator.num_ws - 1}", file=sys.stderr)
             return 2
-    results = {}  # (method, attribute) -> [(success, preservation, strength, rows)]
-    settings = [(s, r) for r in ranges for s in args.strengths]
-    for i, (s, r) in enumerate(settings):
-        strengths = {m: {a: s for a in attrs} for m in args.methods}
-        layers = {m: {a: r for a in attrs} for m in args.methods}
-        rep = evaluate_editing(pipe, images, judge, attrs, methods=args.methods, strengths=strengths,
-                               layers=layers, ws=ws)
-        for sc in rep.scores:
-            if sc.success is not None:
-                results.setdefault((sc.method, sc.attribute), []).append((sc.success, sc.preservation, s, r))
-        print(f"setting {i + 1}/{len(settings)}: strength {s:g}, rows {r[0]}-{r[1] - 1}", file=sys.stderr,
-              flush=True)
+    # method -> attribute -> [(strength, success, preservation, rows, keep)]
+    results = score_settings(pipe, images, judge, attrs, methods=args.methods, grid=args.strengths,
+                             layer_ranges=ranges, ws=ws, progress=True)
     keep = args.min_preservation
-    print(f"{len(images)} images; {len(settings)} settings per edit (strengths {args.strengths}, row ranges "
-          f"{[f'{a}-{b - 1}' for a, b in ranges]})\n")
+    print(f"{len(images)} images; {len(ranges) * len(args.strengths)} settings per edit (strengths "
+          f"{args.strengths}, row ranges {[f'{a}-{b - 1}' for a, b in ranges]})\n")
     print(f"| method | attribute | best success with >= {keep:.0%} kept | most reached (kept, setting) |")
     print("|---|---|---:|---:|")
-    for (m, a), rows in results.items():
-        ok = [x for x in rows if x[1] >= keep]
-        best = max(ok, default=None)
-        top = max(rows, key=lambda x: (x[0], x[1]))
-        best_txt = f"{best[0]:.1%} (x{best[2]:g}, rows {best[3][0]}-{best[3][1] - 1})" if best else "none keeps enough"
-        print(f"| {m} | {a} | {best_txt} | {top[0]:.1%} ({top[1]:.1%} kept, x{top[2]:g}, "
-              f"rows {top[3][0]}-{top[3][1] - 1}) |")
+    for m, by_attribute in results.items():
+        for a, rows in by_attribute.items():
+            best = max((x for x in rows if x[2] >= keep), key=lambda x: (x[1], x[2], x[0], x[3]),
+                       default=None)
+            top = max(rows, key=lambda x: (x[1], x[2]))
+            best_txt = f"{best[1]:.1%} (x{best[0]:g}, rows {best[3][0]}-{best[3][1] - 1})" if best \
+                else "none keeps enough"
+            print(f"| {m} | {a} | {best_txt} | {top[1]:.1%} ({top[2]:.1%} kept, x{top[0]:g}, "
+                  f"rows {top[3][0]}-{top[3][1] - 1}) |")
     return 0
 
 

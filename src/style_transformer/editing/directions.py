@@ -67,12 +67,18 @@ class Direction:
                 v = v[: ws.shape[1]]  # e.g. an (18, 512) boundary on a generator using fewer rows
             else:
                 raise DirectionError(f"direction {self.name!r} has {v.shape[0]} rows, latents have {ws.shape[1]}")
-        start, stop = layers or self.layers or (0, ws.shape[1])
-        if not 0 <= start < stop <= ws.shape[1]:
-            raise DirectionError(f"layer range {start}:{stop} is outside the {ws.shape[1]} W+ rows")
-        mask = torch.zeros(ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
-        mask[start:stop] = 1
-        return ws + strength * v * mask
+        return ws + strength * v * row_mask(ws, layers or self.layers)
+
+
+def row_mask(ws: torch.Tensor, layers: Optional[Tuple[int, int]]) -> torch.Tensor:
+    """``[L, 1]`` mask of codes ``ws [N, L, w_dim]``: 1 on the W+ rows ``layers = (start, stop)`` (None:
+    all rows), 0 elsewhere; a range outside the rows is a ``DirectionError``."""
+    start, stop = layers or (0, ws.shape[1])
+    if not 0 <= start < stop <= ws.shape[1]:
+        raise DirectionError(f"layer range {start}:{stop} is outside the {ws.shape[1]} W+ rows")
+    mask = torch.zeros(ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
+    mask[start:stop] = 1
+    return mask
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

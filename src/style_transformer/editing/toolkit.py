@@ -26,8 +26,8 @@ import torch
 
 from ..utils import atomic_path
 from .classifier_edit import edit_with_classifier
-from .directions import (Direction, DirectionError, ganspace, load_directions, save_directions, sefa,
-                         w_covariance)
+from .directions import (Direction, DirectionError, ganspace, load_directions, row_mask, save_directions,
+                         sefa, w_covariance)
 
 PathLike = Union[str, os.PathLike]
 METHODS = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
@@ -203,12 +203,7 @@ class EditingModels:
                 scales[removing] = float(remove)
             if bool((scales == 1.0).all()) and (rows is None or tuple(rows) == (0, ws.shape[1])):
                 return out
-            start, stop = rows or (0, ws.shape[1])
-            if not 0 <= start < stop <= ws.shape[1]:
-                raise DirectionError(f"layer range {start}:{stop} is outside the {ws.shape[1]} W+ rows")
-            mask = torch.zeros(ws.shape[1], 1, dtype=ws.dtype, device=ws.device)
-            mask[start:stop] = 1
-            return ws + scales * mask * (out - ws)
+            return ws + scales * row_mask(ws, rows) * (out - ws)
         if strength is None:
             strength = self.strengths.get(method, {}).get(attribute)
             if strength is None:

@@ -200,6 +200,50 @@ def candidate_row_ranges(num_ws: int) -> List[Tuple[int, int]]:
     return out
 
 
+def score_settings(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
+                   methods: Sequence[str] = ("interfacegan", "classifier"),
+                   grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
+                   layer_ranges: Optional[Sequence[Tuple[int, int]]] = None,
+                   keeps: Optional[Sequence[float]] = None,
+                   reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0), batch_size: int = 64,
+                   progress: bool = False, ws: Optional[torch.Tensor] = None, desc: str = "settings"
+                   ) -> Dict[str, Dict[str, List]]:
+    """``evaluate_editing`` at every setting: each (row range, strength) of ``layer_ranges`` x ``grid``
+    (``reference_grid`` for reference edits, only attributes with an editor; x ``keeps`` for classifier
+    edits), every image's codes edited from the same inversion (``ws``, else inverted once).
+
+    Returns:
+        method -> attribute -> ``[(strength, success, preservation, rows or None, keep or None)]``.
+    """
+    from tqdm import tqdm
+
+    ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
+    results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
+    if ws is None:  # once: every setting edits the same codes
+        ws = pipe.invert(list(images), batch_size=batch_size).ws
+    jobs = [(m, r, mag, k) for m in methods for r in ranges
+            for k in (keeps if m == "classifier" and keeps else [None])
+            for mag in (reference_grid if m == "reference" else grid)]
+    todo = {m: [a for a in attributes if a in pipe.editing.editors] if m == "reference" else list(attributes)
+            for m in methods}
+    saved = dict(pipe.editing.classifier_keep) if keeps else None
+    try:
+        for m, r, mag, k in tqdm(jobs, desc=desc, unit="setting", disable=not progress):
+            if k is not None:
+                pipe.editing.classifier_keep = {a: float(k) for a in attributes}
+            rep = evaluate_editing(pipe, images, classifier, todo[m], methods=(m,),
+                                   strengths={m: {a: mag for a in todo[m]}},
+                                   layers=None if r is None else {m: {a: r for a in todo[m]}},
+                                   batch_size=batch_size, ws=ws)
+            for sc in rep.scores:
+                if sc.n:  # a reference edit with no pair (every image has one verdict) has no score
+                    results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
+    finally:
+        if saved is not None:
+            pipe.editing.classifier_keep = saved
+    return results
+
+
 def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
                         methods: Sequence[str] = ("interfacegan", "classifier"),
                         grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
@@ -213,8 +257,8 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
     reference edits, chosen on (training) images.
 
     Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for reference edits
-    ``reference_grid``, scales of the editor's move; for classifier edits, x ``keeps``) is scored with
-    ``evaluate_editing`` (a reference edit's success is its match; only attributes with an editor).
+    ``reference_grid``, scales of the editor's move; for classifier edits, x ``keeps``) is scored by
+    ``score_settings`` (a reference edit's success is its match; only attributes with an editor).
     Per method and attribute the choice is the smallest strength whose success reaches ``target``
     while preservation stays at or above ``min_preservation`` (the order of ranges, then of keeps,
     breaks ties); failing that, the best success among the settings that preserve enough (or among
@@ -232,32 +276,9 @@ def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequ
         -> ``(start, stop)`` (only with ``layer_ranges``; otherwise empty and the edits use the editing
         folder's ranges); attribute -> chosen hold weight of classifier edits (only with ``keeps``).
     """
-    from tqdm import tqdm
-
-    ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
-    results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
-    if ws is None:  # once: every setting edits the same codes
-        ws = pipe.invert(list(images), batch_size=batch_size).ws
-    jobs = [(m, r, mag, k) for m in methods for r in ranges
-            for k in (keeps if m == "classifier" and keeps else [None])
-            for mag in (reference_grid if m == "reference" else grid)]
-    todo = {m: [a for a in attributes if a in pipe.editing.editors] if m == "reference" else list(attributes)
-            for m in methods}
-    saved = dict(pipe.editing.classifier_keep) if keeps else None
-    try:
-        for m, r, mag, k in tqdm(jobs, desc="calibrate", unit="setting", disable=not progress):
-            if k is not None:
-                pipe.editing.classifier_keep = {a: float(k) for a in attributes}
-            rep = evaluate_editing(pipe, images, classifier, todo[m], methods=(m,),
-                                   strengths={m: {a: mag for a in todo[m]}},
-                                   layers=None if r is None else {m: {a: r for a in todo[m]}},
-                                   batch_size=batch_size, ws=ws)
-            for sc in rep.scores:
-                if sc.n:  # a reference edit with no pair (every image has one verdict) has no score
-                    results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
-    finally:
-        if saved is not None:
-            pipe.editing.classifier_keep = saved
+    results = score_settings(pipe, images, classifier, attributes, methods=methods, grid=grid,
+                             layer_ranges=layer_ranges, keeps=keeps, reference_grid=reference_grid,
+                             batch_size=batch_size, progress=progress, ws=ws, desc="calibrate")
     strengths: Dict[str, Dict[str, float]] = {}
     layers: Dict[str, Dict[str, Tuple[int, int]]] = {}
     chosen_keeps: Dict[str, float] = {}
