@@ -67,6 +67,22 @@ def _truncation(text: str) -> float:
     return v
 
 
+def _label_values(text: str) -> Dict[str, float]:
+    """``NAME=V,NAME=V`` -> {name: value}."""
+    out: Dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE pairs separated by commas, got {part!r}")
+    if not out:
+        raise argparse.ArgumentTypeError("no NAME=VALUE pair given")
+    return out
+
+
 def _latent_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--latents", required=required, help="npz of W+ codes keyed by image stem (what invert writes)")
     p.add_argument("--labels", required=required, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
@@ -111,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch-size", type=_positive_int, default=8)
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gen.add_argument("--noise", choices=("fixed", "random"), default="fixed")
+    cond = gen.add_mutually_exclusive_group()
+    cond.add_argument("--labels", type=_label_values, metavar="NAME=V,...",
+                      help="conditional generator: fix these labels (e.g. Smiling=1,Eyeglasses=0); the others "
+                           "are drawn from the training data's joint distribution given them (default: all drawn)")
+    cond.add_argument("--class", dest="class_index", type=int, metavar="K",
+                      help="class-conditional generator (one-hot labels): sample class K")
 
     ds = sub.add_parser("dataset", help="dataset tools")
     ds_sub = ds.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
@@ -148,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: CUDA when available (under torchrun, GPU LOCAL_RANK, NCCL), else CPU (gloo)")
     tg.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
                     help="decode the images once into memory (auto: when they fit in 4 GB)")
+    tg.add_argument("--conditional", action="store_true",
+                    help="condition G and D on the 0/1 label columns of --labels (NVIDIA's conditional "
+                         "StyleGAN2: label embedding joined to z, label projected into D's output); "
+                         "samples without a label draw one from the data's joint label distribution")
+    tg.add_argument("--labels", help="label file of --conditional (default DATA/attributes.csv)")
 
     te = sub.add_parser("train-encoder", help="train a Style Transformer encoder for a frozen generator",
                         epilog="examples:\n  style-transformer train-encoder --data faces/ --out runs/enc\n"
@@ -561,6 +588,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         args.generator = str(default_path("generator"))
     pipe = load_pipeline(generator=args.generator, device=args.device)
     num_ws = pipe.generator.num_ws
+    if (args.labels or args.class_index is not None) and args.latents is not None:
+        raise UsageError("--labels and --class choose random samples' labels: use them with --n, not --latents")
+    labels = None
+    try:
+        if args.class_index is not None:
+            labels = pipe.generator.class_labels(args.n, args.class_index)
+        elif args.labels:
+            pipe.generator.sample_labels(1, given=args.labels)  # checks the names and values first
+    except ValueError as e:
+        raise UsageError(f"{args.generator}: {e}") from None
     if args.latents is not None:
         arrays = _load_latents(args.latents)
         if not arrays:
@@ -579,7 +616,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             rows.append(ws[0, :num_ws])  # rows past the generator's count are unused, as officially
         all_ws = torch.stack(rows)
     else:
-        all_ws = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation)
+        all_ws = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation, labels=labels, given=args.labels)
         keys = [f"sample_{i:04d}" for i in range(args.n)]
     out = _make_out_dir(args.out)
     bar = tqdm(total=len(keys), desc="generate", unit="img")
@@ -688,11 +725,30 @@ def _run_config(out: Path, resume: bool, config_cls, preset):
     return preset()
 
 
+def _gan_labels_path(args: argparse.Namespace) -> Path:
+    path = Path(args.labels) if args.labels else Path(args.data) / "attributes.csv"
+    if not path.is_file():
+        raise UsageError(f"{path}: no label file (a conditional GAN needs --labels, or DATA/attributes.csv)")
+    return path
+
+
+def _gan_label_columns(args: argparse.Namespace) -> List[str]:
+    from .data.datasets import LabelError, binary_columns
+
+    try:
+        columns = binary_columns(_gan_labels_path(args))
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    if not columns:
+        raise UsageError(f"{_gan_labels_path(args)}: no 0/1 label column to condition on")
+    return columns
+
+
 def _cmd_train_gan(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .data.datasets import ImageFolderDataset
-    from .training.gan import GANTrainConfig, GANTrainer, TrainingError, gan_preset
+    from .training.gan import GANTrainConfig, GANTrainer, TrainingError, conditional_generator, gan_preset
 
     out = Path(args.out)
     try:
@@ -708,7 +764,17 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
         cache = _use_cache(args.cache, args.data, cfg.generator.size)
-        dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache)
+        columns = cfg.generator.label_names if cfg.generator.conditional else None
+        if args.conditional and not args.resume:
+            columns = _gan_label_columns(args)
+        labels = _gan_labels_path(args) if columns else None
+        dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache,
+                                     labels=labels, columns=list(columns) if columns else None)
+        if args.conditional and not args.resume:
+            cfg = dataclasses.replace(cfg, generator=conditional_generator(cfg.generator, dataset.attribute_names,
+                                                                           dataset.label_table()))
+        elif args.conditional and not cfg.generator.conditional:
+            raise UsageError(f"{out}: the run being resumed is not conditional")
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
         trainer = GANTrainer(cfg, dataset, out, device=device)

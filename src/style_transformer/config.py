@@ -74,6 +74,13 @@ class GeneratorConfig(_ConfigMixin):
         channels: explicit widths for resolutions 4, 8, ..., size (overrides the table); empty = table.
         lr_mlp: learning-rate multiplier of the mapping network (equalized lr).
         blur_kernel: 1-D FIR taps of the up/down-sampling filter.
+        c_dim: label width of a conditional generator and discriminator (0: unconditional). As in
+            NVIDIA's conditional StyleGAN2, the generator's mapping embeds the label and joins it to z,
+            and the discriminator projects the embedded label onto its last features.
+        label_names: names of the ``c_dim`` label columns (e.g. attribute names), or empty.
+        label_combos: rows of the stored joint label distribution (``Generator.label_dist``) from
+            which labels are drawn when sampling without a label; 0 with ``c_dim > 0`` draws one-hot
+            classes uniformly.
     """
 
     size: int = 1024
@@ -83,8 +90,17 @@ class GeneratorConfig(_ConfigMixin):
     channels: Tuple[int, ...] = ()
     lr_mlp: float = 0.01
     blur_kernel: Tuple[int, ...] = (1, 3, 3, 1)
+    c_dim: int = 0
+    label_names: Tuple[str, ...] = ()
+    label_combos: int = 0
 
     def __post_init__(self) -> None:
+        if self.c_dim < 0 or self.label_combos < 0:
+            raise ConfigError("c_dim and label_combos must be >= 0")
+        if self.label_names and len(self.label_names) != self.c_dim:
+            raise ConfigError(f"label_names has {len(self.label_names)} names for c_dim {self.c_dim}")
+        if self.label_combos and not self.c_dim:
+            raise ConfigError("label_combos needs c_dim > 0")
         if self.size < 4 or self.size & (self.size - 1):
             raise ConfigError(f"generator size must be a power of two, got {self.size}")
         if not 32 <= self.size <= 1024:
@@ -98,6 +114,10 @@ class GeneratorConfig(_ConfigMixin):
     @property
     def log_size(self) -> int:
         return int(math.log2(self.size))
+
+    @property
+    def conditional(self) -> bool:
+        return self.c_dim > 0
 
     @property
     def num_ws(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -255,20 +255,28 @@ class InversionPipeline:
         return InversionResult(ws, self.generate(ws, batch_size=batch_size))
 
     @torch.no_grad()
-    def sample_ws(self, n: int, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+    def sample_ws(self, n: int, seed: int = 0, truncation: float = 1.0,
+                  labels: Optional[torch.Tensor] = None, given: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """Random W+: z ~ N(0, I) from a seeded CPU generator, mapped, optionally truncated toward
-        ``latent_avg``, repeated over the layers. Returns ``[n, num_ws, w_dim]`` on CPU."""
+        ``latent_avg``, repeated over the layers. A conditional generator takes ``labels``
+        ``[n, c_dim]``, or draws them from its training data's joint label distribution (with the
+        labels named in ``given`` fixed). Returns ``[n, num_ws, w_dim]`` on CPU."""
         g = self.generator
-        z = torch.randn(n, g.style_dim, generator=torch.Generator().manual_seed(seed))
-        w = torch.cat([g.mapping(z[i: i + 256].to(self.device)).float().cpu() for i in range(0, n, 256)])
+        rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, g.style_dim, generator=rng)
+        c = g.sample_labels(n, rng, given) if labels is None else labels  # conditional: the data's label mix
+        w = torch.cat([g.sample_w(z[i: i + 256].to(self.device), None if c is None else c[i: i + 256].to(self.device))
+                       .float().cpu() for i in range(0, n, 256)])
         if truncation != 1.0:
             avg = g.latent_avg.float().cpu()
             w = avg + truncation * (w - avg)
         return w[:, None, :].expand(-1, g.num_ws, -1).contiguous()
 
-    def sample(self, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 8):
-        """Random samples. Returns (ws ``[n, num_ws, w_dim]``, img ``[n, 3, size, size]``) on CPU."""
-        ws = self.sample_ws(n, seed, truncation)
+    def sample(self, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 8,
+               labels: Optional[torch.Tensor] = None, given: Optional[Dict[str, float]] = None):
+        """Random samples (``labels``/``given``: see ``sample_ws``). Returns (ws ``[n, num_ws, w_dim]``,
+        img ``[n, 3, size, size]``) on CPU."""
+        ws = self.sample_ws(n, seed, truncation, labels=labels, given=given)
         return ws, self.generate(ws, batch_size=batch_size)
 
 

@@ -13,7 +13,7 @@ import logging
 import pickle
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -61,13 +61,17 @@ def _sub(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def infer_generator_config(g: Mapping[str, torch.Tensor]) -> GeneratorConfig:
+def infer_generator_config(g: Mapping[str, torch.Tensor], label_names: Optional[Sequence[str]] = None
+                           ) -> GeneratorConfig:
     """Rebuilds a ``GeneratorConfig`` from a rosinality generator state dict's shapes.
+
+    A conditional generator (an ``embed`` layer) takes its label names from ``label_names`` (shapes
+    do not hold them).
 
     ``lr_mlp`` cannot be seen in shapes; the standard 0.01 is assumed (all public checkpoints).
     """
     try:
-        style_dim = g["style.1.weight"].shape[1]
+        style_dim = g["style.1.weight"].shape[0]
         n_mlp = len([k for k in g if re.fullmatch(r"style\.\d+\.weight", k)])
         n_rgb = len({k.split(".")[1] for k in g if k.startswith("to_rgbs.")})
         size = 2 ** (n_rgb + 2)
@@ -77,6 +81,12 @@ def infer_generator_config(g: Mapping[str, torch.Tensor]) -> GeneratorConfig:
         raise CheckpointError(f"not a StyleGAN2 generator state dict: missing key {e.args[0]}") from None
     widths = tuple(int(w) for w in widths)
     kw = dict(size=size, style_dim=int(style_dim), n_mlp=n_mlp)
+    if "embed.weight" in g:  # a conditional mapping (this project's train-gan --conditional)
+        kw.update(c_dim=int(g["embed.weight"].shape[1]),
+                  label_combos=int(g["label_dist"].shape[0]) if "label_dist" in g else 0)
+        names = tuple(label_names or ())
+        if names and len(names) == kw["c_dim"]:
+            kw["label_names"] = names
     for cm in (1, 2, 4):
         table = tuple(_ROSINALITY_CHANNELS[2 ** r] * (cm if 2 ** r >= 64 else 1) for r in range(2, n_rgb + 3))
         if table == widths:
@@ -237,7 +247,9 @@ def _convert(kind: str, ckpt: dict) -> Tuple[str, object, StateDict]:
         state["decoder.latent_avg"] = latent_avg.reshape(-1, latent_avg.shape[-1])[0].float()
         return kind, cfg, state
     g = strip_prefixes(ckpt["g_ema"])
-    cfg = infer_generator_config(g)
+    run = ckpt.get("config")  # train-gan's checkpoints carry the run's config
+    names = run.get("generator", {}).get("label_names") if isinstance(run, dict) else None
+    cfg = infer_generator_config(g, names if isinstance(names, (list, tuple)) else None)
     state = dict(g)
     if ckpt.get("latent_avg") is not None:
         la = ckpt["latent_avg"]

@@ -175,6 +175,12 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    def label_table(self) -> Optional[torch.Tensor]:
+        """Every item's labels ``[N, len(attribute_names)]`` (item order), or None without labels."""
+        if self._labels is None:
+            return None
+        return torch.from_numpy(np.stack(self._labels)) if self._labels else torch.zeros(0, len(self.attribute_names))
+
     def __getitem__(self, i: int):
         img = uint8_to_input(self._cache[i] if self._cache is not None else self._load(i))
         if self._labels is None:

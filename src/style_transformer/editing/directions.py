@@ -164,8 +164,10 @@ def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: i
         (w ``[n, w_dim]``, 0/1 labels ``[n, len(classifier.attributes)]``), float32 on CPU.
     """
     device = next(generator.parameters()).device
-    z = torch.randn(n, generator.style_dim, generator=torch.Generator().manual_seed(seed))
-    ws = torch.cat([generator.mapping(z[i:i + 1024].to(device)).float().cpu() for i in range(0, n, 1024)])
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, generator.style_dim, generator=rng)
+    ws = torch.cat([generator.sample_w(z[i:i + 1024].to(device), generator=rng).float().cpu()
+                    for i in range(0, n, 1024)])
     return ws, judge_codes(generator, classifier, ws, batch_size, progress)
 
 
@@ -201,7 +203,8 @@ def w_covariance(generator, n_samples: int = 20000, seed: int = 0) -> torch.Tens
     z = torch.randn(n_samples, generator.style_dim, generator=g)
     device = next(generator.parameters()).device
     with torch.no_grad():
-        w = torch.cat([generator.mapping(z[i:i + 4096].to(device)).cpu() for i in range(0, n_samples, 4096)]).double()
+        w = torch.cat([generator.sample_w(z[i:i + 4096].to(device), generator=g).cpu()
+                       for i in range(0, n_samples, 4096)]).double()
     w = w - w.mean(0)
     return w.T @ w / (len(w) - 1)
 

@@ -120,7 +120,7 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
         for i in steps:
             b = min(batch_size, n - i)
             z = torch.randn(b, generator.style_dim, generator=z_gen).to(device)
-            ws = generator.mapping(z)[:, None].expand(-1, generator.num_ws, -1)
+            ws = generator.sample_w(z, generator=z_gen)[:, None].expand(-1, generator.num_ws, -1)
             # samples are judged as the images they would be on disk: 8-bit, then the reference
             # folder's own preprocessing (PIL resize for Inception), so no resampling bias enters
             pixels = to_uint8(generator.synthesis(ws, randomize_noise=True).cpu())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -245,9 +245,16 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.size, self.style_dim = cfg.size, cfg.style_dim
         layers: List[nn.Module] = [PixelNorm()]
-        layers += [EqualLinear(cfg.style_dim, cfg.style_dim, lr_mul=cfg.lr_mlp, activation=True)
-                   for _ in range(cfg.n_mlp)]
+        # conditional (NVIDIA's layout): the embedded label, normalised like z, is joined to z, so
+        # the first mapping layer reads 2 * style_dim features
+        in_dims = [cfg.style_dim * (2 if cfg.conditional else 1)] + [cfg.style_dim] * (cfg.n_mlp - 1)
+        layers += [EqualLinear(d, cfg.style_dim, lr_mul=cfg.lr_mlp, activation=True) for d in in_dims]
         self.style = nn.Sequential(*layers)
+        if cfg.conditional:
+            self.embed = EqualLinear(cfg.c_dim, cfg.style_dim)
+            if cfg.label_combos:
+                # the joint label distribution of the training data: rows of labels, then probability
+                self.register_buffer("label_dist", torch.zeros(cfg.label_combos, cfg.c_dim + 1))
 
         bk = cfg.blur_kernel
         self.input = ConstantInput(cfg.channel(4))
@@ -276,17 +283,92 @@ class Generator(nn.Module):
     def num_ws(self) -> int:
         return self.n_latent
 
-    def mapping(self, z: torch.Tensor) -> torch.Tensor:
-        """Maps z ``[..., style_dim]`` to w ``[..., style_dim]`` (PixelNorm + MLP per vector)."""
+    @property
+    def conditional(self) -> bool:
+        return self.cfg.conditional
+
+    def mapping(self, z: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Maps z ``[..., style_dim]`` to w ``[..., style_dim]`` (PixelNorm + MLP per vector).
+
+        Args:
+            z: latents ``[..., style_dim]``.
+            c: labels ``[..., c_dim]`` of a conditional generator (ignored when unconditional). None
+                gives the all-zero label: a fixed, label-free code (what an encoder's query tokens use);
+                to sample as the training data is labelled, use ``sample_w``.
+        """
         shape = z.shape
-        return self.style(z.reshape(-1, shape[-1])).reshape(shape)
+        z = z.reshape(-1, shape[-1])
+        if not self.conditional:
+            return self.style(z).reshape(shape)
+        if c is None:
+            c = z.new_zeros(z.shape[0], self.cfg.c_dim)
+        c = c.reshape(-1, self.cfg.c_dim).to(z)
+        if c.shape[0] != z.shape[0]:
+            raise ValueError(f"{z.shape[0]} latents but {c.shape[0]} labels")
+        x = torch.cat([self.style[0](z), self.style[0](self.embed(c))], 1)
+        return self.style[1:](x).reshape(shape)
+
+    def sample_labels(self, n: int, generator: Optional[torch.Generator] = None,
+                      given: Optional[Mapping[str, float]] = None) -> Optional[torch.Tensor]:
+        """Labels ``[n, c_dim]`` drawn as the training data's were (its joint distribution, stored in
+        ``label_dist``; uniform one-hot classes without one); None for an unconditional generator.
+        Drawn on the CPU with ``generator`` (default: the global RNG).
+
+        Args:
+            n: how many.
+            generator: the RNG.
+            given: fixed values by label name (e.g. ``{"Smiling": 1}``); the other labels are drawn
+                from the joint distribution conditioned on them.
+        """
+        if not self.conditional:
+            if given:
+                raise ValueError("this generator is not conditional: it takes no labels")
+            return None
+        if not self.cfg.label_combos:
+            if given:
+                raise ValueError("this generator's labels are one-hot classes without names: choose a class")
+            cls = torch.randint(self.cfg.c_dim, (n,), generator=generator)
+            return F.one_hot(cls, self.cfg.c_dim).float()
+        table = self.label_dist.detach().float().cpu()
+        keep = torch.ones(len(table), dtype=torch.bool)
+        names = list(self.cfg.label_names)
+        for name, value in (given or {}).items():
+            if name not in names:
+                raise ValueError(f"no label {name!r}; this generator's labels are {', '.join(names) or '(unnamed)'}")
+            keep &= table[:, names.index(name)] == float(value)
+        probs = table[:, -1].clamp_min(0) * keep
+        if not probs.sum() > 0:
+            wanted = ", ".join(f"{k}={v:g}" for k, v in (given or {}).items())
+            raise ValueError(f"no training label combination has {wanted}" if given
+                             else "this conditional generator has no stored label distribution")
+        rows = torch.multinomial(probs, n, replacement=True, generator=generator)
+        return table[rows, :-1].contiguous()
+
+    def class_labels(self, n: int, cls: int) -> torch.Tensor:
+        """``n`` one-hot labels of class ``cls`` (NVIDIA-style class-conditional generators)."""
+        if not self.conditional:
+            raise ValueError("this generator is not conditional: it takes no class")
+        if self.cfg.label_combos:
+            raise ValueError("this generator is conditioned on named labels, not classes: fix them by name")
+        if not 0 <= cls < self.cfg.c_dim:
+            raise ValueError(f"class {cls} is out of range: this generator has classes 0..{self.cfg.c_dim - 1}")
+        return F.one_hot(torch.full((n,), int(cls)), self.cfg.c_dim).float()
+
+    def sample_w(self, z: torch.Tensor, c: Optional[torch.Tensor] = None,
+                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """w ``[N, style_dim]`` of random samples: ``mapping(z, c)``, with labels drawn by
+        ``sample_labels`` when a conditional generator gets none (sampling "unconditionally")."""
+        if self.conditional and c is None:
+            c = self.sample_labels(z.shape[0], generator)
+        return self.mapping(z, c.to(z) if c is not None else None)
 
     @torch.no_grad()
     def mean_latent(self, n: int = 4096, seed: int = 0) -> torch.Tensor:
-        """Mean of mapped random z ``[style_dim]`` (deterministic for a seed)."""
+        """Mean of mapped random z ``[style_dim]`` (deterministic for a seed; a conditional
+        generator's labels are drawn from its label distribution)."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(n, self.style_dim, generator=g).to(self.input.input)
-        return self.mapping(z).mean(0)
+        return self.sample_w(z, generator=g).mean(0)
 
     def stored_noise(self) -> List[torch.Tensor]:
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
@@ -323,7 +405,7 @@ class Generator(nn.Module):
     def forward(self, styles: Sequence[torch.Tensor], input_is_latent: bool = False,
                 truncation: float = 1.0, truncation_latent: Optional[torch.Tensor] = None,
                 inject_index: Optional[int] = None, noise=None, randomize_noise: bool = True,
-                return_latents: bool = False):
+                return_latents: bool = False, c: Optional[torch.Tensor] = None):
         """rosinality-compatible call: ``G([z or w or ws], ...) -> (img, ws or None)``.
 
         Args:
@@ -333,12 +415,13 @@ class Generator(nn.Module):
             truncation: psi; < 1 pulls w toward ``truncation_latent`` (default ``latent_avg``).
             noise, randomize_noise: see ``synthesis``.
             return_latents: also return the W+ that was rendered.
+            c: labels ``[N, c_dim]`` of a conditional generator (for every mapped style).
 
         Returns:
             (img ``[N, 3, size, size]``, ws ``[N, num_ws, style_dim]`` or None).
         """
         if not input_is_latent:
-            styles = [self.mapping(s) for s in styles]
+            styles = [self.mapping(s, c) for s in styles]
         if truncation < 1:
             t = self.latent_avg if truncation_latent is None else truncation_latent
             styles = [t + truncation * (s - t) for s in styles]
@@ -407,20 +490,35 @@ class Discriminator(nn.Module):
         self.convs = nn.Sequential(*convs)
         self.stddev_group, self.stddev_feat = 4, 1
         self.final_conv = ConvLayer(in_ch + 1, cfg.channel(4), 3)
+        # conditional (NVIDIA's projection): the last layer gives cmap_dim features whose dot product
+        # with the mapped label, / sqrt(cmap_dim), is the logit
+        self.cmap_dim = cfg.channel(4) if cfg.conditional else 1
         self.final_linear = nn.Sequential(
             EqualLinear(cfg.channel(4) * 16, cfg.channel(4), activation=True),
-            EqualLinear(cfg.channel(4), 1),
+            EqualLinear(cfg.channel(4), self.cmap_dim),
         )
+        if cfg.conditional:
+            self.c_embed = EqualLinear(cfg.c_dim, self.cmap_dim)
+            self.c_mapping = nn.Sequential(PixelNorm(), *[EqualLinear(self.cmap_dim, self.cmap_dim, lr_mul=cfg.lr_mlp,
+                                                                      activation=True) for _ in range(2)])
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """img ``[N, 3, size, size]`` -> logits ``[N, 1]``; N must be divisible by min(N, 4)."""
+    def forward(self, img: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """img ``[N, 3, size, size]`` (and labels ``c`` ``[N, c_dim]`` when conditional) -> logits
+        ``[N, 1]``; N must be divisible by min(N, 4)."""
+        if self.cfg.conditional and (c is None or c.shape != (img.shape[0], self.cfg.c_dim)):
+            raise ValueError(f"a conditional discriminator needs labels [{img.shape[0]}, {self.cfg.c_dim}], "
+                             f"got {None if c is None else tuple(c.shape)}")
         out = self.convs(img)
-        n, c, h, w = out.shape
+        n, ch, h, w = out.shape
         group = min(n, self.stddev_group)
         if n % group:
             raise ValueError(f"discriminator batch {n} must be divisible by {group}")
-        std = out.view(group, -1, self.stddev_feat, c // self.stddev_feat, h, w)
+        std = out.view(group, -1, self.stddev_feat, ch // self.stddev_feat, h, w)
         std = torch.sqrt(std.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
         out = torch.cat([out, std.repeat(group, 1, h, w)], 1)
         out = self.final_conv(out)
-        return self.final_linear(out.view(n, -1))
+        out = self.final_linear(out.view(n, -1))
+        if not self.cfg.conditional:
+            return out
+        cmap = self.c_mapping(self.c_embed(c.to(out)))
+        return (out * cmap).sum(1, keepdim=True) / math.sqrt(self.cmap_dim)

@@ -280,7 +280,7 @@ class EncoderTrainer:
         fake = codes[:, : self._progressive_rows()].reshape(-1, codes.shape[-1])
         with torch.no_grad():
             z = torch.randn(fake.shape[0], codes.shape[-1], generator=self.gen_data).to(self.device)
-            real = self.model.decoder.mapping(z)
+            real = self.model.decoder.sample_w(z, generator=self.gen_data)
         real.requires_grad_(True)
         pred_real = d(real)
         loss = F.softplus(-pred_real).mean() + F.softplus(d(fake)).mean()

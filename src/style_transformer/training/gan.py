@@ -18,13 +18,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
 from ..config import GeneratorConfig, _ConfigMixin
+from ..data.datasets import item_image
 from ..models import Discriminator, Generator
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
                      read_checkpoint, tile, write_checkpoint)
@@ -68,6 +69,21 @@ GAN_PRESETS: Dict[str, GANTrainConfig] = {
 }
 
 
+def label_distribution(labels: torch.Tensor) -> torch.Tensor:
+    """The joint distribution of label rows ``[N, c_dim]``: ``[K, c_dim + 1]``, each distinct row
+    (sorted) followed by its frequency (what ``Generator.label_dist`` holds)."""
+    rows, counts = torch.unique(labels.float(), dim=0, return_counts=True)
+    return torch.cat([rows, (counts.float() / counts.sum())[:, None]], 1)
+
+
+def conditional_generator(cfg: GeneratorConfig, names: List[str], labels: torch.Tensor) -> GeneratorConfig:
+    """``cfg`` made conditional on ``labels`` ``[N, len(names)]`` (their columns and distinct rows)."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, c_dim=len(names), label_names=tuple(names),
+                               label_combos=int(len(torch.unique(labels.float(), dim=0))))
+
+
 def gan_preset(name: str) -> GANTrainConfig:
     """Looks up a GAN training preset (``GAN_PRESETS``)."""
     try:
@@ -99,10 +115,13 @@ class GANTrainer:
         # multi-process (torchrun): every rank builds the same initial weights, draws its own data,
         # z and noise, and averages gradients before each optimiser step
         self.rank, self.world = rank_and_world()
+        self.labels = self._dataset_labels(cfg, dataset)  # [N, c_dim] or None
         torch.manual_seed(cfg.seed)
         self.g = Generator(cfg.generator)
         self.d = Discriminator(cfg.generator)
         self.g_ema = Generator(cfg.generator).eval().requires_grad_(False)
+        if self.labels is not None and cfg.generator.label_combos:
+            self.g.label_dist.copy_(label_distribution(self.labels))
         self.g_ema.load_state_dict(self.g.state_dict())
         for m in (self.g, self.d, self.g_ema):
             m.to(self.device)
@@ -115,6 +134,28 @@ class GANTrainer:
         if self.rank:
             torch.manual_seed(cfg.seed + 3 + 1000 * self.rank)  # per-rank noise
         self.mean_path_length = torch.zeros(())
+
+    @staticmethod
+    def _dataset_labels(cfg: GANTrainConfig, dataset) -> Optional[torch.Tensor]:
+        """All labels of a conditional run's dataset ``[N, c_dim]`` (fakes are labelled by drawing
+        from them, i.e. from the data's joint label distribution), checked against the config."""
+        g = cfg.generator
+        if not g.conditional:
+            return None
+        table = getattr(dataset, "label_table", None)
+        labels = table() if callable(table) else None
+        if labels is None:
+            raise TrainingError("a conditional generator needs a labelled dataset")
+        if labels.ndim != 2 or labels.shape[1] != g.c_dim:
+            raise TrainingError(f"the dataset has {labels.shape[-1]} label columns, the generator c_dim {g.c_dim}")
+        names = getattr(dataset, "attribute_names", None)
+        if g.label_names and names and tuple(names) != tuple(g.label_names):
+            raise TrainingError(f"the dataset's label columns {list(names)} differ from the run's "
+                                f"{list(g.label_names)}")
+        if g.label_combos and len(torch.unique(labels, dim=0)) != g.label_combos:
+            raise TrainingError(f"the dataset has {len(torch.unique(labels, dim=0))} distinct label rows, "
+                                f"the run's config {g.label_combos}")
+        return labels.float()
 
     @property
     def checkpoint_path(self) -> Path:
@@ -186,17 +227,27 @@ class GANTrainer:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     # -- one step ------------------------------------------------------------------------------
-    def _real_batch(self) -> torch.Tensor:
+    def _real_batch(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Real images ``[B, 3, H, W]`` and, when conditional, their labels ``[B, c_dim]``."""
         idx = torch.randint(len(self.dataset), (self.cfg.batch_size,), generator=self.gen_data)
-        return torch.stack([self.dataset[int(i)] for i in idx]).to(self.device, non_blocking=True)
+        img = torch.stack([item_image(self.dataset[int(i)]) for i in idx]).to(self.device, non_blocking=True)
+        c = self.labels[idx].to(self.device) if self.labels is not None else None
+        return img, c
 
-    def _fake(self, batch: int) -> torch.Tensor:
+    def _fake_labels(self, batch: int) -> Optional[torch.Tensor]:
+        """Labels of fakes: rows of real labels drawn at random (the data's joint distribution)."""
+        if self.labels is None:
+            return None
+        idx = torch.randint(len(self.labels), (batch,), generator=self.gen_z)
+        return self.labels[idx].to(self.device)
+
+    def _fake(self, batch: int, c: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = self.cfg.generator
         z = torch.randn(2, batch, g.style_dim, generator=self.gen_z).to(self.device)
         mix = torch.rand((), generator=self.gen_z).item() < self.cfg.mixing
         inject = int(torch.randint(1, g.num_ws, (), generator=self.gen_z))
         styles = [z[0], z[1]] if mix else [z[0]]
-        img, _ = self.g(styles, inject_index=inject, randomize_noise=True)
+        img, _ = self.g(styles, inject_index=inject, randomize_noise=True, c=c)
         return img
 
     def train_step(self) -> Dict[str, float]:
@@ -204,13 +255,14 @@ class GANTrainer:
         self.g.train()
         self.d.train()
         logs: Dict[str, float] = {}
-        real = self._real_batch()
+        real, c_real = self._real_batch()
         # discriminator
         self.g.requires_grad_(False)
         self.d.requires_grad_(True)
         with torch.no_grad():
-            fake = self._fake(cfg.batch_size)
-        d_loss = F.softplus(self.d(fake)).mean() + F.softplus(-self.d(real)).mean()
+            c_fake = self._fake_labels(cfg.batch_size)
+            fake = self._fake(cfg.batch_size, c_fake)
+        d_loss = F.softplus(self.d(fake, c_fake)).mean() + F.softplus(-self.d(real, c_real)).mean()
         self._check(d_loss, "discriminator loss")
         self.d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -218,7 +270,7 @@ class GANTrainer:
         logs["loss/d"] = d_loss.item()
         if cfg.d_reg_every > 0 and self.step % cfg.d_reg_every == 0:
             real.requires_grad_(True)
-            pred = self.d(real)
+            pred = self.d(real, c_real)
             grad, = torch.autograd.grad(pred.sum(), real, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
             self._check(r1, "R1 penalty")
@@ -229,7 +281,8 @@ class GANTrainer:
         # generator
         self.g.requires_grad_(True)
         self.d.requires_grad_(False)
-        g_loss = F.softplus(-self.d(self._fake(cfg.batch_size))).mean()
+        c_fake = self._fake_labels(cfg.batch_size)
+        g_loss = F.softplus(-self.d(self._fake(cfg.batch_size, c_fake), c_fake)).mean()
         self._check(g_loss, "generator loss")
         self.g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -246,7 +299,7 @@ class GANTrainer:
         cfg = self.cfg
         batch = max(1, cfg.batch_size // 2)
         z = torch.randn(batch, cfg.generator.style_dim, generator=self.gen_z).to(self.device)
-        img, ws = self.g([z], randomize_noise=True, return_latents=True)
+        img, ws = self.g([z], randomize_noise=True, return_latents=True, c=self._fake_labels(batch))
         noise = torch.randn(img.shape, generator=self.gen_z).to(self.device) / math.sqrt(img.shape[2] * img.shape[3])
         grad, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.pow(2).sum(2).mean(1).sqrt()
@@ -274,8 +327,10 @@ class GANTrainer:
     @torch.no_grad()
     def sample_grid(self, n: int = 16) -> torch.Tensor:
         """EMA samples for fixed z (seeded by the config) as one grid ``[3, H, W]`` in [0, 1]."""
-        z = torch.randn(n, self.cfg.generator.style_dim, generator=torch.Generator().manual_seed(self.cfg.seed))
-        img = self.g_ema.synthesis(self.g_ema.mapping(z.to(self.device))[:, None].expand(-1, self.g_ema.num_ws, -1))
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        z = torch.randn(n, self.cfg.generator.style_dim, generator=gen)
+        w = self.g_ema.sample_w(z.to(self.device), generator=gen)
+        img = self.g_ema.synthesis(w[:, None].expand(-1, self.g_ema.num_ws, -1))
         return tile(img.float().cpu(), int(math.ceil(math.sqrt(n))))
 
     def _snapshot_due(self) -> bool:
