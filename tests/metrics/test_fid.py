@@ -64,3 +64,31 @@ def test_fid_on_folders_with_real_inception(tmp_path):
     assert 0 <= same < 1e-3 and other > 1.0
     assert main(["fid", str(a), str(b), "--cache-dir", str(cache), "--device", "cpu"]) == 0
     assert main(["fid", str(a), str(tmp_path / "missing"), "--cache-dir", str(cache)]) == 2
+
+
+@pytest.mark.skipif(not _has_inception(), reason="InceptionV3 weights not installed (make install adds them)")
+def test_eager_inception_equals_the_torchscript_file(tmp_path):
+    """The eager module (BN folded, channels-last) gives the TorchScript model's features."""
+    import warnings
+
+    import torch
+
+    from style_transformer.data.images import load_image, preprocess
+    from style_transformer.data.synthetic import write_dataset
+    from style_transformer.metrics.fid import InceptionFeatures
+
+    write_dataset(tmp_path / "f", 4, size=64, seed=7)
+    imgs = torch.stack([preprocess([load_image(p)], 299)[0] for p in sorted((tmp_path / "f").glob("*.png"))])
+    noise = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x = torch.cat([imgs, noise])
+    ours = InceptionFeatures("cpu")(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ts = torch.jit.load(str(inception_path())).eval()
+    with torch.no_grad():
+        ref = ts((x + 1) / 2 * (0.9921875 + 1) - 1).double().numpy()
+    assert np.abs(ours - ref).max() < 1e-4 and np.abs(ref).max() > 0.1
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not torchscript")
+    with pytest.raises(FIDError, match="not the FID InceptionV3"):
+        InceptionFeatures("cpu", path=bad)

