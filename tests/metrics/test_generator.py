@@ -9,7 +9,7 @@ from style_transformer.config import AttributeClassifierConfig
 from style_transformer.data.datasets import load_labels
 from style_transformer.data.images import load_image, preprocess, save_image
 from style_transformer.data.synthetic import BINARY_ATTRIBUTES, write_dataset
-from style_transformer.metrics.fid import fid_folders
+from style_transformer.metrics.fid import fid_folders, frechet_distance
 from style_transformer.metrics.generator import evaluate_generator
 from style_transformer.models import AttributeClassifier, Generator
 
@@ -63,6 +63,16 @@ def test_fid_and_rates_match_the_folder_path(setup, tmp_path):
     gap = 100 * max(abs(rep.sample_rates[a] - rep.reference_rates[a]) for a in BINARY_ATTRIBUTES)
     assert rep.max_rate_gap == pytest.approx(gap)
     assert "largest gap" in rep.to_markdown()
+    # the second distance: the classifier's pooled features of the files, by hand (the Frechet
+    # distance itself is tested against closed forms in test_fid)
+    def stats(x):
+        with torch.no_grad():
+            f = c.features(x).mean((2, 3)).double().numpy()
+        return f.mean(0), np.cov(f, rowvar=False)
+
+    want_fd = frechet_distance(*stats(on_disk), *stats(ref_imgs))
+    assert rep.fd_classifier == pytest.approx(want_fd, rel=1e-5, abs=1e-8) and want_fd > 0
+    assert "classifier's features" in rep.to_markdown()
     # the global RNG is left as it was
     state = torch.get_rng_state()
     evaluate_generator(g, root / "ref", n=2, classifier=c, fid=False)

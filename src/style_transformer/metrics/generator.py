@@ -31,6 +31,9 @@ class GeneratorReport:
 
     n_samples: int
     fid: Optional[float] = None
+    # Frechet distance in the attribute classifier's pooled penultimate features: a second distance
+    # that uses no ImageNet/Inception features (it sees what the judge of the attributes sees)
+    fd_classifier: Optional[float] = None
     sample_rates: Dict[str, float] = field(default_factory=dict)
     reference_rates: Dict[str, float] = field(default_factory=dict)
     label_rates: Dict[str, float] = field(default_factory=dict)
@@ -44,6 +47,8 @@ class GeneratorReport:
     def to_markdown(self) -> str:
         lines = [f"FID ({self.n_samples} samples): {self.fid:.2f}" if self.fid is not None else
                  f"{self.n_samples} samples"]
+        if self.fd_classifier is not None:
+            lines.append(f"Frechet distance in the attribute classifier's features: {self.fd_classifier:.4f}")
         if self.sample_rates:
             lines += ["", "| attribute | samples | reference (classifier) | reference (labels) | gap (points) |",
                       "|---|---:|---:|---:|---:|"]
@@ -57,15 +62,30 @@ class GeneratorReport:
 
 
 @torch.no_grad()
-def _folder_rates(folder: Path, classifier: AttributeClassifier, batch_size: int) -> Dict[str, float]:
+def _judge(classifier: AttributeClassifier, img: torch.Tensor):
+    """0/1 verdicts ``[N, A]`` and pooled penultimate features ``[N, F]`` (float64, CPU)."""
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    feats = classifier.embed(img.to(device).float())
+    probs = torch.sigmoid(classifier.head(feats))
+    return (probs > 0.5).double().cpu(), feats.double().cpu()
+
+
+@torch.no_grad()
+def _folder_rates(folder: Path, classifier: AttributeClassifier, batch_size: int):
+    """Attribute rates of a folder's images and the statistics of their classifier features."""
     from ..data.datasets import ImageFolderDataset
 
     ds = ImageFolderDataset(folder, classifier.cfg.size, cache=True)
     total = torch.zeros(len(classifier.attributes), dtype=torch.float64)
+    feats = []
     for i in range(0, len(ds), batch_size):
         img = torch.stack([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
-        total += (classifier.predict(img) > 0.5).double().sum(0)
-    return {a: float(t / len(ds)) for a, t in zip(classifier.attributes, total)}
+        verdicts, f = _judge(classifier, img)
+        total += verdicts.sum(0)
+        feats.append(f.numpy())
+    rates = {a: float(t / len(ds)) for a, t in zip(classifier.attributes, total)}
+    return rates, (statistics(np.concatenate(feats)) if len(ds) > 1 else None)
 
 
 def _label_rates(folder: Path, names) -> Dict[str, float]:
@@ -108,7 +128,7 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
     inception = InceptionFeatures(device) if fid else None
     if classifier is not None:
         classifier = classifier.to(device).eval()
-    feats, counts = [], None
+    feats, counts, judge_feats = [], None, []
     z_gen = torch.Generator().manual_seed(seed)
     noise_state = torch.get_rng_state()
     torch.manual_seed(seed)  # the noise inputs; restored afterwards
@@ -128,8 +148,9 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
                 feats.append(inception(preprocess(list(pixels), 299)))
             if classifier is not None:
                 img = uint8_to_input(torch.from_numpy(pixels).permute(0, 3, 1, 2))
-                c = (classifier.predict(img) > 0.5).double().sum(0)
-                counts = c if counts is None else counts + c
+                verdicts, f = _judge(classifier, img)
+                counts = verdicts.sum(0) if counts is None else counts + verdicts.sum(0)
+                judge_feats.append(f.numpy())
     finally:
         torch.set_rng_state(noise_state)
     report = GeneratorReport(n_samples=n)
@@ -139,6 +160,8 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
         report.fid = frechet_distance(mu, sigma, *ref)
     if classifier is not None:
         report.sample_rates = {a: float(c / n) for a, c in zip(classifier.attributes, counts)}
-        report.reference_rates = _folder_rates(reference, classifier, 256)
+        report.reference_rates, ref_stats = _folder_rates(reference, classifier, 256)
+        if ref_stats is not None and n > 1:
+            report.fd_classifier = frechet_distance(*statistics(np.concatenate(judge_feats)), *ref_stats)
         report.label_rates = _label_rates(reference, classifier.attributes)
     return report

@@ -38,10 +38,14 @@ class AttributeClassifier(nn.Module):
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1] != 3:
             raise ValueError(f"images must be [N, 3, H, W], got {tuple(img.shape)}")
+        return self.head(self.embed(img))
+
+    def embed(self, img: torch.Tensor) -> torch.Tensor:
+        """The pooled penultimate features ``[N, channels[-1]]`` (what the logits are a linear map of)."""
         if img.shape[-2:] != (self.cfg.size, self.cfg.size):
             img = F.interpolate(img, size=(self.cfg.size, self.cfg.size), mode="bilinear", align_corners=False,
                                 antialias=True)
-        return self.head(self.features(img).mean(dim=(2, 3)))
+        return self.features(img).mean(dim=(2, 3))
 
     @torch.no_grad()
     def predict(self, img: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

@@ -23,8 +23,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.profiler import record_function
 
-from ..config import GeneratorConfig, _ConfigMixin
+from ..config import ConfigError, GeneratorConfig, _ConfigMixin
 from ..data.datasets import item_image
 from ..models import Discriminator, Generator
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
@@ -52,6 +53,13 @@ class GANTrainConfig(_ConfigMixin):
     sample_every: int = 500
     snapshot_kimg: float = 0.0  # > 0: keep the EMA generator every this many kimg (RUN/snapshots/)
     seed: int = 0
+    # "bf16": G and D forward/backward under bfloat16 autocast (weights, optimiser, R1 and the EMA stay
+    # float32); about twice the convolution throughput on CPUs with AVX512-BF16 and on GPUs
+    amp: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("off", "bf16"):
+            raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
 
 
 GAN_PRESETS: Dict[str, GANTrainConfig] = {
@@ -255,45 +263,65 @@ class GANTrainer:
         self.g.train()
         self.d.train()
         logs: Dict[str, float] = {}
-        real, c_real = self._real_batch()
+        with record_function("gan/data"):
+            real, c_real = self._real_batch()
         # discriminator
         self.g.requires_grad_(False)
         self.d.requires_grad_(True)
-        with torch.no_grad():
+        with torch.no_grad(), self._amp(), record_function("gan/d_step/g_forward"):
             c_fake = self._fake_labels(cfg.batch_size)
             fake = self._fake(cfg.batch_size, c_fake)
-        d_loss = F.softplus(self.d(fake, c_fake)).mean() + F.softplus(-self.d(real, c_real)).mean()
+        with record_function("gan/d_step/d_forward"), self._amp():
+            d_loss = (F.softplus(self.d(fake, c_fake).float()).mean()
+                      + F.softplus(-self.d(real, c_real).float()).mean())
         self._check(d_loss, "discriminator loss")
         self.d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self._optimize(self.d_optim, self.d)
+        with record_function("gan/d_step/d_backward"):
+            d_loss.backward()
+        with record_function("gan/optimizer"):
+            self._optimize(self.d_optim, self.d)
         logs["loss/d"] = d_loss.item()
         if cfg.d_reg_every > 0 and self.step % cfg.d_reg_every == 0:
-            real.requires_grad_(True)
-            pred = self.d(real, c_real)
-            grad, = torch.autograd.grad(pred.sum(), real, create_graph=True)
-            r1 = grad.pow(2).flatten(1).sum(1).mean()
-            self._check(r1, "R1 penalty")
-            self.d.zero_grad(set_to_none=True)
-            (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every + 0 * pred[0, 0]).backward()
-            self._optimize(self.d_optim, self.d)
-            logs["loss/r1"] = r1.item()
+            with record_function("gan/r1"):
+                logs["loss/r1"] = self._r1_step(real, c_real)
         # generator
         self.g.requires_grad_(True)
         self.d.requires_grad_(False)
-        c_fake = self._fake_labels(cfg.batch_size)
-        g_loss = F.softplus(-self.d(self._fake(cfg.batch_size, c_fake), c_fake)).mean()
+        with record_function("gan/g_step/forward"), self._amp():
+            c_fake = self._fake_labels(cfg.batch_size)
+            g_loss = F.softplus(-self.d(self._fake(cfg.batch_size, c_fake), c_fake).float()).mean()
         self._check(g_loss, "generator loss")
         self.g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self._optimize(self.g_optim, self.g)
+        with record_function("gan/g_step/backward"):
+            g_loss.backward()
+        with record_function("gan/optimizer"):
+            self._optimize(self.g_optim, self.g)
         logs["loss/g"] = g_loss.item()
         if cfg.path_length_weight > 0 and self.step % cfg.g_reg_every == 0:
-            logs["loss/path_length"] = self._path_length_step()
-        self._update_ema()
+            with record_function("gan/path_length"):
+                logs["loss/path_length"] = self._path_length_step()
+        with record_function("gan/ema"):
+            self._update_ema()
         self.step += 1
         self.nimg += self.global_batch
         return logs
+
+    def _amp(self):
+        """bfloat16 autocast for G and D passes (``cfg.amp``); R1 and path length stay float32."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16")
+
+    def _r1_step(self, real: torch.Tensor, c_real: Optional[torch.Tensor]) -> float:
+        """Lazy R1 on real images (float32: its double backward needs the precision)."""
+        cfg = self.cfg
+        real.requires_grad_(True)
+        pred = self.d(real, c_real)
+        grad, = torch.autograd.grad(pred.sum(), real, create_graph=True)
+        r1 = grad.pow(2).flatten(1).sum(1).mean()
+        self._check(r1, "R1 penalty")
+        self.d.zero_grad(set_to_none=True)
+        (cfg.r1_gamma / 2 * r1 * cfg.d_reg_every + 0 * pred[0, 0]).backward()
+        self._optimize(self.d_optim, self.d)
+        return r1.item()
 
     def _path_length_step(self) -> float:
         cfg = self.cfg
