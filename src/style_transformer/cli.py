@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "StyleGAN2: label embedding joined to z, label projected into D's output); "
                          "samples without a label draw one from the data's joint label distribution")
     tg.add_argument("--labels", help="label file of --conditional (default DATA/attributes.csv)")
+    tg.add_argument("--init-generator", metavar="G",
+                    help="start G and its EMA from this generator (same synthesis layers; an unconditional one "
+                         "may start a --conditional run); the discriminator starts fresh")
 
     te = sub.add_parser("train-encoder", help="train a Style Transformer encoder for a frozen generator",
                         epilog="examples:\n  style-transformer train-encoder --data faces/ --out runs/enc\n"
@@ -779,7 +782,13 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
         trainer = GANTrainer(cfg, dataset, out, device=device)
         if args.resume:
+            if args.init_generator:
+                raise UsageError("--init-generator starts a new run; it cannot be combined with --resume")
             trainer.load()
+        elif args.init_generator:
+            from .checkpoints import load_model
+
+            trainer.init_generator(load_model(args.init_generator, kind="generator"))
         path = trainer.fit(progress=True)
     except TrainingError as e:
         print(f"style-transformer: error: {e}", file=sys.stderr)

@@ -204,3 +204,31 @@ def test_torchrun_two_processes_conditional(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 4 and ck["world_size"] == 2 and ck["config"]["generator"]["c_dim"] == 9
+
+
+def test_warm_start_from_an_unconditional_generator(labelled, tmp_path):
+    """--init-generator: a conditional run started from an unconditional generator first draws exactly
+    what that generator drew, whatever the label; then it learns to use the label."""
+    _, data = labelled
+    torch.manual_seed(5)
+    source = Generator(GCFG).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # not an initialisation the trainer would make itself
+    t = GANTrainer(_cfg(data), data, tmp_path / "run")
+    t.init_generator(source)
+    z, c = torch.randn(4, 16), data.label_table()[:4]
+    with torch.no_grad():
+        want = source.synthesis(source.mapping(z)[:, None].expand(-1, source.num_ws, -1))
+        for g in (t.g, t.g_ema):
+            got = g.synthesis(g.mapping(z, c)[:, None].expand(-1, g.num_ws, -1))
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    t.train_step()
+    with torch.no_grad():
+        assert not torch.allclose(t.g.mapping(z, c), t.g.mapping(z, 1 - c))  # the label is now used
+    other = Generator(GeneratorConfig(size=32, style_dim=16, n_mlp=3, channels=(16, 16, 16, 8)))
+    with pytest.raises(TrainingError, match="layers differ"):
+        t.init_generator(other)
+    wider = Generator(GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 16, 16)))
+    with pytest.raises(TrainingError, match="shape"):
+        t.init_generator(wider)

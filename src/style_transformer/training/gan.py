@@ -165,6 +165,35 @@ class GANTrainer:
                                 f"the run's config {g.label_combos}")
         return labels.float()
 
+    @torch.no_grad()
+    def init_generator(self, source: Generator) -> None:
+        """Starts G and its EMA from another generator of the same synthesis architecture (a warm
+        start; the discriminator and the optimisers start fresh). An unconditional source may start a
+        conditional run: its mapping's first layer becomes the z half of the new one, whose label half
+        starts at zero, so the new generator first draws exactly what the source drew."""
+        own = self.g.state_dict()
+        src = {k: v for k, v in source.state_dict().items() if k not in ("latent_avg", "label_dist")}
+        if source.cfg.conditional and source.cfg.c_dim != self.cfg.generator.c_dim:
+            raise TrainingError("the initial generator is conditioned on other labels than this run")
+        missing = [k for k in own if k not in src and k not in ("latent_avg", "label_dist") and
+                   not k.startswith("embed.")]
+        unexpected = [k for k in src if k not in own]
+        if missing or unexpected:
+            raise TrainingError(f"the initial generator's layers differ from this run's: missing {missing[:4]}, "
+                                f"unexpected {unexpected[:4]}")
+        for key, value in src.items():
+            target = own[key]
+            if key == "style.1.weight" and value.shape[1] * 2 == target.shape[1] and value.shape[0] == target.shape[0]:
+                # z half (rescaled: the equalized-lr gain 1/sqrt(fan_in) sees twice the fan-in); label half 0
+                target.zero_()[:, :value.shape[1]].copy_(value * math.sqrt(target.shape[1] / value.shape[1]))
+            elif value.shape != target.shape:
+                raise TrainingError(f"the initial generator's {key} has shape {tuple(value.shape)}, this run's "
+                                    f"{tuple(target.shape)}")
+            else:
+                target.copy_(value)
+        self.g.load_state_dict(own)
+        self.g_ema.load_state_dict(own)
+
     @property
     def checkpoint_path(self) -> Path:
         return self.out / "checkpoint.pt"
