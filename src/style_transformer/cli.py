@@ -178,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--init-generator", metavar="G",
                     help="start G and its EMA from this generator (same synthesis layers; an unconditional one "
                          "may start a --conditional run); the discriminator starts fresh")
+    tg.add_argument("--d-warmup-kimg", type=float, metavar="K",
+                    help="train D alone (G frozen) for the first K kimg: for a fresh D against an --init-generator")
+    tg.add_argument("--ema-rampup", type=float, metavar="R",
+                    help="EMA half-life at most R x the images seen (0: the full half-life from the start, "
+                         "e.g. when the EMA starts from --init-generator)")
 
     te = sub.add_parser("train-encoder", help="train a Style Transformer encoder for a frozen generator",
                         epilog="examples:\n  style-transformer train-encoder --data faces/ --out runs/enc\n"
@@ -763,6 +768,10 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, kimg=args.kimg)
         if args.batch_size is not None:
             cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+        if args.d_warmup_kimg is not None:
+            cfg = dataclasses.replace(cfg, d_warmup_kimg=args.d_warmup_kimg)
+        if args.ema_rampup is not None:
+            cfg = dataclasses.replace(cfg, ema_rampup=args.ema_rampup)
         device = _training_device(args.device)
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)

@@ -209,3 +209,21 @@ def test_sigterm_saves_and_stops(tmp_path):
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     last = json.loads(log.read_text().splitlines()[-1])["step"]
     assert ck["step"] == last >= 3  # saved at a step boundary: the last logged step
+
+
+def test_d_warmup_trains_d_alone_then_both(faces, tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(CFG, d_warmup_kimg=0.008, ema_rampup=0.0)  # 2 steps of batch 4
+    t = GANTrainer(cfg, faces, tmp_path / "run")
+    g0 = {k: v.clone() for k, v in t.g.state_dict().items()}
+    e0 = {k: v.clone() for k, v in t.g_ema.state_dict().items()}
+    d0 = {k: v.clone() for k, v in t.d.state_dict().items()}
+    for _ in range(2):
+        logs = t.train_step()
+        assert "loss/g" not in logs
+    assert all(torch.equal(v, t.g.state_dict()[k]) for k, v in g0.items())
+    assert all(torch.equal(v, t.g_ema.state_dict()[k]) for k, v in e0.items())
+    assert not all(torch.equal(v, t.d.state_dict()[k]) for k, v in d0.items())
+    assert "loss/g" in t.train_step()
+    assert not all(torch.equal(v, t.g.state_dict()[k]) for k, v in g0.items())

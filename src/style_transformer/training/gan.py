@@ -56,6 +56,10 @@ class GANTrainConfig(_ConfigMixin):
     # "bf16": G and D forward/backward under bfloat16 autocast (weights, optimiser, R1 and the EMA stay
     # float32); about twice the convolution throughput on CPUs with AVX512-BF16 and on GPUs
     amp: str = "off"
+    # > 0: the first this many kimg train D alone (G and its EMA frozen): a fresh discriminator
+    # against a warm-started generator first learns to tell its samples from real images, instead
+    # of sending the generator random gradients
+    d_warmup_kimg: float = 0.0
 
     def __post_init__(self) -> None:
         if self.amp not in ("off", "bf16"):
@@ -313,6 +317,10 @@ class GANTrainer:
         if cfg.d_reg_every > 0 and self.step % cfg.d_reg_every == 0:
             with record_function("gan/r1"):
                 logs["loss/r1"] = self._r1_step(real, c_real)
+        if self.nimg < cfg.d_warmup_kimg * 1000:  # D warm-up: G and its EMA stay as they are
+            self.step += 1
+            self.nimg += self.global_batch
+            return logs
         # generator
         self.g.requires_grad_(True)
         self.d.requires_grad_(False)
