@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "may start a --conditional run); the discriminator starts fresh")
     tg.add_argument("--d-warmup-kimg", type=float, metavar="K",
                     help="train D alone (G frozen) for the first K kimg: for a fresh D against an --init-generator")
+    tg.add_argument("--amp", choices=("off", "bf16"),
+                    help="bf16: G and D passes under bfloat16 autocast (weights, optimisers, R1, EMA stay float32)")
     tg.add_argument("--ema-rampup", type=float, metavar="R",
                     help="EMA half-life at most R x the images seen (0: the full half-life from the start, "
                          "e.g. when the EMA starts from --init-generator)")
@@ -772,6 +774,8 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, d_warmup_kimg=args.d_warmup_kimg)
         if args.ema_rampup is not None:
             cfg = dataclasses.replace(cfg, ema_rampup=args.ema_rampup)
+        if args.amp is not None:
+            cfg = dataclasses.replace(cfg, amp=args.amp)
         device = _training_device(args.device)
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
