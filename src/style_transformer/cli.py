@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="instead of --latents/--labels: N random codes of --generator, labelled by the image "
                           "attribute classifier on their renders (InterFaceGAN's recipe: a label says what the code "
                           "draws); fits in W")
-    drf.add_argument("--generator", help="with --samples: the generator (default: the shipped one)")
+    drf.add_argument("--generator", help="with --samples: the generator (default: the one the shipped encoder "
+                                         "was trained for)")
     drf.add_argument("--classifier", help="with --samples: the image attribute classifier (default: the shipped one)")
     drf.add_argument("--seed", type=int, default=0, help="with --samples: the z seed")
     drf.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "of the generator's mapped codes, so moves where codes never vary, which change the W+ "
                          "classifier but not the image, cost more) or euclidean (the plain distance)")
     tr.add_argument("--generator", help="with --label-renders or --near-metric covariance: the generator "
-                                        "(default: the shipped one)")
+                                        "(default: the one the shipped encoder was trained for)")
     tr.add_argument("--classifier", help="with --label-renders or --mix-codes: the image attribute classifier "
                                          "(default: the shipped one)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -367,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "style_transformer: the shipped encoder; w / wplus: optimisation from latent_avg; "
                          "pti: W+ optimisation then PTI (default: style_transformer)")
     ev.add_argument("--out", required=True, help="writes results.md, results.csv, results.json")
-    ev.add_argument("--generator", help="generator of the optimisation methods (default: the shipped one)")
+    ev.add_argument("--generator", help="generator of the optimisation methods (default: the one the shipped "
+                                        "encoder was trained for)")
     ev.add_argument("--n", type=_positive_int, help="first N images (default: all)")
     ev.add_argument("--opt-steps", type=_positive_int, default=100, help="optimisation steps (w, wplus, pti)")
     ev.add_argument("--pti-steps", type=_positive_int, default=50)
@@ -1055,13 +1057,14 @@ def _cmd_directions(args: argparse.Namespace) -> int:
 
 def _generator_and_judge(args: argparse.Namespace, judge: bool = True):
     """(generator, image attribute classifier or None without ``judge``) on ``--device``: ``--generator``
-    / ``--classifier``, else the shipped ones (``directions fit --samples``, ``train-editor``)."""
+    / ``--classifier``, else the generator the shipped encoder was trained for and the shipped classifier
+    (``directions fit --samples``, ``train-editor``: they make editing models for the shipped encoder's codes)."""
     from .checkpoints import load_model
     from .inference import resolve_device
     from .pretrained import default_path
 
     device = resolve_device(args.device)
-    generator = load_model(args.generator or default_path("generator"), kind="generator").to(device).eval()
+    generator = load_model(args.generator or default_path("encoder_generator"), kind="generator").to(device).eval()
     return generator, _image_classifier(args.classifier, device) if judge else None
 
 
@@ -1420,7 +1423,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         id_loss = IDLoss.load(args.id_weights).to(device) if args.id_weights else None
     except (LPIPSError, IDLossError) as e:
         raise UsageError(str(e)) from None
-    generator = args.generator or str(default_path("generator"))
+    generator = args.generator or str(default_path("encoder_generator"))
     methods = []
     size = None
     for spec in args.method or ["style_transformer"]:

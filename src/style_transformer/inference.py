@@ -73,7 +73,8 @@ class InversionPipeline:
         Args:
             checkpoint: Style Transformer checkpoint (needed for ``invert``).
             generator: StyleGAN2 checkpoint to render with (default: the checkpoint's decoder).
-                With neither given: the shipped default encoder and generator (64x64 faces).
+                With neither given: the shipped default encoder and the generator it was trained for
+                (64x64 faces).
             device: ``"auto"``, ``"cpu"``, ``"cuda"``...
             editing: folder of editing models for ``edit`` (default with the shipped models: the
                 shipped editing folder, when the package has one).
@@ -84,7 +85,7 @@ class InversionPipeline:
         if checkpoint is None and generator is None:  # the shipped default encoder and generator
             from .pretrained import EDITING_DIR, WEIGHTS_DIR, default_path
 
-            checkpoint, generator = default_path("style_transformer"), default_path("generator")
+            checkpoint, generator = default_path("style_transformer"), default_path("encoder_generator")
             if editing is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
                 editing = WEIGHTS_DIR / EDITING_DIR
         model = None

@@ -16,7 +16,12 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 DEFAULT_FILES: Dict[str, str] = {
     "style_transformer": "faces64_style_transformer.safetensors",
+    # the shipped generator: what generate, eval-generator and train-encoder use by default
     "generator": "faces64_generator.safetensors",
+    # the generator the shipped encoder and editing models were trained for: the default pipeline
+    # renders with it, and the commands that work on the shipped encoder's codes default to it (it is
+    # the shipped generator itself whenever the encoder has been retrained for that one)
+    "encoder_generator": "faces64_generator.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
 }
 # the editing models of the default generator: a folder (directions, W+ classifier, reference editors)
@@ -30,7 +35,7 @@ TEST_SEED = 4000
 
 def default_path(kind: str) -> Path:
     """Path of the shipped default model of ``kind`` (``"style_transformer"``, ``"generator"``,
-    ``"attribute_classifier"``).
+    ``"encoder_generator"``, ``"attribute_classifier"``).
 
     Raises:
         CheckpointError: no default of that kind, or its file is missing from the install.
@@ -48,7 +53,7 @@ def load_default(kind: str):
     """Loads the shipped default model of ``kind`` (float32, eval mode, CPU)."""
     from .checkpoints import load_model
 
-    return load_model(default_path(kind), kind=kind)
+    return load_model(default_path(kind), kind="generator" if kind == "encoder_generator" else kind)
 
 
 def default_editing_dir() -> Path:
