@@ -747,12 +747,13 @@ def _gan_labels_path(args: argparse.Namespace) -> Path:
 def _gan_label_columns(args: argparse.Namespace) -> List[str]:
     from .data.datasets import LabelError, binary_columns
 
+    path = _gan_labels_path(args)
     try:
-        columns = binary_columns(_gan_labels_path(args))
+        columns = binary_columns(path)
     except LabelError as e:
         raise UsageError(str(e)) from None
     if not columns:
-        raise UsageError(f"{_gan_labels_path(args)}: no 0/1 label column to condition on")
+        raise UsageError(f"{path}: no 0/1 label column to condition on")
     return columns
 
 

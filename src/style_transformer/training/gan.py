@@ -164,9 +164,9 @@ class GANTrainer:
         if g.label_names and names and tuple(names) != tuple(g.label_names):
             raise TrainingError(f"the dataset's label columns {list(names)} differ from the run's "
                                 f"{list(g.label_names)}")
-        if g.label_combos and len(torch.unique(labels, dim=0)) != g.label_combos:
-            raise TrainingError(f"the dataset has {len(torch.unique(labels, dim=0))} distinct label rows, "
-                                f"the run's config {g.label_combos}")
+        combos = len(torch.unique(labels, dim=0)) if g.label_combos else 0
+        if combos != g.label_combos:
+            raise TrainingError(f"the dataset has {combos} distinct label rows, the run's config {g.label_combos}")
         return labels.float()
 
     @torch.no_grad()
@@ -195,8 +195,7 @@ class GANTrainer:
                                     f"{tuple(target.shape)}")
             else:
                 target.copy_(value)
-        self.g.load_state_dict(own)
-        self.g_ema.load_state_dict(own)
+        self.g_ema.load_state_dict(own)  # ``own`` shares G's storage: G already holds the copy
 
     @property
     def checkpoint_path(self) -> Path:
