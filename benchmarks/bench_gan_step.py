@@ -7,6 +7,7 @@ optimisers; EMA); the speeds from plain timed steps, the variants interleaved ro
 the machine's load affects them alike.
 
     python benchmarks/bench_gan_step.py [--preset faces-64] [--batch 32] [--steps 8] [--rounds 3]
+        [--d-channels 256,256,256,128,64 ...]
 """
 
 import argparse
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=8, help="timed steps per variant per round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--d-channels", action="append", default=[], metavar="W,W,...",
+                    help="also time a discriminator with these widths (4..size px); repeatable")
     args = ap.parse_args()
     base = dataclasses.replace(gan_preset(args.preset), batch_size=args.batch, d_reg_every=4)
     size = base.generator.size
@@ -70,6 +73,10 @@ def main() -> None:
             "bf16 autocast": _trainer(dataclasses.replace(base, amp="bf16"), data, Path(tmp) / "b", False),
             "float32, conditional": _trainer(dataclasses.replace(base, amp="off"), data, Path(tmp) / "c", True),
         }
+        for i, widths in enumerate(args.d_channels):
+            d_channels = tuple(int(v) for v in widths.split(","))
+            variants[f"float32, D {widths}"] = _trainer(dataclasses.replace(base, d_channels=d_channels), data,
+                                                        Path(tmp) / f"d{i}", False)
         for t in variants.values():  # warm-up: allocations, oneDNN primitives
             _timed(t, 2)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, batch "
@@ -88,7 +95,7 @@ def main() -> None:
         ref = sorted(rates["float32"])[len(rates["float32"]) // 2]
         for name, r in rates.items():
             med = sorted(r)[len(r) // 2]
-            print(f"  {name:22s} {med:7.2f} img/s  {med / ref:5.2f}x")
+            print(f"  {name:36s} {med:7.2f} img/s  {med / ref:5.2f}x")
 
 
 if __name__ == "__main__":

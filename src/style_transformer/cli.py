@@ -40,6 +40,14 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _int_list(text: str, flag: str) -> tuple:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    return values
+
+
 def _non_negative_float(text: str) -> float:
     try:
         v = float(text)
@@ -182,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train D alone (G frozen) for the first K kimg: for a fresh D against an --init-generator")
     tg.add_argument("--amp", choices=("off", "bf16"),
                     help="bf16: G and D passes under bfloat16 autocast (weights, optimisers, R1, EMA stay float32)")
+    tg.add_argument("--d-channels", metavar="W,W,...",
+                    help="the discriminator's own widths for 4, 8, ..., SIZE px (default: the generator's), "
+                         "e.g. 256,256,256,128,64 for 64 px")
     tg.add_argument("--ema-rampup", type=float, metavar="R",
                     help="EMA half-life at most R x the images seen (0: the full half-life from the start, "
                          "e.g. when the EMA starts from --init-generator)")
@@ -761,6 +772,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .data.datasets import ImageFolderDataset
+    from .config import ConfigError
     from .training.gan import GANTrainConfig, GANTrainer, TrainingError, conditional_generator, gan_preset
 
     out = Path(args.out)
@@ -779,6 +791,13 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, ema_rampup=args.ema_rampup)
         if args.amp is not None:
             cfg = dataclasses.replace(cfg, amp=args.amp)
+        if args.d_channels is not None:
+            if args.resume:
+                raise UsageError("--d-channels cannot change on --resume (the discriminator's weights are saved)")
+            try:
+                cfg = dataclasses.replace(cfg, d_channels=_int_list(args.d_channels, "--d-channels"))
+            except ConfigError as e:
+                raise UsageError(f"--d-channels: {e}") from None
         device = _training_device(args.device)
         if args.snapshot_kimg is not None:
             cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)

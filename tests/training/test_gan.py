@@ -247,3 +247,32 @@ def test_bf16_autocast_step_trains_and_resumes_exactly(faces, tmp_path, check_ex
     assert not all(torch.equal(a, b) for a, b in zip(_params(straight), _params(fp32)))  # bf16 did run
     with pytest.raises(Exception, match="amp"):
         dataclasses.replace(CFG, amp="fp8")
+
+
+def test_discriminator_widths_of_its_own(faces, tmp_path, check_exact_resume):
+    """d_channels gives D its own widths (G unchanged); the run resumes exactly and a wrong table is
+    refused, in the config and on the command line (one line, exit 2)."""
+    import dataclasses
+
+    from style_transformer.cli import main
+
+    cfg = dataclasses.replace(CFG, d_channels=(24, 24, 20, 12))
+    resumed = check_exact_resume(lambda out: GANTrainer(cfg, faces, out), tmp_path)
+    widths = {tuple(w.shape[:2]) for w in resumed.d.state_dict().values() if w.dim() == 4}
+    assert (12, 3) in widths and (20, 12) in widths and (24, 20) in widths  # 32 px: 12, 16 px: 20, 8 px: 24
+    assert resumed.d.final_linear[1].weight.shape[1] == 24  # the 4 px width
+    plain = GANTrainer(CFG, faces, tmp_path / "plain")
+    assert [p.shape for p in plain.g.parameters()] == [p.shape for p in resumed.g.parameters()]
+    assert GANTrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(Exception, match="d_channels needs 4"):
+        dataclasses.replace(CFG, d_channels=(8, 8))
+    write_dataset(tmp_path / "f", 8, size=32, seed=1)
+    base = ["train-gan", "--data", str(tmp_path / "f"), "--size", "32", "--preset", "tiny-32", "--kimg", "0.008"]
+    assert main(base + ["--out", str(tmp_path / "r1"), "--d-channels", "8,8"]) == 2
+    assert main(base + ["--out", str(tmp_path / "r2"), "--d-channels", "8,x"]) == 2
+    assert not (tmp_path / "r1" / "checkpoint.pt").exists()
+    assert main(base + ["--out", str(tmp_path / "r3"), "--d-channels", "16,16,8,8"]) == 0
+    saved = GANTrainConfig.from_json((tmp_path / "r3" / "config.json").read_text())
+    assert saved.d_channels == (16, 16, 8, 8)
+    assert main(base + ["--out", str(tmp_path / "r3"), "--resume", "--kimg", "0.016",
+                        "--d-channels", "8,8,8,8"]) == 2

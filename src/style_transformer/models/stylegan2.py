@@ -476,26 +476,32 @@ class Discriminator(nn.Module):
 
     Args:
         cfg: architecture (same config as the generator it trains against).
+        channels: the discriminator's own widths for resolutions 4, 8, ..., size (empty: the
+            generator's, ``cfg.channel``).
     """
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg: GeneratorConfig, channels: Sequence[int] = ()):
         super().__init__()
         self.cfg = cfg
-        convs: List[nn.Module] = [ConvLayer(3, cfg.channel(cfg.size), 1)]
-        in_ch = cfg.channel(cfg.size)
+        if channels and len(channels) != cfg.log_size - 1:
+            raise ValueError(f"discriminator channels need {cfg.log_size - 1} widths (4..{cfg.size} px), "
+                             f"got {len(channels)}")
+        width = (lambda res: int(channels[int(math.log2(res)) - 2])) if channels else cfg.channel
+        convs: List[nn.Module] = [ConvLayer(3, width(cfg.size), 1)]
+        in_ch = width(cfg.size)
         for i in range(cfg.log_size, 2, -1):
-            out_ch = cfg.channel(2 ** (i - 1))
+            out_ch = width(2 ** (i - 1))
             convs.append(ResBlock(in_ch, out_ch, cfg.blur_kernel))
             in_ch = out_ch
         self.convs = nn.Sequential(*convs)
         self.stddev_group, self.stddev_feat = 4, 1
-        self.final_conv = ConvLayer(in_ch + 1, cfg.channel(4), 3)
+        self.final_conv = ConvLayer(in_ch + 1, width(4), 3)
         # conditional (NVIDIA's projection): the last layer gives cmap_dim features whose dot product
         # with the mapped label, / sqrt(cmap_dim), is the logit
-        self.cmap_dim = cfg.channel(4) if cfg.conditional else 1
+        self.cmap_dim = width(4) if cfg.conditional else 1
         self.final_linear = nn.Sequential(
-            EqualLinear(cfg.channel(4) * 16, cfg.channel(4), activation=True),
-            EqualLinear(cfg.channel(4), self.cmap_dim),
+            EqualLinear(width(4) * 16, width(4), activation=True),
+            EqualLinear(width(4), self.cmap_dim),
         )
         if cfg.conditional:
             self.c_embed = EqualLinear(cfg.c_dim, self.cmap_dim)

@@ -60,10 +60,16 @@ class GANTrainConfig(_ConfigMixin):
     # against a warm-started generator first learns to tell its samples from real images, instead
     # of sending the generator random gradients
     d_warmup_kimg: float = 0.0
+    # the discriminator's own widths for resolutions 4, 8, ..., size (empty: the generator's)
+    d_channels: Tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.amp not in ("off", "bf16"):
             raise ConfigError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
+        n = self.generator.log_size - 1
+        if self.d_channels and (len(self.d_channels) != n or min(self.d_channels) < 1):
+            raise ConfigError(f"d_channels needs {n} positive widths (4..{self.generator.size} px), "
+                              f"got {list(self.d_channels)}")
 
 
 GAN_PRESETS: Dict[str, GANTrainConfig] = {
@@ -130,7 +136,7 @@ class GANTrainer:
         self.labels = self._dataset_labels(cfg, dataset)  # [N, c_dim] or None
         torch.manual_seed(cfg.seed)
         self.g = Generator(cfg.generator)
-        self.d = Discriminator(cfg.generator)
+        self.d = Discriminator(cfg.generator, cfg.d_channels)
         self.g_ema = Generator(cfg.generator).eval().requires_grad_(False)
         if self.labels is not None and cfg.generator.label_combos:
             self.g.label_dist.copy_(label_distribution(self.labels))
