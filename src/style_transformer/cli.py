@@ -439,8 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--batch-size", type=_positive_int, default=64)
     tc.add_argument("--seed", type=int, default=0)
 
-    conv = sub.add_parser("convert", help="convert an official .pt checkpoint to native safetensors")
-    conv.add_argument("input", help="official Style Transformer or rosinality StyleGAN2 .pt")
+    conv = sub.add_parser("convert", help="convert an official .pt checkpoint or an NVIDIA snapshot .pkl to native "
+                                          "safetensors")
+    conv.add_argument("input", help="official Style Transformer / pSp / e4e or rosinality StyleGAN2 .pt, or an "
+                                    "NVIDIA StyleGAN2-ADA / StyleGAN3-repo network-snapshot .pkl (its G_ema)")
     conv.add_argument("output", help="output .safetensors file")
     conv.add_argument("--fp16", action="store_true", help="store floating tensors as float16")
     return p

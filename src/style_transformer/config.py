@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple, Type, TypeVar
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -81,6 +81,10 @@ class GeneratorConfig(_ConfigMixin):
         label_combos: rows of the stored joint label distribution (``Generator.label_dist``) from
             which labels are drawn when sampling without a label; 0 with ``c_dim > 0`` draws one-hot
             classes uniformly.
+        z_dim: width of z when it differs from w (NVIDIA's ``z_dim``); 0 = ``style_dim``.
+        conv_clamp: NVIDIA's activation clamp: every synthesis layer's activated output and every
+            ToRGB output (before the skip sum) is clamped to [-conv_clamp, conv_clamp]; None = none
+            (rosinality).
     """
 
     size: int = 1024
@@ -93,8 +97,14 @@ class GeneratorConfig(_ConfigMixin):
     c_dim: int = 0
     label_names: Tuple[str, ...] = ()
     label_combos: int = 0
+    z_dim: int = 0
+    conv_clamp: Optional[float] = None
 
     def __post_init__(self) -> None:
+        if self.z_dim < 0:
+            raise ConfigError(f"z_dim must be >= 0, got {self.z_dim}")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            raise ConfigError(f"conv_clamp must be positive or None, got {self.conv_clamp}")
         if self.c_dim < 0 or self.label_combos < 0:
             raise ConfigError("c_dim and label_combos must be >= 0")
         if self.label_names and len(self.label_names) != self.c_dim:

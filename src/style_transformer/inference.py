@@ -264,7 +264,7 @@ class InversionPipeline:
         labels named in ``given`` fixed). Returns ``[n, num_ws, w_dim]`` on CPU."""
         g = self.generator
         rng = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, g.style_dim, generator=rng)
+        z = torch.randn(n, g.z_dim, generator=rng)
         c = g.sample_labels(n, rng, given) if labels is None else labels  # conditional: the data's label mix
         w = torch.cat([g.sample_w(z[i: i + 256].to(self.device), None if c is None else c[i: i + 256].to(self.device))
                        .float().cpu() for i in range(0, n, 256)])

@@ -22,6 +22,7 @@ from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, L
                       ReferenceEditorConfig, StyleTransformerConfig)
 from ..models import AttributeClassifier, Generator, LatentClassifier, PSPModel, ReferenceEditor, StyleTransformer
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
+from .nvidia import architecture, convert_stylegan2, is_pickle, read_snapshot
 from ..utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,51 @@ def _read_safetensors(path: Path) -> Tuple[str, object, dict]:
     return kind, cfg, state
 
 
+def read_checkpoint(path: PathLike) -> Tuple[Path, str, object, dict, str]:
+    """Reads any supported file without building the model: ``(path, kind, config, state dict,
+    source format)``; the source format is ``"native"``, ``"official"`` (a pickled ``.pt`` of the
+    official code or of rosinality's trainer) or ``"nvidia"`` (a StyleGAN2-ADA / StyleGAN3 snapshot)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if path.suffix == ".safetensors" or (len(head) == 8 and not head.startswith(b"PK") and not head.startswith(b"\x80")):
+        return (path, *_read_safetensors(path), "native")
+    if path.suffix == ".pkl" or is_pickle(head):
+        return (path, *read_nvidia_generator(path), "nvidia")
+    ckpt = torch_load_safe(path)
+    return (path, *convert_official(ckpt), "official")  # type: ignore[arg-type]
+
+
+def read_nvidia_generator(path: Path) -> Tuple[str, object, dict]:
+    """``("generator", config, state)`` of an NVIDIA snapshot's ``G_ema``."""
+    snap = read_snapshot(path)
+    arch = architecture(snap["G_ema"])
+    if arch != "stylegan2":
+        raise CheckpointError(f"{path}: a {arch.replace('stylegan', 'StyleGAN')} generator; StyleGAN3 snapshots "
+                              "are not supported by this version")
+    try:
+        cfg, state = convert_stylegan2(snap["G_ema"])
+    except KeyError as e:
+        raise CheckpointError(f"{path}: the StyleGAN2 generator lacks {e}") from None
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: unsupported generator configuration ({e})") from None
+    return "generator", cfg, state
+
+
 def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     """Loads any supported checkpoint into a float32 model in eval mode, on CPU.
 
     Accepts native ``.safetensors`` (or a folder holding ``model.safetensors``), official Style
-    Transformer ``.pt`` files, rosinality StyleGAN2 ``.pt`` files and the official editing models
-    (LCNet_40 W+ classifier, reference edit encoder).
+    Transformer ``.pt`` files, rosinality StyleGAN2 ``.pt`` files, the official editing models
+    (LCNet_40 W+ classifier, reference edit encoder) and NVIDIA StyleGAN2-ADA / StyleGAN3-repo
+    snapshot pickles (their ``G_ema``, read without running any code from the file).
 
     Args:
         path: checkpoint file or folder.
@@ -117,18 +157,7 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     Raises:
         CheckpointError: missing/unreadable/unsafe file, wrong kind, or keys that do not fit.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.safetensors"
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if path.suffix == ".safetensors" or (len(head) == 8 and not head.startswith(b"PK") and not head.startswith(b"\x80")):
-        file_kind, cfg, state = _read_safetensors(path)
-    else:
-        ckpt = torch_load_safe(path)
-        file_kind, cfg, state = convert_official(ckpt)  # type: ignore[arg-type]
+    path, file_kind, cfg, state, _ = read_checkpoint(path)
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}")
     encoders = ("style_transformer", "psp")

@@ -165,7 +165,7 @@ def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: i
     """
     device = next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, generator.style_dim, generator=rng)
+    z = torch.randn(n, generator.z_dim, generator=rng)
     ws = torch.cat([generator.sample_w(z[i:i + 1024].to(device), generator=rng).float().cpu()
                     for i in range(0, n, 1024)])
     return ws, judge_codes(generator, classifier, ws, batch_size, progress)
@@ -200,7 +200,7 @@ def w_covariance(generator, n_samples: int = 20000, seed: int = 0) -> torch.Tens
     over ``n_samples`` seeded samples: where the generator's codes vary (GANSpace's PCA, the metric of
     classifier edits)."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n_samples, generator.style_dim, generator=g)
+    z = torch.randn(n_samples, generator.z_dim, generator=g)
     device = next(generator.parameters()).device
     with torch.no_grad():
         w = torch.cat([generator.sample_w(z[i:i + 4096].to(device), generator=g).cpu()

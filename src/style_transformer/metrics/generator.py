@@ -139,7 +139,7 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
     try:
         for i in steps:
             b = min(batch_size, n - i)
-            z = torch.randn(b, generator.style_dim, generator=z_gen).to(device)
+            z = torch.randn(b, generator.z_dim, generator=z_gen).to(device)
             ws = generator.sample_w(z, generator=z_gen)[:, None].expand(-1, generator.num_ws, -1)
             # samples are judged as the images they would be on disk: 8-bit, then the reference
             # folder's own preprocessing (PIL resize for Inception), so no resampling bias enters

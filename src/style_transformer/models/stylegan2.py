@@ -203,31 +203,39 @@ class ConstantInput(nn.Module):
 
 class StyledConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, upsample: bool = False,
-                 blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+                 blur_kernel: Sequence[int] = (1, 3, 3, 1), conv_clamp: Optional[float] = None):
         super().__init__()
         self.conv = ModulatedConv2d(in_ch, out_ch, kernel_size, style_dim, upsample=upsample,
                                     blur_kernel=blur_kernel)
         self.noise = NoiseInjection()
         self.activate = FusedLeakyReLU(out_ch)
+        self.conv_clamp = conv_clamp
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         # The fast path updates the fresh conv output in place (convolution backward does not need
         # its output, so autograd allows it); the reference path allocates, as the official code.
         inplace = self.conv.impl == "fast"
         out = self.noise(self.conv(x, style), noise, inplace=inplace)
-        return self.activate(out, inplace=inplace)
+        out = self.activate(out, inplace=inplace)
+        if self.conv_clamp is not None:  # NVIDIA: clamp(lrelu(x + b) * sqrt(2), +-conv_clamp)
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
+        return out
 
 
 class ToRGB(nn.Module):
-    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[int] = (1, 3, 3, 1)):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True, blur_kernel: Sequence[int] = (1, 3, 3, 1),
+                 conv_clamp: Optional[float] = None):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
         out = self.conv(x, style) + self.bias
+        if self.conv_clamp is not None:  # NVIDIA clamps the layer's output, before the skip sum
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -244,10 +252,11 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.size, self.style_dim = cfg.size, cfg.style_dim
+        self.z_dim = cfg.z_dim or cfg.style_dim
         layers: List[nn.Module] = [PixelNorm()]
         # conditional (NVIDIA's layout): the embedded label, normalised like z, is joined to z, so
-        # the first mapping layer reads 2 * style_dim features
-        in_dims = [cfg.style_dim * (2 if cfg.conditional else 1)] + [cfg.style_dim] * (cfg.n_mlp - 1)
+        # the first mapping layer reads z_dim + style_dim features
+        in_dims = [self.z_dim + (cfg.style_dim if cfg.conditional else 0)] + [cfg.style_dim] * (cfg.n_mlp - 1)
         layers += [EqualLinear(d, cfg.style_dim, lr_mul=cfg.lr_mlp, activation=True) for d in in_dims]
         self.style = nn.Sequential(*layers)
         if cfg.conditional:
@@ -256,10 +265,10 @@ class Generator(nn.Module):
                 # the joint label distribution of the training data: rows of labels, then probability
                 self.register_buffer("label_dist", torch.zeros(cfg.label_combos, cfg.c_dim + 1))
 
-        bk = cfg.blur_kernel
+        bk, clamp = cfg.blur_kernel, cfg.conv_clamp
         self.input = ConstantInput(cfg.channel(4))
-        self.conv1 = StyledConv(cfg.channel(4), cfg.channel(4), 3, cfg.style_dim, blur_kernel=bk)
-        self.to_rgb1 = ToRGB(cfg.channel(4), cfg.style_dim, upsample=False)
+        self.conv1 = StyledConv(cfg.channel(4), cfg.channel(4), 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp)
+        self.to_rgb1 = ToRGB(cfg.channel(4), cfg.style_dim, upsample=False, conv_clamp=clamp)
         self.log_size = cfg.log_size
         self.num_layers = cfg.num_noises
         self.n_latent = cfg.num_ws
@@ -273,9 +282,10 @@ class Generator(nn.Module):
         in_ch = cfg.channel(4)
         for i in range(3, self.log_size + 1):
             out_ch = cfg.channel(2 ** i)
-            self.convs.append(StyledConv(in_ch, out_ch, 3, cfg.style_dim, upsample=True, blur_kernel=bk))
-            self.convs.append(StyledConv(out_ch, out_ch, 3, cfg.style_dim, blur_kernel=bk))
-            self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim, blur_kernel=bk))
+            self.convs.append(StyledConv(in_ch, out_ch, 3, cfg.style_dim, upsample=True, blur_kernel=bk,
+                                         conv_clamp=clamp))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
             in_ch = out_ch
         self.register_buffer("latent_avg", torch.zeros(cfg.style_dim))
 
@@ -288,16 +298,18 @@ class Generator(nn.Module):
         return self.cfg.conditional
 
     def mapping(self, z: torch.Tensor, c: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Maps z ``[..., style_dim]`` to w ``[..., style_dim]`` (PixelNorm + MLP per vector).
+        """Maps z ``[..., z_dim]`` to w ``[..., style_dim]`` (PixelNorm + MLP per vector).
 
         Args:
-            z: latents ``[..., style_dim]``.
+            z: latents ``[..., z_dim]`` (``z_dim`` is ``style_dim`` unless the config says otherwise).
             c: labels ``[..., c_dim]`` of a conditional generator (ignored when unconditional). None
                 gives the all-zero label: a fixed, label-free code (what an encoder's query tokens use);
                 to sample as the training data is labelled, use ``sample_w``.
         """
-        shape = z.shape
-        z = z.reshape(-1, shape[-1])
+        if z.shape[-1] != self.z_dim:
+            raise ValueError(f"z must be [..., {self.z_dim}], got {tuple(z.shape)}")
+        shape = (*z.shape[:-1], self.style_dim)
+        z = z.reshape(-1, self.z_dim)
         if not self.conditional:
             return self.style(z).reshape(shape)
         if c is None:
@@ -367,7 +379,7 @@ class Generator(nn.Module):
         """Mean of mapped random z ``[style_dim]`` (deterministic for a seed; a conditional
         generator's labels are drawn from its label distribution)."""
         g = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.style_dim, generator=g).to(self.input.input)
+        z = torch.randn(n, self.z_dim, generator=g).to(self.input.input)
         return self.sample_w(z, generator=g).mean(0)
 
     def stored_noise(self) -> List[torch.Tensor]:

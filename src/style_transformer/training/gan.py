@@ -289,7 +289,7 @@ class GANTrainer:
 
     def _fake(self, batch: int, c: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = self.cfg.generator
-        z = torch.randn(2, batch, g.style_dim, generator=self.gen_z).to(self.device)
+        z = torch.randn(2, batch, g.z_dim, generator=self.gen_z).to(self.device)
         mix = torch.rand((), generator=self.gen_z).item() < self.cfg.mixing
         inject = int(torch.randint(1, g.num_ws, (), generator=self.gen_z))
         styles = [z[0], z[1]] if mix else [z[0]]
@@ -368,7 +368,7 @@ class GANTrainer:
     def _path_length_step(self) -> float:
         cfg = self.cfg
         batch = max(1, cfg.batch_size // 2)
-        z = torch.randn(batch, cfg.generator.style_dim, generator=self.gen_z).to(self.device)
+        z = torch.randn(batch, self.g.z_dim, generator=self.gen_z).to(self.device)
         img, ws = self.g([z], randomize_noise=True, return_latents=True, c=self._fake_labels(batch))
         noise = torch.randn(img.shape, generator=self.gen_z).to(self.device) / math.sqrt(img.shape[2] * img.shape[3])
         grad, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
@@ -398,7 +398,7 @@ class GANTrainer:
     def sample_grid(self, n: int = 16) -> torch.Tensor:
         """EMA samples for fixed z (seeded by the config) as one grid ``[3, H, W]`` in [0, 1]."""
         gen = torch.Generator().manual_seed(self.cfg.seed)
-        z = torch.randn(n, self.cfg.generator.style_dim, generator=gen)
+        z = torch.randn(n, self.g.z_dim, generator=gen)
         w = self.g_ema.sample_w(z.to(self.device), generator=gen)
         img = self.g_ema.synthesis(w[:, None].expand(-1, self.g_ema.num_ws, -1))
         return tile(img.float().cpu(), int(math.ceil(math.sqrt(n))))

@@ -1,0 +1,386 @@
+"""Safe reading of NVIDIA StyleGAN2-ADA-PyTorch / StyleGAN3 snapshot pickles (``network-snapshot-*.pkl``).
+
+NVIDIA's own loader executes the Python source stored in the pickle (``module_src``) to rebuild its
+classes. This reader never does: a restricted unpickler rebuilds every persistent object as a plain
+record of its parameters, buffers, children and attributes, and refuses every global outside a short
+allow-list (tensor and storage rebuilders, containers, numpy scalars and arrays, the EasyDict of the
+saved constructor arguments) with one line naming it. The storage blobs inside the stream (legacy
+``torch.save`` streams that torch itself would unpickle without restrictions) are parsed here too.
+
+``read_snapshot(path)`` returns the snapshot dict with ``G``, ``D``, ``G_ema`` as ``PersistentObject``s;
+``PersistentObject.state_dict()`` flattens one in ``nn.Module.state_dict()`` order.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .legacy import CheckpointError
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool, "UntypedStorage": torch.uint8,
+}
+_TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+class UnsafePickleError(CheckpointError):
+    """The pickle names a global outside the allow-list (nothing of it was run)."""
+
+
+@dataclass
+class PersistentObject:
+    """One of NVIDIA's ``@persistent_class`` modules, rebuilt as data (its source is kept as text and
+    never run)."""
+
+    class_name: str
+    version: int
+    module_src: str
+    parameters: Dict[str, Optional[torch.Tensor]] = field(default_factory=dict)
+    buffers: Dict[str, Optional[torch.Tensor]] = field(default_factory=dict)
+    non_persistent: set = field(default_factory=set)
+    modules: Dict[str, Any] = field(default_factory=dict)
+    attributes: Dict[str, Any] = field(default_factory=dict)
+    init_args: tuple = ()
+    init_kwargs: Dict[str, Any] = field(default_factory=dict)
+
+    def state_dict(self, prefix: str = "") -> Dict[str, torch.Tensor]:
+        """Own parameters, own persistent buffers (None skipped), then children, as ``nn.Module`` orders
+        them."""
+        out: Dict[str, torch.Tensor] = {}
+        for k, v in self.parameters.items():
+            if v is not None:
+                out[prefix + k] = v
+        for k, v in self.buffers.items():
+            if v is not None and k not in self.non_persistent:
+                out[prefix + k] = v
+        for k, m in self.modules.items():
+            if isinstance(m, PersistentObject):
+                out.update(m.state_dict(f"{prefix}{k}."))
+        return out
+
+    def child(self, path: str) -> "PersistentObject":
+        """The sub-module at a dotted path (``"synthesis.b4.conv1"``)."""
+        obj = self
+        for part in path.split("."):
+            nxt = obj.modules.get(part)
+            if not isinstance(nxt, PersistentObject):
+                raise KeyError(path)
+            obj = nxt
+        return obj
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A plain attribute set in ``__init__`` (numpy scalars as Python numbers)."""
+        v = self.attributes.get(name, default)
+        if isinstance(v, np.generic):
+            return v.item()
+        return v
+
+
+class EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (the saved constructor kwargs): a dict with attribute
+    access."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_STATE_KEYS = {"training"}  # besides the private (underscore) entries of nn.Module's __dict__
+
+
+def _reconstruct_persistent_obj(meta: Any) -> PersistentObject:
+    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
+        raise CheckpointError("a persistent object in the pickle is not a saved module (unknown layout)")
+    state = meta["state"]
+    obj = PersistentObject(class_name=str(meta.get("class_name")), version=int(meta.get("version", 0)),
+                           module_src=str(meta.get("module_src", "")))
+    obj.parameters = dict(state.get("_parameters") or {})
+    obj.buffers = dict(state.get("_buffers") or {})
+    obj.non_persistent = set(state.get("_non_persistent_buffers_set") or ())
+    obj.modules = dict(state.get("_modules") or {})
+    obj.init_args = tuple(state.get("_init_args") or ())
+    obj.init_kwargs = dict(state.get("_init_kwargs") or {})
+    obj.attributes = {k: v for k, v in state.items() if k not in _STATE_KEYS and not k.startswith("_")}
+    return obj
+
+
+class _Storage:
+    """A storage whose bytes follow later in a legacy ``torch.save`` stream."""
+
+    def __init__(self, dtype: torch.dtype, numel: int):
+        self.dtype, self.numel = dtype, numel
+        self.tensor: Optional[torch.Tensor] = None
+
+
+class _BlobUnpickler(pickle.Unpickler):
+    """The pickles inside one storage blob: only ``torch.<X>Storage`` names are allowed."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return name
+        raise UnsafePickleError(f"refused global {module}.{name} inside a tensor storage blob")
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and pid[1] in _STORAGE_DTYPES):
+            raise CheckpointError("a tensor storage blob has an unknown persistent id")
+        dtype = _STORAGE_DTYPES[pid[1]]
+        key = str(pid[2])
+        if key not in self.storages:
+            self.storages[key] = _Storage(dtype, int(pid[4]))
+        return self.storages[key]
+
+
+def _load_from_bytes(blob: bytes) -> torch.Tensor:
+    """A storage as torch pickles it (``torch.storage._load_from_bytes``): a legacy ``torch.save``
+    stream of one storage, parsed without an unrestricted unpickler. Returns a flat tensor."""
+    if not isinstance(blob, (bytes, bytearray)):
+        raise CheckpointError("a tensor storage in the pickle is not a byte string")
+    f = io.BytesIO(blob)
+
+    def load() -> Any:
+        u = _BlobUnpickler(f)
+        u.storages = storages
+        return u.load()
+
+    storages: Dict[str, _Storage] = {}
+    try:
+        if load() != _TORCH_LEGACY_MAGIC:
+            raise CheckpointError("a tensor storage blob is not a torch.save stream (bad magic number)")
+        load()  # protocol version
+        info = load()
+        if isinstance(info, dict) and info.get("little_endian") is False:
+            raise CheckpointError("big-endian tensor storages are not supported")
+        root = load()
+        keys = load()
+        for key in keys:
+            st = storages[str(key)]
+            numel = struct.unpack("<q", f.read(8))[0]
+            size = torch.empty((), dtype=st.dtype).element_size()
+            raw = f.read(numel * size)
+            if numel != st.numel or len(raw) != numel * size:
+                raise CheckpointError("a tensor storage blob is truncated")
+            st.tensor = torch.frombuffer(bytearray(raw), dtype=st.dtype) if numel else torch.empty(0, dtype=st.dtype)
+    except (pickle.UnpicklingError, EOFError, KeyError, struct.error, ValueError, TypeError) as e:
+        raise CheckpointError(f"a tensor storage blob is malformed ({type(e).__name__})") from None
+    if not isinstance(root, _Storage) or root.tensor is None:
+        raise CheckpointError("a tensor storage blob holds no storage")
+    return root.tensor
+
+
+def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    if not isinstance(storage, torch.Tensor):
+        raise CheckpointError("a tensor in the pickle has no storage")
+    return torch.as_strided(storage, tuple(size), tuple(stride), int(offset))
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None):
+    return data
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in (_rebuild_tensor_v2, _rebuild_parameter):
+        raise UnsafePickleError("refused a tensor subclass rebuilt through an unknown function")
+    return func(*args)
+
+
+def _numpy_scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise UnsafePickleError("refused a numpy scalar of object dtype")
+    return np.frombuffer(data if isinstance(data, (bytes, bytearray)) else bytes(data), dtype=dtype)[0].copy()
+
+
+def _numpy_reconstruct(subtype, shape, dtype_code):
+    if subtype is not np.ndarray:
+        raise UnsafePickleError("refused a numpy array subclass")
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def _numpy_dtype(*args):
+    d = np.dtype(*args)
+    return d
+
+
+_TENSOR_TYPE = object()  # stand-ins for torch.Tensor / Parameter passed to _rebuild_from_type_v2
+_PARAMETER_TYPE = object()
+
+_ALLOWED = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch", "Tensor"): _TENSOR_TYPE,
+    ("torch.nn.parameter", "Parameter"): _PARAMETER_TYPE,
+    ("torch.storage", "_load_from_bytes"): _load_from_bytes,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("dnnlib.util", "EasyDict"): EasyDict,
+    ("numpy", "dtype"): _numpy_dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "set"): set,
+}
+_TF_MODULES = ("dnnlib.tflib", "tensorflow")
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED.get((module, name))
+        if allowed is not None:
+            return allowed
+        if module.startswith(_TF_MODULES) or (module == "dnnlib" and name == "EasyDict"):
+            raise CheckpointError("this is a TensorFlow-era StyleGAN pickle; convert it to PyTorch first with "
+                                  "NVIDIA's own legacy.py (stylegan2-ada-pytorch or stylegan3), then load that")
+        raise UnsafePickleError(f"refused to load the global {module}.{name}: not a tensor, container or "
+                                "saved module (nothing was run)")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CheckpointError("the pickle uses persistent ids: it is not an NVIDIA snapshot")
+
+
+def read_snapshot(path: Path) -> Dict[str, Any]:
+    """The snapshot dict of an NVIDIA ``.pkl`` (``G``, ``D``, ``G_ema`` as ``PersistentObject``).
+
+    Raises:
+        CheckpointError: unreadable, truncated, unsafe (``UnsafePickleError``), TensorFlow-era, or not
+            a snapshot with ``G_ema``.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = _SnapshotUnpickler(f).load()
+    except CheckpointError as e:
+        raise type(e)(f"{path}: {e}") from None
+    except EOFError:
+        raise CheckpointError(f"{path}: the pickle is truncated (the file ends early)") from None
+    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            struct.error, RuntimeError, MemoryError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable pickle ({msg[:200]})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not isinstance(data, dict) or not any(isinstance(data.get(k), PersistentObject) for k in ("G", "D", "G_ema")):
+        raise CheckpointError(f"{path}: a pickle, but not an NVIDIA network snapshot (no G / D / G_ema networks)")
+    if not isinstance(data.get("G_ema"), PersistentObject):
+        raise CheckpointError(f"{path}: the snapshot has no G_ema (the generator every command uses)")
+    return data
+
+
+def is_pickle(head: bytes) -> bool:
+    """True for a plain pickle stream of protocol 2-5 that is not a legacy ``torch.save`` file."""
+    return len(head) >= 2 and head[0] == 0x80 and head[1] in (2, 3, 4, 5) and not head.startswith(b"\x80\x02\x8a\x0a")
+
+
+def architecture(g: PersistentObject) -> str:
+    """``"stylegan2"``, ``"stylegan3-t"`` or ``"stylegan3-r"``, told apart by structure (class names in
+    the file are not qualified by module)."""
+    try:
+        syn = g.child("synthesis")
+    except KeyError:
+        raise CheckpointError("the generator has no synthesis network") from None
+    if "b4" in syn.modules:
+        return "stylegan2"
+    if "input" in syn.modules and syn.get("layer_names"):
+        first = syn.child(syn.get("layer_names")[0])
+        return "stylegan3-r" if int(first.get("conv_kernel", 3)) == 1 else "stylegan3-t"
+    raise CheckpointError("the generator is neither StyleGAN2 (synthesis.b4) nor StyleGAN3 (synthesis.input)")
+
+
+def convert_stylegan2(g: PersistentObject):
+    """NVIDIA's StyleGAN2 ``G_ema`` -> ``(GeneratorConfig, state dict)`` in this project's (rosinality)
+    layout. The raw tensors copy 1:1 (both sides keep equalized-lr weights unscaled and the
+    modulation bias with its +1); the conv weights gain a leading axis; the stored noise becomes
+    ``noises.noise_i``; ``mapping.w_avg`` becomes ``latent_avg``."""
+    from ..config import GeneratorConfig
+    from ..ops import make_kernel
+
+    sd = g.state_dict()
+    syn = g.child("synthesis")
+    res = int(g.get("img_resolution") or syn.get("img_resolution"))
+    log2 = res.bit_length() - 1
+    if g.get("img_channels", 3) != 3:
+        raise CheckpointError(f"the generator draws {g.get('img_channels')} channels; only RGB (3) is supported")
+    for r in (2 ** i for i in range(3, log2 + 1)):
+        arch = syn.child(f"b{r}").get("architecture", "skip")
+        if arch != "skip":
+            raise CheckpointError(f"synthesis architecture {arch!r} is not supported (NVIDIA trains 'skip')")
+    filt = make_kernel((1, 3, 3, 1))
+    for k, v in sd.items():
+        if k.endswith("resample_filter") and not torch.allclose(v.float(), filt, atol=1e-7):
+            raise CheckpointError(f"{k} is not the [1,3,3,1] filter; other resampling filters are not supported")
+    w_dim = int(g.get("w_dim"))
+    z_dim = int(g.get("z_dim"))
+    c_dim = int(g.get("c_dim") or 0)
+    mapping = g.child("mapping")
+    n_mlp = int(mapping.get("num_layers"))
+    lr_mlp = float(mapping.child("fc0").get("bias_gain"))
+    if c_dim and sd["mapping.embed.weight"].shape[0] != w_dim:
+        raise CheckpointError("the label embedding width differs from w_dim; not supported")
+    if z_dim == 0:
+        raise CheckpointError("a generator without z (z_dim 0) is not supported")
+    clamps = {syn.child(f"b{2 ** i}").child(n).get("conv_clamp") for i in range(2, log2 + 1)
+              for n in ("conv0", "conv1", "torgb") if n in syn.child(f"b{2 ** i}").modules}
+    if len(clamps) != 1:
+        raise CheckpointError(f"the layers use different conv_clamp values {sorted(map(str, clamps))}")
+    clamp = clamps.pop()
+    widths = tuple(int(sd[f"synthesis.b{2 ** i}.conv1.weight"].shape[0]) for i in range(2, log2 + 1))
+    cfg = GeneratorConfig(size=res, style_dim=w_dim, n_mlp=n_mlp, channels=widths, lr_mlp=lr_mlp, c_dim=c_dim,
+                          z_dim=0 if z_dim == w_dim else z_dim,
+                          conv_clamp=None if clamp is None else float(clamp))
+    out: Dict[str, torch.Tensor] = {}
+    for i in range(n_mlp):
+        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
+        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
+    if c_dim:
+        out["embed.weight"] = sd["mapping.embed.weight"]
+        out["embed.bias"] = sd["mapping.embed.bias"]
+
+    def layer(dst: str, src: str, noise_index: int) -> None:
+        out[f"{dst}.conv.weight"] = sd[f"{src}.weight"][None]
+        out[f"{dst}.conv.modulation.weight"] = sd[f"{src}.affine.weight"]
+        out[f"{dst}.conv.modulation.bias"] = sd[f"{src}.affine.bias"]
+        out[f"{dst}.activate.bias"] = sd[f"{src}.bias"]
+        if f"{src}.noise_strength" in sd:  # use_noise=False: no noise (strength 0)
+            out[f"{dst}.noise.weight"] = sd[f"{src}.noise_strength"].reshape(1)
+            out[f"noises.noise_{noise_index}"] = sd[f"{src}.noise_const"][None, None]
+        else:
+            out[f"{dst}.noise.weight"] = torch.zeros(1)
+            size = 2 ** ((noise_index + 5) // 2)
+            out[f"noises.noise_{noise_index}"] = torch.zeros(1, 1, size, size)
+
+    def torgb(dst: str, src: str) -> None:
+        out[f"{dst}.conv.weight"] = sd[f"{src}.weight"][None]
+        out[f"{dst}.conv.modulation.weight"] = sd[f"{src}.affine.weight"]
+        out[f"{dst}.conv.modulation.bias"] = sd[f"{src}.affine.bias"]
+        out[f"{dst}.bias"] = sd[f"{src}.bias"].reshape(1, -1, 1, 1)
+
+    out["input.input"] = sd["synthesis.b4.const"][None]
+    layer("conv1", "synthesis.b4.conv1", 0)
+    torgb("to_rgb1", "synthesis.b4.torgb")
+    for k in range(3, log2 + 1):
+        b = f"synthesis.b{2 ** k}"
+        layer(f"convs.{2 * (k - 3)}", f"{b}.conv0", 2 * k - 5)
+        out[f"convs.{2 * (k - 3)}.conv.blur.kernel"] = sd[f"{b}.conv0.resample_filter"] * 4
+        layer(f"convs.{2 * (k - 3) + 1}", f"{b}.conv1", 2 * k - 4)
+        torgb(f"to_rgbs.{k - 3}", f"{b}.torgb")
+        out[f"to_rgbs.{k - 3}.upsample.kernel"] = sd[f"{b}.resample_filter"] * 4
+    out["latent_avg"] = sd["mapping.w_avg"]
+    return cfg, {k: v.float().contiguous() for k, v in out.items()}
