@@ -439,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--batch-size", type=_positive_int, default=64)
     tc.add_argument("--seed", type=int, default=0)
 
+    ins = sub.add_parser("inspect", help="what a checkpoint file is: kind, source format, architecture, sizes",
+                         epilog="examples:\n  style-transformer inspect network-snapshot-000400.pkl\n"
+                                "  style-transformer inspect --json model.safetensors stylegan2-ffhq.pt",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ins.add_argument("files", nargs="+", metavar="FILE", help="checkpoint files (.safetensors, .pt, .pkl)")
+    ins.add_argument("--json", action="store_true", help="one JSON list of objects, for machines")
+
     conv = sub.add_parser("convert", help="convert an official .pt checkpoint or an NVIDIA snapshot .pkl to native "
                                           "safetensors")
     conv.add_argument("input", help="official Style Transformer / pSp / e4e or rosinality StyleGAN2 .pt, or an "
@@ -675,6 +682,27 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .checkpoints import CheckpointError
+    from .checkpoints.inspect import format_inspection, inspect_checkpoint
+
+    infos, failed = [], False
+    for f in args.files:
+        try:
+            infos.append(inspect_checkpoint(f))
+        except CheckpointError as e:
+            print(f"style-transformer: error: {e}", file=sys.stderr)
+            failed = True
+            continue
+        if not args.json:
+            print(format_inspection(infos[-1]))
+    if args.json:
+        print(json.dumps(infos, indent=2))
+    return 2 if failed else 0
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     from .data.synthetic import write_dataset
 
@@ -841,6 +869,7 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
     from .data.datasets import ImageFolderDataset
     from .data.images import InputError
     from .losses import IDLoss, IDLossError, LPIPS, LPIPSError
+    from .config import ConfigError
     from .training.encoder import EncoderTrainConfig, EncoderTrainer, encoder_preset
     from .training.common import TrainingError
 
@@ -857,11 +886,20 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
 
             args.generator = str(default_path("generator"))
         generator = load_model(args.generator, kind="generator")
-        if cfg.encoder.d_model != generator.style_dim:
-            raise UsageError(f"preset {args.preset!r} makes {cfg.encoder.d_model}-wide codes but the generator's "
-                             f"w is {generator.style_dim}-wide; pick a preset that fits")
-        if cfg.encoder.n_styles != generator.num_ws and not args.resume:
-            cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, n_styles=generator.num_ws))
+        fit = dict(n_styles=generator.num_ws, d_model=generator.style_dim,
+                   stage_channels=(*cfg.encoder.stage_channels[:3], generator.style_dim),
+                   z_dim=0 if generator.z_dim == generator.style_dim else generator.z_dim)
+        if any(getattr(cfg.encoder, k) != v for k, v in fit.items()):
+            if args.resume:
+                raise UsageError(f"{out}: the run's encoder was made for another generator "
+                                 f"({cfg.encoder.n_styles} codes of width {cfg.encoder.d_model})")
+            if cfg.encoder.d_model != generator.style_dim:
+                print(f"note: the encoder's tokens follow the generator's w: width {generator.style_dim} "
+                      f"(preset {args.preset!r}: {cfg.encoder.d_model})", file=sys.stderr)
+            try:
+                cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, **fit))
+            except ConfigError as e:
+                raise UsageError(f"preset {args.preset!r} cannot fit the generator's w ({e})") from None
         if cfg.id_lambda > 0 and args.id_weights is None:
             raise UsageError(f"the identity loss (id_lambda {cfg.id_lambda}) needs --id-weights model_ir_se50.pth "
                              "(or --id-lambda 0)")
@@ -1602,7 +1640,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert,
+    handlers = {"invert": _cmd_invert, "generate": _cmd_generate, "convert": _cmd_convert, "inspect": _cmd_inspect,
                 "dataset": _cmd_dataset, "fid": _cmd_fid, "train-gan": _cmd_train_gan,
                 "train-classifier": _cmd_train_classifier, "train-encoder": _cmd_train_encoder,
                 "demo": _cmd_demo, "eval-encoder": _cmd_eval_encoder, "directions": _cmd_directions,

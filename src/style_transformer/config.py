@@ -162,6 +162,8 @@ class EncoderConfig(_ConfigMixin):
         d_model: token width; equals the generator's style_dim and the last stage's width.
         n_heads: attention heads.
         ffn_dim: hidden width of the feed-forward sublayer.
+        z_dim: width of the learned z tokens (the generator's z width when it differs from its w);
+            0 = ``d_model``.
     """
 
     input_size: int = 256
@@ -175,6 +177,7 @@ class EncoderConfig(_ConfigMixin):
     d_model: int = 512
     n_heads: int = 4
     ffn_dim: int = 1024
+    z_dim: int = 0
 
     def __post_init__(self) -> None:
         if len(self.stage_channels) != 4 or len(self.stage_units) != 4:

@@ -227,3 +227,60 @@ def test_z_wider_than_w():
     assert g.mean_latent(64).shape == (16,)
     with pytest.raises(ValueError, match="z must be"):
         g.mapping(torch.randn(2, 16))
+
+
+def test_train_encoder_and_invert_with_a_snapshot_generator(tmp_path):
+    """The encoder's tokens follow the generator's w (and z) width; the result inverts."""
+    from style_transformer import StyleTransformer, save_model
+    from style_transformer.cli import main
+    from style_transformer.data.synthetic import write_dataset
+
+    write_dataset(tmp_path / "faces", 16, size=32, seed=0)  # 5% (1 image) validates
+    wide_z = Generator(GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8), z_dim=24))
+    save_model(wide_z, tmp_path / "wide_z.safetensors")
+    for name, gen in (("nv", DATA / "sg2ada_cond32.pkl"), ("wz", tmp_path / "wide_z.safetensors")):
+        run = tmp_path / name
+        assert main(["train-encoder", "--generator", str(gen), "--data", str(tmp_path / "faces"), "--out", str(run),
+                     "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--val-every", "2",
+                     "--val-images", "2"]) == 0
+        model = load_model(run / "best.safetensors")
+        assert isinstance(model, StyleTransformer)
+        g = load_model(gen)
+        assert model.cfg.encoder.d_model == g.style_dim and model.cfg.encoder.n_styles == g.num_ws
+        assert model.encoder.z.shape[-1] == g.z_dim
+        assert main(["invert", "--checkpoint", str(run / "best.safetensors"), "--out", str(tmp_path / f"inv_{name}"),
+                     str(tmp_path / "faces" / "000000.png")]) == 0
+        assert (tmp_path / f"inv_{name}" / "latents.npz").exists()
+
+
+def test_inspect_tells_files_apart(tmp_path, capsys):
+    import json
+
+    from style_transformer import save_model
+    from style_transformer.cli import main
+
+    g = Generator(GeneratorConfig(size=32, style_dim=16, n_mlp=3, channels=(16, 16, 8, 8), z_dim=24))
+    save_model(g, tmp_path / "native.safetensors")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    files = [DATA / "sg2ada_cond32.pkl", DATA / "sg3repo_stylegan2_32.pkl", tmp_path / "native.safetensors"]
+    assert main(["inspect", "--json", *map(str, files)]) == 0
+    infos = json.loads(capsys.readouterr().out)
+    cond, sg3repo, native = infos
+    assert cond["source"] == "nvidia" and cond["kind"] == "generator" and cond["architecture"] == "StyleGAN2"
+    assert (cond["resolution"], cond["num_ws"], cond["w_dim"], cond["z_dim"], cond["c_dim"],
+            cond["mapping_layers"]) == (32, 8, 64, 64, 4, 8)
+    assert cond["channels"] == {"4": 64, "8": 64, "16": 64, "32": 32} and cond["latent_avg"] is True
+    # every learned tensor of NVIDIA's G_ema (its w_avg, filters and stored noise are buffers)
+    nv = read_snapshot(DATA / "sg2ada_cond32.pkl")["G_ema"]
+    learned = sum(v.numel() for k, v in nv.state_dict().items()
+                  if not k.endswith(("w_avg", "resample_filter", "noise_const")))
+    assert cond["parameters"] == learned
+    assert sg3repo["mapping_layers"] == 8 and sg3repo["c_dim"] == 0
+    assert native["source"] == "native" and native["z_dim"] == 24 and native["mapping_layers"] == 3
+    assert native["parameters"] == sum(p.numel() for p in g.parameters())
+    assert main(["inspect", str(DATA / "sg2ada_uncond32.pkl")]) == 0
+    text = capsys.readouterr().out
+    assert "NVIDIA network snapshot" in text and "StyleGAN2, 32 px, 8 ws" in text and "conv_clamp    256" in text
+    assert main(["inspect", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "notes.txt" in err[0]

@@ -119,7 +119,10 @@ def read_checkpoint(path: PathLike) -> Tuple[Path, str, object, dict, str]:
     if path.suffix == ".pkl" or is_pickle(head):
         return (path, *read_nvidia_generator(path), "nvidia")
     ckpt = torch_load_safe(path)
-    return (path, *convert_official(ckpt), "official")  # type: ignore[arg-type]
+    try:
+        return (path, *convert_official(ckpt), "official")  # type: ignore[arg-type]
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def read_nvidia_generator(path: Path) -> Tuple[str, object, dict]:

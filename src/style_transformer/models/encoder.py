@@ -181,7 +181,7 @@ class StyleEncoder(nn.Module):
         self.input_layer, self.body = ir_se_backbone(cfg)
         self.latlayer1 = nn.Conv2d(cfg.stage_channels[2], cfg.d_model, 1)
         self.latlayer2 = nn.Conv2d(cfg.stage_channels[1], cfg.d_model, 1)
-        self.z = nn.Parameter(torch.randn(1, cfg.n_styles, cfg.d_model))
+        self.z = nn.Parameter(torch.randn(1, cfg.n_styles, cfg.z_dim or cfg.d_model))
         self.transformerlayer_coarse = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.transformerlayer_medium = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
         self.transformerlayer_fine = QueryBlock(cfg.d_model, cfg.n_heads, cfg.ffn_dim)
