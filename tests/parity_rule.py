@@ -84,6 +84,16 @@ def official_styletransformer_checkpoint(seed: int) -> dict:
     }
 
 
+def official_cars_checkpoint(seed: int, opts: bool = True) -> dict:
+    """The official Stanford Cars inversion checkpoint's layout (512 px generator, 192x256 input)."""
+    ckpt = {"state_dict": rule_state_dict("styletransformer_cars", seed),
+            "latent_avg": rule_value("latent_avg", (512,), "torch.float32", seed, set())}
+    if opts:
+        ckpt["opts"] = {"dataset_type": "cars_encode", "output_size": 512, "n_styles": 16,
+                        "start_from_latent_avg": True, "learn_in_w": False, "label_nc": 0}
+    return ckpt
+
+
 def rosinality_g256_checkpoint(seed: int) -> dict:
     """``{'g_ema', 'latent_avg'}`` as rosinality/stylegan2-pytorch saves it."""
     return {"g_ema": rule_state_dict("g256", seed),

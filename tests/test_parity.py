@@ -78,3 +78,52 @@ def test_rule_reproduces_official_latent_avg():
     # the rule's top-level entry is the one the official run stored
     assert torch.equal(parity_rule.official_styletransformer_checkpoint(1)["latent_avg"],
                        _ref("styletransformer")["latent_avg"])
+
+
+@pytest.fixture(scope="module")
+def cars_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cars") / "cars.pt"
+    torch.save(parity_rule.official_cars_checkpoint(1), path)
+    return path
+
+
+def test_cars_checkpoint_matches_official_through_the_pipeline(cars_checkpoint):
+    """As a user runs it: the official 192x256 input through load_pipeline(...).invert gives the
+    official codes and 512 px images (the input is not made square)."""
+    ref = _ref("styletransformer_cars")
+    pipe = load_pipeline(checkpoint=cars_checkpoint, device="cpu")
+    assert pipe.input_shape == (192, 256) and pipe.generator.num_ws == 16
+    x = ref["inputs"]["x"]
+    assert x.shape[-2:] == (192, 256)
+    res = pipe.invert(x)
+    torch.testing.assert_close(res.ws, ref["outputs"]["codes"], **TOL)
+    torch.testing.assert_close(res.images, ref["outputs"]["images"], **TOL)
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.model.queries(2), ref["outputs"]["query"], **TOL)
+
+
+def test_cars_input_transform_applies_to_images(cars_checkpoint, tmp_path):
+    """A photo is resized to 192x256 without keeping its aspect (the official Resize((192, 256)))."""
+    import numpy as np
+    from PIL import Image
+
+    from style_transformer.data.images import preprocess
+
+    pipe = load_pipeline(checkpoint=cars_checkpoint, device="cpu")
+    rng = np.random.default_rng(0)
+    im = Image.fromarray(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8))
+    x = preprocess([im], pipe.input_shape)
+    assert x.shape == (1, 3, 192, 256)
+    expect = np.asarray(im.resize((256, 192), Image.BILINEAR), dtype=np.float32) / 127.5 - 1
+    torch.testing.assert_close(x[0].permute(1, 2, 0), torch.from_numpy(expect), rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(pipe.encode([im]), pipe.model.encode(x), rtol=0, atol=1e-5)
+
+
+def test_cars_checkpoint_without_dataset_type_is_refused(tmp_path):
+    from style_transformer import CheckpointError
+
+    path = tmp_path / "cars_no_opts.pt"
+    torch.save(parity_rule.official_cars_checkpoint(1, opts=False), path)
+    with pytest.raises(CheckpointError, match="cannot tell .* input transform"):
+        load_model(path)

@@ -164,6 +164,8 @@ class EncoderConfig(_ConfigMixin):
         ffn_dim: hidden width of the feed-forward sublayer.
         z_dim: width of the learned z tokens (the generator's z width when it differs from its w);
             0 = ``d_model``.
+        input_height: height of a non-square input (the official cars model reads 192 x 256, resized
+            without keeping the aspect); 0 = square ``input_size``.
     """
 
     input_size: int = 256
@@ -178,8 +180,11 @@ class EncoderConfig(_ConfigMixin):
     n_heads: int = 4
     ffn_dim: int = 1024
     z_dim: int = 0
+    input_height: int = 0
 
     def __post_init__(self) -> None:
+        if self.input_height % 16:
+            raise ConfigError("input_height must be a multiple of 16")
         if len(self.stage_channels) != 4 or len(self.stage_units) != 4:
             raise ConfigError("stage_channels and stage_units need 4 entries")
         if self.stage_channels[3] != self.d_model:
@@ -188,6 +193,11 @@ class EncoderConfig(_ConfigMixin):
             raise ConfigError("d_model must be divisible by n_heads")
         if self.input_size % 16:
             raise ConfigError("input_size must be a multiple of 16")
+
+    @property
+    def input_shape(self) -> Tuple[int, int]:
+        """(height, width) of the encoder's input."""
+        return (self.input_height or self.input_size, self.input_size)
 
     @property
     def feature_indices(self) -> Tuple[int, int, int]:

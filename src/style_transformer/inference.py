@@ -105,10 +105,17 @@ class InversionPipeline:
             raise CheckpointError("this pipeline has no encoder (load it with a Style Transformer checkpoint)")
         return self.model.cfg.encoder.input_size
 
+    @property
+    def input_shape(self) -> Tuple[int, int]:
+        """(height, width) the encoder reads (square except for e.g. the official cars model)."""
+        if self.model is None:
+            raise CheckpointError("this pipeline has no encoder (load it with a Style Transformer checkpoint)")
+        return self.model.cfg.encoder.input_shape
+
     @torch.no_grad()
     def encode(self, images: Sequence[ImageLike]) -> torch.Tensor:
         """Images -> W+ ``[N, n_styles, w_dim]`` on CPU (one batch; see ``invert`` for many)."""
-        x = preprocess(images, self.input_size).to(self.device)
+        x = preprocess(images, self.input_shape).to(self.device)
         return self.model.encode(x).float().cpu()
 
     @torch.no_grad()
@@ -198,7 +205,7 @@ class InversionPipeline:
             lpips = LPIPS.load("alex-st").to(self.device)
         result = result if result is not None else self.invert(images)
         target = preprocess(list(images) if isinstance(images, (list, tuple)) else [images],
-                            self.input_size).to(self.device)
+                            self.input_shape).to(self.device)
         cfg = OptimizeConfig(steps=steps, pti_steps=pti_steps)
         ws, noises = optimize_latents(self.generator, target, cfg, init_ws=result.ws.to(self.device), lpips=lpips,
                                       progress=progress)

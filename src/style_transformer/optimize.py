@@ -78,7 +78,7 @@ def _lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def _image_loss(generator, ws, noises, target, cfg: OptimizeConfig, lpips) -> Tuple[torch.Tensor, torch.Tensor]:
-    img = pool_to_size(generator.synthesis(ws, noise=noises), target.shape[-1])
+    img = pool_to_size(generator.synthesis(ws, noise=noises), tuple(target.shape[-2:]))
     loss = cfg.mse_lambda * (img - target).pow(2).flatten(1).mean(1)
     if lpips is not None and cfg.lpips_lambda > 0:
         loss = loss + cfg.lpips_lambda * lpips(img, target)

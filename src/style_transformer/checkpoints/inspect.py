@@ -42,7 +42,7 @@ def inspect_checkpoint(path: PathLike) -> Dict[str, Any]:
         info.update(_generator_fields(gen))
     enc = getattr(cfg, "encoder", None)
     if enc is not None:
-        info.update(encoder_input=enc.input_size, encoder_codes=enc.n_styles)
+        info.update(encoder_input=list(enc.input_shape), encoder_codes=enc.n_styles)
     for name in ("attributes",):
         if getattr(cfg, name, None):
             info[name] = list(getattr(cfg, name))
@@ -72,7 +72,8 @@ def format_inspection(info: Dict[str, Any]) -> str:
         if info.get("conv_clamp") is not None:
             lines.append(f"  conv_clamp    {info['conv_clamp']:g}")
     if "encoder_input" in info:
-        lines.append(f"  encoder       {info['encoder_input']} px input, {info['encoder_codes']} codes")
+        h, w = info["encoder_input"]
+        lines.append(f"  encoder       {h}x{w} input, {info['encoder_codes']} codes")
     if "attributes" in info:
         lines.append(f"  attributes    {', '.join(info['attributes'])}")
     if "attribute" in info:

@@ -9,6 +9,7 @@ The architecture is inferred from tensor shapes, never from ``opts``/``args``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import pickle
 import re
@@ -160,6 +161,40 @@ def check_state_dict(expected: Mapping[str, torch.Tensor], got: Mapping[str, tor
         raise CheckpointError(f"{what} does not match the model: " + "; ".join(problems))
 
 
+# the official code's input transforms by ``opts.dataset_type`` (configs/transforms_config.py of the
+# Style Transformer, pSp and e4e): Resize((h, w)) without keeping the aspect; every other dataset of
+# those repositories is 256 x 256
+_NON_SQUARE_INPUTS = {"cars_encode": 192}
+
+
+def _opts_of(ckpt: dict) -> Dict:
+    opts = ckpt.get("opts")
+    return vars(opts) if isinstance(opts, argparse.Namespace) else (opts if isinstance(opts, dict) else {})
+
+
+def official_input(opts: Mapping, generator: GeneratorConfig, what: str) -> Dict[str, int]:
+    """``EncoderConfig`` fields of an official encoder's input transform, from ``opts.dataset_type``.
+
+    The cars configuration (512 px generator) reads 192 x 256; without ``dataset_type`` a 512 px
+    generator could be either, and that is an error rather than a guess.
+    """
+    dataset = opts.get("dataset_type")
+    size = opts.get("output_size")
+    if size is not None and int(size) != generator.size:
+        raise CheckpointError(f"the {what} checkpoint's opts say output_size {size}, but its generator "
+                              f"is {generator.size} px")
+    if dataset is None:
+        if generator.size == 512:
+            raise CheckpointError(f"cannot tell the {what} checkpoint's input transform: a 512 px generator is "
+                                  "the official cars configuration (192x256 input) or a square one, and its opts "
+                                  "have no dataset_type")
+        return {}
+    if not isinstance(dataset, str):
+        raise CheckpointError(f"the {what} checkpoint's opts.dataset_type is not a name: {dataset!r}")
+    height = _NON_SQUARE_INPUTS.get(dataset)
+    return {"input_height": height} if height else {}
+
+
 def _state_dict_of(ckpt: dict) -> StateDict:
     """The weights of an official file: its ``state_dict`` entry, or the file itself when it is one."""
     sd = ckpt.get("state_dict", ckpt)
@@ -220,14 +255,15 @@ def _convert(kind: str, ckpt: dict) -> Tuple[str, object, StateDict]:
     if kind == "psp":
         sd = _state_dict_of(ckpt)
         enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")
-        opts = ckpt.get("opts")
-        opts = vars(opts) if isinstance(opts, argparse.Namespace) else (opts if isinstance(opts, dict) else {})
+        opts = _opts_of(ckpt)
         encoder_type = opts.get("encoder_type", "GradualStyleEncoder")
         arch = {"GradualStyleEncoder": "psp", "Encoder4Editing": "e4e"}.get(encoder_type)
         if arch is None:
             raise CheckpointError(f"unsupported pSp-family encoder_type {encoder_type!r} "
                                   "(GradualStyleEncoder = pSp, Encoder4Editing = e4e)")
         cfg = infer_psp_config(enc, infer_generator_config(dec), arch)
+        cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(
+            cfg.encoder, **official_input(opts, cfg.generator, arch.replace("psp", "pSp"))))
         state = {**{f"encoder.{k}": v for k, v in enc.items()}, **{f"decoder.{k}": v for k, v in dec.items()}}
         latent_avg = ckpt.get("latent_avg")
         if latent_avg is None:
@@ -237,7 +273,10 @@ def _convert(kind: str, ckpt: dict) -> Tuple[str, object, StateDict]:
     if kind == "style_transformer":
         sd = strip_prefixes(ckpt["state_dict"])
         enc, dec = _sub(sd, "encoder."), _sub(sd, "decoder.")
-        cfg = StyleTransformerConfig(encoder=infer_encoder_config(enc), generator=infer_generator_config(dec))
+        gen = infer_generator_config(dec)
+        enc_cfg = infer_encoder_config(enc)
+        enc_cfg = dataclasses.replace(enc_cfg, **official_input(_opts_of(ckpt), gen, "Style Transformer"))
+        cfg = StyleTransformerConfig(encoder=enc_cfg, generator=gen)
         latent_avg = ckpt.get("latent_avg")
         if latent_avg is None:
             raise CheckpointError("the Style Transformer checkpoint has no 'latent_avg' (the encoder's codes "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable, List, Sequence, Union
+from typing import Iterable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -95,17 +95,19 @@ def to_rgb(im: Image.Image) -> Image.Image:
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, PathLike]
 
 
-def preprocess(images: Sequence[ImageLike], size: int) -> torch.Tensor:
+def preprocess(images: Sequence[ImageLike], size: Union[int, Tuple[int, int]]) -> torch.Tensor:
     """Turns images into the encoder's input.
 
     Args:
         images: PIL images, paths, uint8 HxWx3 arrays (or float in [0, 1]), or tensors
             ``[3, H, W]``/``[N, 3, H, W]`` already in [-1, 1].
-        size: encoder input side.
+        size: encoder input side, or (height, width) of a non-square input (resized without keeping
+            the aspect, as the official code's ``Resize((h, w))``).
 
     Returns:
-        img ``[N, 3, size, size]`` float32 in [-1, 1].
+        img ``[N, 3, h, w]`` float32 in [-1, 1].
     """
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     out: List[torch.Tensor] = []
     for item in images:
         if isinstance(item, torch.Tensor):
@@ -115,8 +117,8 @@ def preprocess(images: Sequence[ImageLike], size: int) -> torch.Tensor:
                 raise ValueError(f"image tensors must be [3, H, W] or [N, 3, H, W], got {tuple(item.shape)}")
             if not torch.isfinite(t).all():
                 raise ValueError("image tensor contains NaN or Inf")
-            if t.shape[-2:] != (size, size):
-                t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False,
+            if t.shape[-2:] != (h, w):
+                t = torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False,
                                                     antialias=True)
             out.extend(t.cpu())
             continue
@@ -131,25 +133,28 @@ def preprocess(images: Sequence[ImageLike], size: int) -> torch.Tensor:
             im = to_rgb(item)
         else:
             im = load_image(item)
-        out.append(uint8_to_input(resize_uint8(im, size)))
-    return torch.stack(out) if out else torch.empty(0, 3, size, size)
+        out.append(uint8_to_input(resize_uint8(im, (h, w))))
+    return torch.stack(out) if out else torch.empty(0, 3, h, w)
 
 
-def resize_uint8(im: Image.Image, size: int) -> torch.Tensor:
-    """RGB PIL image -> uint8 ``[3, size, size]`` (PIL bilinear, the official resize)."""
-    im = im.resize((size, size), Image.BILINEAR)
+def resize_uint8(im: Image.Image, size: Union[int, Tuple[int, int]]) -> torch.Tensor:
+    """RGB PIL image -> uint8 ``[3, h, w]`` (PIL bilinear, the official resize; ``size`` is a side or
+    (h, w))."""
+    h, w = (size, size) if isinstance(size, int) else size
+    im = im.resize((w, h), Image.BILINEAR)
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
-def pool_to_size(img: torch.Tensor, size: int) -> torch.Tensor:
-    """img ``[N, 3, H, H]`` -> ``[N, 3, size, size]``: pSp's face pool (area averaging) when ``size``
-    divides ``H``, else antialiased bilinear. Used to compare generator outputs with encoder inputs."""
-    if img.shape[-1] == size:
+def pool_to_size(img: torch.Tensor, size: Union[int, Tuple[int, int]]) -> torch.Tensor:
+    """img ``[N, 3, H, H]`` -> ``[N, 3, h, w]`` (``size`` is a side or (h, w)): pSp's face pool (area
+    averaging) when the side divides ``H``, else antialiased bilinear. Used to compare generator
+    outputs with encoder inputs."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    if tuple(img.shape[-2:]) == (h, w):
         return img
-    if img.shape[-1] % size == 0:
-        return torch.nn.functional.adaptive_avg_pool2d(img, size)
-    return torch.nn.functional.interpolate(img, size=(size, size), mode="bilinear", align_corners=False,
-                                           antialias=True)
+    if h == w and img.shape[-1] % w == 0 and img.shape[-2] % h == 0:
+        return torch.nn.functional.adaptive_avg_pool2d(img, (h, w))
+    return torch.nn.functional.interpolate(img, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
 
 
 def uint8_to_input(t: torch.Tensor) -> torch.Tensor:

@@ -234,8 +234,9 @@ class StyleTransformer(nn.Module):
         return self.decoder.mapping(self.encoder.z).expand(batch, -1, -1)
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
-        """img ``[N, C, S, S]`` in [-1, 1] -> ws ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""
-        expect = (self.cfg.encoder.input_nc, self.cfg.encoder.input_size, self.cfg.encoder.input_size)
+        """img ``[N, C, H, W]`` (``cfg.encoder.input_shape``) in [-1, 1] -> ws ``[N, n_styles, w_dim]``
+        (``latent_avg`` added)."""
+        expect = (self.cfg.encoder.input_nc, *self.cfg.encoder.input_shape)
         if img.ndim != 4 or tuple(img.shape[1:]) != expect:
             raise ValueError(f"encoder input must be [N, {expect[0]}, {expect[1]}, {expect[2]}], "
                              f"got {tuple(img.shape)}")

@@ -100,8 +100,8 @@ class PSPModel(nn.Module):
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """img ``[N, C, S, S]`` in [-1, 1] -> ws ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""
         e = self.cfg.encoder
-        if img.ndim != 4 or tuple(img.shape[1:]) != (e.input_nc, e.input_size, e.input_size):
-            raise ValueError(f"encoder input must be [N, {e.input_nc}, {e.input_size}, {e.input_size}], "
+        if img.ndim != 4 or tuple(img.shape[1:]) != (e.input_nc, *e.input_shape):
+            raise ValueError(f"encoder input must be [N, {e.input_nc}, {e.input_shape[0]}, {e.input_shape[1]}], "
                              f"got {tuple(img.shape)}")
         return self.encoder(img) + self.decoder.latent_avg
 

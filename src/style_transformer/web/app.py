@@ -120,8 +120,8 @@ class EditorApp:
         im = self._decode(data)
         with self.lock:
             res = self.pipe.invert([im])
-            x = preprocess([im], self.pipe.input_size)
-        recon = pool_to_size(res.images, self.pipe.input_size).clamp(-1, 1)
+            x = preprocess([im], self.pipe.input_shape)
+        recon = pool_to_size(res.images, self.pipe.input_shape).clamp(-1, 1)
         psnr = float(10 * torch.log10(4 / (recon - x).pow(2).mean().clamp_min(1e-12)))
         sid = uuid4().hex
         self.sessions[sid] = {"ws": res.ws, "edited_ws": res.ws, "edited": res.images[0]}
