@@ -50,7 +50,9 @@ class _ConfigMixin:
             default = names[name].default
             if default is dataclasses.MISSING and names[name].default_factory is not dataclasses.MISSING:
                 default = names[name].default_factory()
-            if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            if isinstance(default, GeneratorConfig) and isinstance(value, dict):
+                value = generator_config_from_dict(value)
+            elif dataclasses.is_dataclass(default) and isinstance(value, dict):
                 value = type(default).from_dict(value)
             elif isinstance(value, list):
                 value = tuple(value)
@@ -144,6 +146,78 @@ class GeneratorConfig(_ConfigMixin):
             return int(self.channels[int(math.log2(res)) - 2])
         base = _ROSINALITY_CHANNELS[res]
         return base * self.channel_multiplier if res >= 64 else base
+
+
+# one StyleGAN3 synthesis layer, as NVIDIA builds it: (name, in_channels, out_channels, conv_kernel,
+# up_factor, down_factor, up_taps, down_taps, down_radial, (pad_x0, pad_x1, pad_y0, pad_y1), is_torgb)
+SG3Layer = Tuple[str, int, int, int, int, int, int, int, bool, Tuple[int, int, int, int], bool]
+
+
+@dataclass(frozen=True)
+class StyleGAN3Config(_ConfigMixin):
+    """StyleGAN3 generator (configs T and R, Karras et al. 2021): mapping as StyleGAN2's; synthesis
+    from Fourier features through modulated layers with filtered leaky ReLUs.
+
+    The layer geometry (sizes, sampling rates, filter lengths, padding) is designed when NVIDIA's
+    code builds a network and is stored here as built; the filters themselves are buffers.
+
+    Attributes:
+        architecture: ``"stylegan3-t"`` or ``"stylegan3-r"`` (1x1 convolutions, radial filters).
+        size: output resolution.
+        style_dim, z_dim, n_mlp, lr_mlp, c_dim, label_names, label_combos: the mapping network, as
+            in ``GeneratorConfig`` (``z_dim`` 0 = ``style_dim``).
+        input_channels: width of the Fourier-feature input.
+        input_size: (width, height) of the input's sampling grid, margin included.
+        sampling_rate, bandwidth: of the input's Fourier features.
+        layers: the synthesis layers (``SG3Layer`` tuples), the last one the ToRGB.
+        conv_clamp: activation clamp of every layer (None: none).
+        output_scale: the image is the last layer's output times this.
+    """
+
+    architecture: str = "stylegan3-t"
+    size: int = 256
+    style_dim: int = 512
+    z_dim: int = 0
+    n_mlp: int = 2
+    lr_mlp: float = 0.01
+    c_dim: int = 0
+    label_names: Tuple[str, ...] = ()
+    label_combos: int = 0
+    input_channels: int = 512
+    input_size: Tuple[int, int] = (36, 36)
+    sampling_rate: float = 16.0
+    bandwidth: float = 2.0
+    layers: Tuple[SG3Layer, ...] = ()
+    conv_clamp: Optional[float] = 256.0
+    output_scale: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("stylegan3-t", "stylegan3-r"):
+            raise ConfigError(f"architecture must be stylegan3-t or stylegan3-r, got {self.architecture!r}")
+        layers = tuple((str(l[0]), *map(int, l[1:8]), bool(l[8]), tuple(int(p) for p in l[9]), bool(l[10]))
+                       for l in self.layers)
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        if not layers or not layers[-1][10]:
+            raise ConfigError("a StyleGAN3 synthesis network needs its layers, the last one a ToRGB")
+        if self.c_dim < 0 or self.label_combos < 0 or self.z_dim < 0 or self.style_dim < 1 or self.n_mlp < 1:
+            raise ConfigError("invalid StyleGAN3 mapping sizes")
+
+    @property
+    def conditional(self) -> bool:
+        return self.c_dim > 0
+
+    @property
+    def num_ws(self) -> int:
+        """W+ rows: the input's, then one per layer."""
+        return len(self.layers) + 1
+
+
+def generator_config_from_dict(data: Dict[str, Any]):
+    """``GeneratorConfig`` or ``StyleGAN3Config`` from ``to_dict`` output (by its ``architecture``)."""
+    if str(data.get("architecture", "")).startswith("stylegan3"):
+        return StyleGAN3Config.from_dict(data)
+    return GeneratorConfig.from_dict(data)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 * ``upfirdn2d``: upsample (zero insertion), pad, FIR filter, downsample.
 * ``fused_leaky_relu``: bias + leaky ReLU + gain.
 * ``modulated_conv2d``: StyleGAN2 weight (de)modulation.
+* ``filtered_lrelu``: StyleGAN3's bias, upsample, leaky ReLU, clamp, downsample.
 
 ``impl="ref"`` follows the official pure-PyTorch code path step by step (the "native" ops of
 rosinality/stylegan2-pytorch and the grouped-convolution modulated conv of the official code).
@@ -273,3 +274,112 @@ def _conv2d_nhwc(x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.T
         out = F.linear(x.permute(0, 2, 3, 1), weight[:, :, 0, 0])  # (N, H, W, C_out)
         return out.permute(0, 3, 1, 2)  # NHWC-strided [N, C_out, H, W]
     return F.conv2d(x, weight, padding=padding)
+
+
+# ---------------------------------------------------------------------------------------------
+# filtered_lrelu (StyleGAN3)
+# ---------------------------------------------------------------------------------------------
+
+def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor], fd: Optional[torch.Tensor], b: torch.Tensor,
+                   up: int = 1, down: int = 1, padding: Sequence[int] = (0, 0, 0, 0), gain: float = math.sqrt(2),
+                   slope: float = 0.2, clamp: Optional[float] = None, impl: str = "fast") -> torch.Tensor:
+    """StyleGAN3's activation: add the bias, upsample by ``up`` with the low-pass ``fu`` (gain up^2),
+    apply ``leaky_relu(., slope) * gain`` and clamp to +-``clamp``, then low-pass with ``fd`` and
+    keep every ``down``-th sample.
+
+    Args:
+        x: ``[N, C, H, W]``.
+        fu, fd: FIR filters, 1-D ``[taps]`` (separable, applied along both axes) or 2-D ``[taps, taps]``
+            (StyleGAN3-R's radial down filter); None is the identity.
+        b: bias ``[C]``.
+        padding: (x0, x1, y0, y1) of the upsampled signal before ``fu`` (negative crops).
+        impl: ``"ref"`` runs zero insertion, padding and full-rate 2-D convolutions as NVIDIA's
+            reference does; ``"fast"`` runs the same function as strided 1-D (transposed)
+            convolutions per axis, never computing samples that downsampling drops.
+
+    Returns:
+        ``[N, C, H', W']``.
+    """
+    _check_impl(impl)
+    x0, x1, y0, y1 = _parse_pad(padding)
+    if impl == "ref":
+        return _filtered_lrelu_ref(x, fu, fd, b, up, down, (x0, x1, y0, y1), gain, slope, clamp)
+    return _filtered_lrelu_fast(x, fu, fd, b, up, down, (x0, x1, y0, y1), gain, slope, clamp)
+
+
+def _as_2d(f: Optional[torch.Tensor], gain: float, like: torch.Tensor) -> torch.Tensor:
+    if f is None:
+        return like.new_full((1, 1), gain)
+    f = f.to(like)
+    return torch.outer(f, f) * gain if f.ndim == 1 else f * gain
+
+
+def _activate(x: torch.Tensor, gain: float, slope: float, clamp: Optional[float]) -> torch.Tensor:
+    x = F.leaky_relu(x, slope) * gain if slope != 1 else x * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+def _filtered_lrelu_ref(x, fu, fd, b, up, down, pad, gain, slope, clamp):
+    x = x + b.to(x).view(1, -1, 1, 1)
+    x = _upfirdn2d_ref(x, _as_2d(fu, up * up, x), up, 1, *pad)
+    x = _activate(x, gain, slope, clamp)
+    return _upfirdn2d_ref(x, _as_2d(fd, 1.0, x), 1, down, 0, 0, 0, 0)
+
+
+def _fir_axis(x: torch.Tensor, f: torch.Tensor, axis: int, up: int = 1, down: int = 1, p0: int = 0,
+              p1: int = 0) -> torch.Tensor:
+    """One axis of upfirdn (zero-insert by ``up``, pad p0/p1, convolve with 1-D ``f``, keep every
+    ``down``-th) of ``[N, C, H, W]`` along ``axis`` (2 = H, 3 = W), as a depthwise (transposed)
+    convolution over N*C planes."""
+    n, c, h, w = x.shape
+    length = x.shape[axis]
+    taps = f.shape[0]
+    planes = x.reshape(n * c, 1, h, w)
+    shape = (1, 1, taps, 1) if axis == 2 else (1, 1, 1, taps)
+    if up > 1:
+        # y[j] = sum_n x[n] f[j + taps-1-p0 - up*n]: a transposed convolution, then a window
+        full = F.conv_transpose2d(planes, f.view(shape), stride=(up, 1) if axis == 2 else (1, up))
+        out_len = length * up + p0 + p1 - taps + 1
+        start = taps - 1 - p0
+        avail = full.shape[axis]
+        lo, hi = max(0, -start), max(0, start + out_len - avail)
+        if lo or hi:
+            full = F.pad(full, (0, 0, lo, hi) if axis == 2 else (lo, hi, 0, 0))
+        start += lo
+        out = full.narrow(axis, start, out_len)
+    else:
+        if p0 or p1:
+            planes = F.pad(planes, (0, 0, max(p0, 0), max(p1, 0)) if axis == 2 else (max(p0, 0), max(p1, 0), 0, 0))
+            if p0 < 0 or p1 < 0:
+                size = planes.shape[axis]
+                planes = planes.narrow(axis, max(-p0, 0), size - max(-p0, 0) - max(-p1, 0))
+        stride = (down, 1) if axis == 2 else (1, down)
+        out = F.conv2d(planes, f.flip(0).view(shape), stride=stride)
+    return out.reshape(n, c, out.shape[2], out.shape[3])
+
+
+def _filtered_lrelu_fast(x, fu, fd, b, up, down, pad, gain, slope, clamp):
+    x0, x1, y0, y1 = pad
+    x = x + b.to(x).view(1, -1, 1, 1)
+    if fu is None:
+        if up != 1:
+            raise ValueError("upsampling needs a filter")
+        x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+        x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
+    elif fu.ndim == 1:
+        f = fu.to(x) * up  # the gain up^2, split over the two axes
+        x = _fir_axis(x, f, 3, up=up, p0=x0, p1=x1)
+        x = _fir_axis(x, f, 2, up=up, p0=y0, p1=y1)
+    else:
+        x = _upfirdn2d_ref(x, fu.to(x) * (up * up), up, 1, x0, x1, y0, y1)
+    x = _activate(x, gain, slope, clamp)
+    if fd is None:
+        return x[:, :, ::down, ::down] if down > 1 else x
+    if fd.ndim == 1:
+        f = fd.to(x)
+        x = _fir_axis(x, f, 3, down=down)
+        return _fir_axis(x, f, 2, down=down)
+    n, c, h, w = x.shape
+    k = fd.to(x).flip([0, 1])[None, None]
+    out = F.conv2d(x.reshape(n * c, 1, h, w), k, stride=down)
+    return out.reshape(n, c, out.shape[2], out.shape[3])

@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, LatentClassifierConfig, PSPConfig,
-                      ReferenceEditorConfig, StyleTransformerConfig)
-from ..models import AttributeClassifier, Generator, LatentClassifier, PSPModel, ReferenceEditor, StyleTransformer
+                      ReferenceEditorConfig, StyleTransformerConfig, generator_config_from_dict)
+from ..models import (AttributeClassifier, Generator, LatentClassifier, PSPModel, ReferenceEditor, StyleGenerator,
+                      StyleTransformer, build_generator)
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
-from .nvidia import architecture, convert_stylegan2, is_pickle, read_snapshot
+from .nvidia import architecture, convert_stylegan2, convert_stylegan3, is_pickle, read_snapshot
 from ..utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ PathLike = Union[str, os.PathLike]
 
 
 def kind_of(model: nn.Module) -> str:
+    if isinstance(model, StyleGenerator):
+        return "generator"
     for kind, (cls, _) in KINDS.items():
         if isinstance(model, cls):
             return kind
@@ -94,7 +97,8 @@ def _read_safetensors(path: Path) -> Tuple[str, object, dict]:
     if kind not in KINDS:
         raise CheckpointError(f"{path}: unknown model kind {kind!r} in metadata")
     try:
-        cfg = KINDS[kind][1].from_json(meta["config"])
+        cfg = (generator_config_from_dict(json.loads(meta["config"])) if kind == "generator"
+               else KINDS[kind][1].from_json(meta["config"]))
     except (ConfigError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid config in metadata ({e})") from None
     return kind, cfg, state
@@ -129,11 +133,8 @@ def read_nvidia_generator(path: Path) -> Tuple[str, object, dict]:
     """``("generator", config, state)`` of an NVIDIA snapshot's ``G_ema``."""
     snap = read_snapshot(path)
     arch = architecture(snap["G_ema"])
-    if arch != "stylegan2":
-        raise CheckpointError(f"{path}: a {arch.replace('stylegan', 'StyleGAN')} generator; StyleGAN3 snapshots "
-                              "are not supported by this version")
     try:
-        cfg, state = convert_stylegan2(snap["G_ema"])
+        cfg, state = (convert_stylegan2 if arch == "stylegan2" else convert_stylegan3)(snap["G_ema"])
     except KeyError as e:
         raise CheckpointError(f"{path}: the StyleGAN2 generator lacks {e}") from None
     except ConfigError as e:
@@ -167,7 +168,7 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     if kind is not None and file_kind != kind and not (kind == "generator" and file_kind in encoders):
         raise CheckpointError(f"{path}: this is a {file_kind.replace('_', ' ')} checkpoint, "
                               f"but a {kind.replace('_', ' ')} checkpoint is needed here")
-    model = KINDS[file_kind][0](cfg)
+    model = build_generator(cfg) if file_kind == "generator" else KINDS[file_kind][0](cfg)
     expected = model.state_dict()
     if file_kind == "generator" and "latent_avg" not in state:
         state = dict(state)

@@ -384,3 +384,55 @@ def convert_stylegan2(g: PersistentObject):
         out[f"to_rgbs.{k - 3}.upsample.kernel"] = sd[f"{b}.resample_filter"] * 4
     out["latent_avg"] = sd["mapping.w_avg"]
     return cfg, {k: v.float().contiguous() for k, v in out.items()}
+
+
+def convert_stylegan3(g: PersistentObject):
+    """NVIDIA's StyleGAN3 ``G_ema`` (config T or R) -> ``(StyleGAN3Config, state dict)``: the layer
+    geometry NVIDIA designed (sizes, filter lengths, padding) goes into the config, the synthesis
+    tensors keep their names under ``net.``, the mapping takes this project's layout."""
+    from ..config import StyleGAN3Config
+
+    sd = g.state_dict()
+    syn = g.child("synthesis")
+    inp = syn.child("input")
+    mapping = g.child("mapping")
+    w_dim, z_dim, c_dim = int(g.get("w_dim")), int(g.get("z_dim")), int(g.get("c_dim") or 0)
+    if g.get("img_channels", 3) != 3:
+        raise CheckpointError(f"the generator draws {g.get('img_channels')} channels; only RGB (3) is supported")
+    if c_dim and sd["mapping.embed.weight"].shape[0] != w_dim:
+        raise CheckpointError("the label embedding width differs from w_dim; not supported")
+    layers, clamps = [], set()
+    for name in syn.get("layer_names"):
+        layer = syn.child(name)
+        fu, fd = layer.buffers.get("up_filter"), layer.buffers.get("down_filter")
+        if fu is not None and fu.ndim != 1:
+            raise CheckpointError(f"synthesis.{name}: a 2-D up filter is not supported")
+        pad = [int(p) for p in layer.get("padding")]
+        layers.append((name, int(layer.get("in_channels")), int(layer.get("out_channels")),
+                       int(layer.get("conv_kernel")), int(layer.get("up_factor")), int(layer.get("down_factor")),
+                       0 if fu is None else int(fu.shape[0]), 0 if fd is None else int(fd.shape[0]),
+                       fd is not None and fd.ndim == 2, tuple(pad), bool(layer.get("is_torgb"))))
+        clamps.add(layer.get("conv_clamp"))
+    if len(clamps) != 1:
+        raise CheckpointError(f"the layers use different conv_clamp values {sorted(map(str, clamps))}")
+    clamp = clamps.pop()
+    size = [int(v) for v in np.asarray(inp.get("size")).reshape(-1)]
+    cfg = StyleGAN3Config(architecture=architecture(g), size=int(g.get("img_resolution")), style_dim=w_dim,
+                          z_dim=0 if z_dim == w_dim else z_dim, n_mlp=int(mapping.get("num_layers")),
+                          lr_mlp=float(mapping.child("fc0").get("bias_gain")), c_dim=c_dim,
+                          input_channels=int(inp.get("channels")), input_size=(size[0], size[-1]),
+                          sampling_rate=float(inp.get("sampling_rate")), bandwidth=float(inp.get("bandwidth")),
+                          layers=tuple(layers), conv_clamp=None if clamp is None else float(clamp),
+                          output_scale=float(syn.get("output_scale")))
+    out: Dict[str, torch.Tensor] = {}
+    for i in range(cfg.n_mlp):
+        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
+        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
+    if c_dim:
+        out["embed.weight"] = sd["mapping.embed.weight"]
+        out["embed.bias"] = sd["mapping.embed.bias"]
+    for k, v in sd.items():
+        if k.startswith("synthesis."):
+            out["net." + k[len("synthesis."):]] = v
+    out["latent_avg"] = sd["mapping.w_avg"]
+    return cfg, {k: v.float().contiguous() for k, v in out.items()}

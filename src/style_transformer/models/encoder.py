@@ -20,7 +20,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..config import EncoderConfig, StyleTransformerConfig
-from .stylegan2 import Generator
+from .stylegan3 import build_generator
 
 
 class SEModule(nn.Module):
@@ -227,7 +227,7 @@ class StyleTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = StyleEncoder(cfg.encoder)
-        self.decoder = Generator(cfg.generator)
+        self.decoder = build_generator(cfg.generator)
 
     def queries(self, batch: int) -> torch.Tensor:
         """The learned z tokens through the mapping MLP, ``[batch, n_styles, d]``."""

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from ..config import PSPConfig
 from .encoder import backbone_features, ir_se_backbone
-from .stylegan2 import EqualLinear, Generator
+from .stylegan2 import EqualLinear
+from .stylegan3 import build_generator
 
 
 class GradualStyleBlock(nn.Module):
@@ -95,7 +96,7 @@ class PSPModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.encoder = GradualStyleEncoder(cfg)
-        self.decoder = Generator(cfg.generator)
+        self.decoder = build_generator(cfg.generator)
 
     def encode(self, img: torch.Tensor) -> torch.Tensor:
         """img ``[N, C, S, S]`` in [-1, 1] -> ws ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""

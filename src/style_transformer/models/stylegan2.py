@@ -241,18 +241,20 @@ class ToRGB(nn.Module):
         return out
 
 
-class Generator(nn.Module):
-    """StyleGAN2 synthesis + mapping network.
+class StyleGenerator(nn.Module):
+    """What every style-based generator here shares: the mapping network (z and an optional label to
+    w), label sampling, truncation and the rosinality-style call. Subclasses add ``synthesis``.
 
     Args:
-        cfg: architecture.
+        cfg: the architecture (``GeneratorConfig`` or ``StyleGAN3Config``).
     """
 
-    def __init__(self, cfg: GeneratorConfig):
+    def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
         self.size, self.style_dim = cfg.size, cfg.style_dim
         self.z_dim = cfg.z_dim or cfg.style_dim
+        self.n_latent = cfg.num_ws
         layers: List[nn.Module] = [PixelNorm()]
         # conditional (NVIDIA's layout): the embedded label, normalised like z, is joined to z, so
         # the first mapping layer reads z_dim + style_dim features
@@ -264,30 +266,6 @@ class Generator(nn.Module):
             if cfg.label_combos:
                 # the joint label distribution of the training data: rows of labels, then probability
                 self.register_buffer("label_dist", torch.zeros(cfg.label_combos, cfg.c_dim + 1))
-
-        bk, clamp = cfg.blur_kernel, cfg.conv_clamp
-        self.input = ConstantInput(cfg.channel(4))
-        self.conv1 = StyledConv(cfg.channel(4), cfg.channel(4), 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp)
-        self.to_rgb1 = ToRGB(cfg.channel(4), cfg.style_dim, upsample=False, conv_clamp=clamp)
-        self.log_size = cfg.log_size
-        self.num_layers = cfg.num_noises
-        self.n_latent = cfg.num_ws
-
-        self.convs = nn.ModuleList()
-        self.to_rgbs = nn.ModuleList()
-        self.noises = nn.Module()
-        for layer_idx in range(self.num_layers):
-            res = (layer_idx + 5) // 2
-            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, 2 ** res, 2 ** res))
-        in_ch = cfg.channel(4)
-        for i in range(3, self.log_size + 1):
-            out_ch = cfg.channel(2 ** i)
-            self.convs.append(StyledConv(in_ch, out_ch, 3, cfg.style_dim, upsample=True, blur_kernel=bk,
-                                         conv_clamp=clamp))
-            self.convs.append(StyledConv(out_ch, out_ch, 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
-            self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
-            in_ch = out_ch
-        self.register_buffer("latent_avg", torch.zeros(cfg.style_dim))
 
     @property
     def num_ws(self) -> int:
@@ -379,40 +357,8 @@ class Generator(nn.Module):
         """Mean of mapped random z ``[style_dim]`` (deterministic for a seed; a conditional
         generator's labels are drawn from its label distribution)."""
         g = torch.Generator().manual_seed(seed)
-        z = torch.randn(n, self.z_dim, generator=g).to(self.input.input)
+        z = torch.randn(n, self.z_dim, generator=g).to(self.latent_avg)
         return self.sample_w(z, generator=g).mean(0)
-
-    def stored_noise(self) -> List[torch.Tensor]:
-        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
-
-    def synthesis(self, ws: torch.Tensor, noise: Optional[Sequence[Optional[torch.Tensor]]] = None,
-                  randomize_noise: bool = False) -> torch.Tensor:
-        """Renders W+ codes.
-
-        Args:
-            ws: ``[N, num_ws', style_dim]`` with ``num_ws' >= num_ws``; rows past ``num_ws`` are
-                ignored, as in the official generator.
-            noise: per-layer noise maps, overriding the stored/random choice.
-            randomize_noise: fresh Gaussian noise instead of the stored ``noises.noise_i`` buffers.
-
-        Returns:
-            img ``[N, 3, size, size]``, nominally in [-1, 1] (not clamped).
-        """
-        if ws.ndim != 3 or ws.shape[1] < self.n_latent or ws.shape[2] != self.style_dim:
-            raise ValueError(f"ws must be [N, >={self.n_latent}, {self.style_dim}], got {tuple(ws.shape)}")
-        if noise is None:
-            noise = [None] * self.num_layers if randomize_noise else self.stored_noise()
-        out = self.input(ws.shape[0])
-        out = self.conv1(out, ws[:, 0], noise=noise[0])
-        skip = self.to_rgb1(out, ws[:, 1])
-        i = 1
-        for conv_up, conv, noise1, noise2, to_rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2],
-                                                         noise[2::2], self.to_rgbs):
-            out = conv_up(out, ws[:, i], noise=noise1)
-            out = conv(out, ws[:, i + 1], noise=noise2)
-            skip = to_rgb(out, ws[:, i + 2], skip)
-            i += 2
-        return skip
 
     def forward(self, styles: Sequence[torch.Tensor], input_is_latent: bool = False,
                 truncation: float = 1.0, truncation_latent: Optional[torch.Tensor] = None,
@@ -451,6 +397,71 @@ class Generator(nn.Module):
         img = self.synthesis(ws, noise=noise, randomize_noise=randomize_noise)
         return img, (ws if return_latents else None)
 
+
+
+class Generator(StyleGenerator):
+    """StyleGAN2 synthesis + mapping network.
+
+    Args:
+        cfg: architecture.
+    """
+
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__(cfg)
+        bk, clamp = cfg.blur_kernel, cfg.conv_clamp
+        self.input = ConstantInput(cfg.channel(4))
+        self.conv1 = StyledConv(cfg.channel(4), cfg.channel(4), 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp)
+        self.to_rgb1 = ToRGB(cfg.channel(4), cfg.style_dim, upsample=False, conv_clamp=clamp)
+        self.log_size = cfg.log_size
+        self.num_layers = cfg.num_noises
+
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        for layer_idx in range(self.num_layers):
+            res = (layer_idx + 5) // 2
+            self.noises.register_buffer(f"noise_{layer_idx}", torch.randn(1, 1, 2 ** res, 2 ** res))
+        in_ch = cfg.channel(4)
+        for i in range(3, self.log_size + 1):
+            out_ch = cfg.channel(2 ** i)
+            self.convs.append(StyledConv(in_ch, out_ch, 3, cfg.style_dim, upsample=True, blur_kernel=bk,
+                                         conv_clamp=clamp))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
+            self.to_rgbs.append(ToRGB(out_ch, cfg.style_dim, blur_kernel=bk, conv_clamp=clamp))
+            in_ch = out_ch
+        self.register_buffer("latent_avg", torch.zeros(cfg.style_dim))
+
+    def stored_noise(self) -> List[torch.Tensor]:
+        return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+
+    def synthesis(self, ws: torch.Tensor, noise: Optional[Sequence[Optional[torch.Tensor]]] = None,
+                  randomize_noise: bool = False) -> torch.Tensor:
+        """Renders W+ codes.
+
+        Args:
+            ws: ``[N, num_ws', style_dim]`` with ``num_ws' >= num_ws``; rows past ``num_ws`` are
+                ignored, as in the official generator.
+            noise: per-layer noise maps, overriding the stored/random choice.
+            randomize_noise: fresh Gaussian noise instead of the stored ``noises.noise_i`` buffers.
+
+        Returns:
+            img ``[N, 3, size, size]``, nominally in [-1, 1] (not clamped).
+        """
+        if ws.ndim != 3 or ws.shape[1] < self.n_latent or ws.shape[2] != self.style_dim:
+            raise ValueError(f"ws must be [N, >={self.n_latent}, {self.style_dim}], got {tuple(ws.shape)}")
+        if noise is None:
+            noise = [None] * self.num_layers if randomize_noise else self.stored_noise()
+        out = self.input(ws.shape[0])
+        out = self.conv1(out, ws[:, 0], noise=noise[0])
+        skip = self.to_rgb1(out, ws[:, 1])
+        i = 1
+        for conv_up, conv, noise1, noise2, to_rgb in zip(self.convs[::2], self.convs[1::2], noise[1::2],
+                                                         noise[2::2], self.to_rgbs):
+            out = conv_up(out, ws[:, i], noise=noise1)
+            out = conv(out, ws[:, i + 1], noise=noise2)
+            skip = to_rgb(out, ws[:, i + 2], skip)
+            i += 2
+        return skip
 
 class ConvLayer(nn.Sequential):
     """[Blur] + EqualConv2d + [FusedLeakyReLU | ScaledLeakyReLU]; indices as in rosinality."""
