@@ -3,6 +3,7 @@
 Prints images/s for
   * inversion, official-256 preset (IR-SE50 encoder, 256 in, StyleGAN2 256 out), batch 1 and 8, CPU;
   * one GAN training step at 64x64, batch 16 (G and D forward and backward, non-saturating loss),
+  * StyleGAN3-T synthesis at 64x64, batch 8 (filtered_lrelu fast vs reference path),
 each for both paths measured in the same run, their ratio, the largest output difference, and the
 achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter).
 
@@ -113,11 +114,29 @@ def bench_train_step(reps: int) -> None:
           f"{flops / res['fast'] / 1e9:.0f} GFLOP/s")
 
 
+def bench_stylegan3(reps: int) -> None:
+    from style_transformer.models.stylegan3 import new_stylegan3
+
+    g = new_stylegan3(64, style_dim=256, channel_base=8192, channel_max=128).eval().requires_grad_(False)
+    ws = g.mapping(torch.randn(8, g.z_dim))[:, None].repeat(1, g.num_ws, 1)
+    print(f"\nStyleGAN3-T synthesis: 64x64 ({g.cfg.input_channels}-ch, {len(g.cfg.layers)} layers, w 256), batch 8, "
+          "CPU (filtered_lrelu and modulated conv: fast vs reference path)")
+    res = {}
+    for impl in ("ref", "fast"):
+        set_ops_impl(g, impl)
+        with torch.no_grad():
+            # the reference path takes about a minute per batch: one timed run after the warm-up
+            res[impl] = (_time(lambda: g.synthesis(ws), max(1, reps // 3)), g.synthesis(ws))
+    diff = (res["fast"][1] - res["ref"][1]).abs().max().item()
+    print(f"fast {8 / res['fast'][0]:.2f} img/s, ref {8 / res['ref'][0]:.2f} img/s, speed-up "
+          f"{res['ref'][0] / res['fast'][0]:.2f}x, max|diff| {diff:.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    ap.add_argument("--only", choices=("inversion", "train"), default=None)
+    ap.add_argument("--only", choices=("inversion", "train", "stylegan3"), default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -127,6 +146,8 @@ def main() -> None:
         bench_inversion(args.reps)
     if args.only in (None, "train"):
         bench_train_step(args.reps)
+    if args.only in (None, "stylegan3"):
+        bench_stylegan3(args.reps)
 
 
 if __name__ == "__main__":

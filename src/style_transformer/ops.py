@@ -358,6 +358,14 @@ def _fir_axis(x: torch.Tensor, f: torch.Tensor, axis: int, up: int = 1, down: in
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
 
+def _fir_matrix(f: torch.Tensor, length: int, up: int = 1, down: int = 1, p0: int = 0, p1: int = 0) -> torch.Tensor:
+    """The banded matrix ``[length, out]`` of one axis of upfirdn (``y = x @ A``), made by running
+    ``_fir_axis`` on the identity: on a CPU one matmul beats a depthwise convolution of the same
+    function by an order of magnitude."""
+    eye = torch.eye(length, dtype=f.dtype, device=f.device)[None, None]  # rows are unit impulses
+    return _fir_axis(eye, f, 3, up=up, down=down, p0=p0, p1=p1)[0, 0]
+
+
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, pad, gain, slope, clamp):
     x0, x1, y0, y1 = pad
     x = x + b.to(x).view(1, -1, 1, 1)
@@ -368,8 +376,8 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, pad, gain, slope, clamp):
         x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
     elif fu.ndim == 1:
         f = fu.to(x) * up  # the gain up^2, split over the two axes
-        x = _fir_axis(x, f, 3, up=up, p0=x0, p1=x1)
-        x = _fir_axis(x, f, 2, up=up, p0=y0, p1=y1)
+        x = x @ _fir_matrix(f, x.shape[3], up=up, p0=x0, p1=x1)
+        x = _fir_matrix(f, x.shape[2], up=up, p0=y0, p1=y1).t() @ x
     else:
         x = _upfirdn2d_ref(x, fu.to(x) * (up * up), up, 1, x0, x1, y0, y1)
     x = _activate(x, gain, slope, clamp)
@@ -377,8 +385,8 @@ def _filtered_lrelu_fast(x, fu, fd, b, up, down, pad, gain, slope, clamp):
         return x[:, :, ::down, ::down] if down > 1 else x
     if fd.ndim == 1:
         f = fd.to(x)
-        x = _fir_axis(x, f, 3, down=down)
-        return _fir_axis(x, f, 2, down=down)
+        x = x @ _fir_matrix(f, x.shape[3], down=down)
+        return _fir_matrix(f, x.shape[2], down=down).t() @ x
     n, c, h, w = x.shape
     k = fd.to(x).flip([0, 1])[None, None]
     out = F.conv2d(x.reshape(n * c, 1, h, w), k, stride=down)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict
 
-from ..config import GeneratorConfig
+from ..config import GeneratorConfig, StyleGAN3Config
 from .io import PathLike, read_checkpoint
 
 KIND_NAMES = {"generator": "generator", "style_transformer": "Style Transformer encoder",
@@ -15,7 +15,13 @@ SOURCE_NAMES = {"native": "native safetensors", "nvidia": "NVIDIA network snapsh
                 "official": "official .pt", "rosinality": "rosinality StyleGAN2 .pt"}
 
 
-def _generator_fields(g: GeneratorConfig) -> Dict[str, Any]:
+def _generator_fields(g) -> Dict[str, Any]:
+    if isinstance(g, StyleGAN3Config):
+        return {"architecture": "StyleGAN3-" + g.architecture[-1].upper(),
+                "resolution": g.size, "num_ws": g.num_ws, "w_dim": g.style_dim,
+                "z_dim": g.z_dim or g.style_dim, "c_dim": g.c_dim, "mapping_layers": g.n_mlp,
+                "channels": {layer[0]: layer[2] for layer in g.layers},
+                "conv_clamp": g.conv_clamp, "labels": list(g.label_names) or None}
     return {"architecture": "StyleGAN2", "resolution": g.size, "num_ws": g.num_ws, "w_dim": g.style_dim,
             "z_dim": g.z_dim or g.style_dim, "c_dim": g.c_dim, "mapping_layers": g.n_mlp,
             "channels": {str(2 ** r): g.channel(2 ** r) for r in range(2, g.log_size + 1)},
@@ -37,8 +43,8 @@ def inspect_checkpoint(path: PathLike) -> Dict[str, Any]:
         source = "rosinality"
     info: Dict[str, Any] = {"file": str(path), "kind": kind, "kind_name": KIND_NAMES.get(kind, kind),
                             "source": source, "source_name": SOURCE_NAMES[source]}
-    gen = cfg if isinstance(cfg, GeneratorConfig) else getattr(cfg, "generator", None)
-    if isinstance(gen, GeneratorConfig):
+    gen = cfg if isinstance(cfg, (GeneratorConfig, StyleGAN3Config)) else getattr(cfg, "generator", None)
+    if isinstance(gen, (GeneratorConfig, StyleGAN3Config)):
         info.update(_generator_fields(gen))
     enc = getattr(cfg, "encoder", None)
     if enc is not None:
@@ -55,7 +61,7 @@ def inspect_checkpoint(path: PathLike) -> Dict[str, Any]:
     info["tensors"] = len(tensors)
     dtypes = Counter(str(v.dtype).replace("torch.", "") for v in tensors if v.is_floating_point())
     info["dtype"] = ", ".join(d for d, _ in dtypes.most_common())
-    if isinstance(gen, GeneratorConfig):
+    if isinstance(gen, (GeneratorConfig, StyleGAN3Config)):
         info["latent_avg"] = any(k.endswith("latent_avg") for k in state)
     return info
 
@@ -69,6 +75,8 @@ def format_inspection(info: Dict[str, Any]) -> str:
                   f"  c_dim         {info['c_dim']}" + (f" ({', '.join(info['labels'])})" if info.get("labels") else ""),
                   f"  mapping       {info['mapping_layers']} layers",
                   "  channels      " + " ".join(f"{r}:{c}" for r, c in info["channels"].items())]
+        if info["architecture"].startswith("StyleGAN3"):
+            lines[-1] = "  layers        " + " ".join(info["channels"])
         if info.get("conv_clamp") is not None:
             lines.append(f"  conv_clamp    {info['conv_clamp']:g}")
     if "encoder_input" in info:

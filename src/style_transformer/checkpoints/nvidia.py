@@ -410,7 +410,7 @@ def convert_stylegan3(g: PersistentObject):
         pad = [int(p) for p in layer.get("padding")]
         layers.append((name, int(layer.get("in_channels")), int(layer.get("out_channels")),
                        int(layer.get("conv_kernel")), int(layer.get("up_factor")), int(layer.get("down_factor")),
-                       0 if fu is None else int(fu.shape[0]), 0 if fd is None else int(fd.shape[0]),
+                       1 if fu is None else int(fu.shape[0]), 1 if fd is None else int(fd.shape[0]),
                        fd is not None and fd.ndim == 2, tuple(pad), bool(layer.get("is_torgb"))))
         clamps.add(layer.get("conv_clamp"))
     if len(clamps) != 1:

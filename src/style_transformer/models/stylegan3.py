@@ -29,7 +29,8 @@ from .stylegan2 import EqualLinear, StyleGenerator
 
 
 def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                         padding: int = 0, input_gain: Optional[torch.Tensor] = None) -> torch.Tensor:
+                         padding: int = 0, input_gain: Optional[torch.Tensor] = None,
+                         impl: str = "ref") -> torch.Tensor:
     """StyleGAN3's modulated convolution: with demodulation, the weight and the styles are first
     normalised to unit mean square (the styles over the whole batch, as NVIDIA does), then
     modulated, demodulated, and scaled per input channel by ``input_gain``.
@@ -38,6 +39,9 @@ def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Te
         x: ``[N, I, H, W]``; weight ``[O, I, k, k]``; styles ``[N, I]``.
         padding: zero padding of the convolution (StyleGAN3 uses k - 1, a "full" convolution).
         input_gain: scalar or ``[I]``: the inverse RMS of the layer's input (``magnitude_ema``).
+        impl: ``"ref"``: per-sample weights in one grouped convolution, as NVIDIA's code; ``"fast"``:
+            the same function as one convolution with the shared weight between a per-sample scaling
+            of the input channels (styles, gain) and of the output channels (demodulation).
     """
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -46,6 +50,13 @@ def modulated_conv2d_sg3(x: torch.Tensor, weight: torch.Tensor, styles: torch.Te
     if demodulate:
         w = w * w.square().mean([1, 2, 3], keepdim=True).rsqrt()
         s = s * s.square().mean().rsqrt()
+    if impl == "fast":
+        scale = s if input_gain is None else s * input_gain.expand(n, in_ch)
+        out = F.conv2d(x * scale.to(x.dtype)[:, :, None, None], w.to(x.dtype), padding=padding)
+        if demodulate:  # 1 / |w * s| per sample and output channel
+            d = (s.square() @ w.square().sum([2, 3]).t() + 1e-8).rsqrt()
+            out = out * d.to(x.dtype)[:, :, None, None]
+        return out
     w = w.unsqueeze(0) * s[:, None, :, None, None]  # [N, O, I, k, k]
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()[:, :, None, None, None]
@@ -133,7 +144,7 @@ class SynthesisLayerSG3(nn.Module):
         if self.is_torgb:
             styles = styles / math.sqrt(self.in_channels * self.conv_kernel ** 2)
         x = modulated_conv2d_sg3(x, self.weight, styles, demodulate=not self.is_torgb, padding=self.conv_kernel - 1,
-                                 input_gain=self.magnitude_ema.rsqrt())
+                                 input_gain=self.magnitude_ema.rsqrt(), impl=self.impl)
         return filtered_lrelu(x, self.up_filter, self.down_filter, self.bias, up=self.up, down=self.down,
                               padding=self.padding, gain=1.0 if self.is_torgb else math.sqrt(2),
                               slope=1.0 if self.is_torgb else 0.2, clamp=self.conv_clamp, impl=self.impl)
@@ -186,3 +197,87 @@ def build_generator(cfg) -> StyleGenerator:
     from .stylegan2 import Generator
 
     return StyleGAN3Generator(cfg) if isinstance(cfg, StyleGAN3Config) else Generator(cfg)
+
+
+def lowpass_filter(taps: int, cutoff: float, width: float, fs: float, radial: bool = False) -> Optional[torch.Tensor]:
+    """Kaiser-windowed low-pass FIR filter, normalised to unit DC gain: a sinc (separable, ``[taps]``)
+    or a jinc (radially symmetric, ``[taps, taps]``); None for one tap. The Kaiser window's beta
+    follows Kaiser's formula for the attenuation a transition band of ``width`` allows."""
+    if taps <= 1:
+        return None
+    atten = 2.285 * (taps - 1) * math.pi * (width / (fs / 2)) + 7.95
+    beta = 0.1102 * (atten - 8.7) if atten > 50 else (0.5842 * (atten - 21) ** 0.4 + 0.07886 * (atten - 21)
+                                                      if atten > 21 else 0.0)
+    window = torch.kaiser_window(taps, periodic=False, beta=beta, dtype=torch.float64)
+    pos = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+    if not radial:
+        c = cutoff / (fs / 2)
+        f = c * torch.sinc(c * pos) * window
+        return (f / f.sum()).float()
+    x = pos / fs
+    r = torch.hypot(x[None, :], x[:, None])
+    f = torch.special.bessel_j1(2 * cutoff * math.pi * r) / (math.pi * r)
+    f = f * torch.outer(window, window)
+    return (f / f.sum()).float()
+
+
+def new_stylegan3(size: int, style_dim: int = 512, n_mlp: int = 2, radial: bool = False, channel_base: int = 32768,
+                  channel_max: int = 512, num_layers: int = 14, num_critical: int = 2, margin: int = 10,
+                  filter_size: int = 6, conv_clamp: Optional[float] = 256.0, seed: int = 0) -> StyleGAN3Generator:
+    """A freshly initialised StyleGAN3 (config T, or R with ``radial``) designed as in the paper: cutoffs
+    rise geometrically from 2 to size/2 over the layers (the last ``num_critical`` critically sampled),
+    stopbands from 2^2.1 to size/2 * 2^0.3, sampling rates the powers of two above twice the
+    stopband, widths ``channel_base / 2 / cutoff`` capped at ``channel_max``, activations at twice the
+    rate, filters of ``filter_size`` taps per rate step.
+
+    Returns:
+        The generator with its designed filters, Fourier frequencies and random weights.
+    """
+    torch.manual_seed(seed)
+    n = num_layers
+    last_cutoff = size / 2
+    idx = torch.arange(n + 1, dtype=torch.float64)
+    exponents = torch.clamp(idx / (n - num_critical), max=1.0)
+    cutoffs = 2.0 * (last_cutoff / 2.0) ** exponents
+    stopbands = 2 ** 2.1 * (last_cutoff * 2 ** 0.3 / 2 ** 2.1) ** exponents
+    rates = torch.exp2(torch.ceil(torch.log2(torch.clamp(stopbands * 2, max=float(size)))))
+    half_widths = torch.maximum(stopbands, rates / 2) - cutoffs
+    sizes = rates + margin * 2
+    sizes[-2:] = size
+    channels = torch.round(torch.clamp((channel_base / 2) / cutoffs, max=channel_max))
+    channels[-1] = 3
+    kernel = 1 if radial else 3
+    layers, filters = [], {}
+    for i in range(n + 1):
+        prev = max(i - 1, 0)
+        torgb, critical = i == n, i >= n - num_critical
+        k = 1 if torgb else kernel
+        in_rate, out_rate = int(rates[prev]), int(rates[i])
+        tmp_rate = max(in_rate, out_rate) * (1 if torgb else 2)
+        up = int(round(tmp_rate / in_rate))
+        down = int(round(tmp_rate / out_rate))
+        up_taps = filter_size * up if up > 1 and not torgb else 1
+        down_taps = filter_size * down if down > 1 and not torgb else 1
+        down_radial = radial and not critical
+        in_size, out_size = int(sizes[prev]), int(sizes[i])
+        pad_total = (out_size - 1) * down + 1 - (in_size + k - 1) * up + up_taps + down_taps - 2
+        lo = (pad_total + up) // 2
+        name = f"L{i}_{out_size}_{int(channels[i])}"
+        layers.append((name, int(channels[prev]), int(channels[i]), k, up, down, up_taps, down_taps, down_radial,
+                       (lo, pad_total - lo, lo, pad_total - lo), torgb))
+        filters[name] = (lowpass_filter(up_taps, float(cutoffs[prev]), float(half_widths[prev]) * 2, tmp_rate),
+                         lowpass_filter(down_taps, float(cutoffs[i]), float(half_widths[i]) * 2, tmp_rate,
+                                        radial=down_radial))
+    cfg = StyleGAN3Config(architecture="stylegan3-r" if radial else "stylegan3-t", size=size, style_dim=style_dim,
+                          n_mlp=n_mlp, input_channels=int(channels[0]), input_size=(int(sizes[0]), int(sizes[0])),
+                          sampling_rate=float(rates[0]), bandwidth=float(cutoffs[0]), layers=tuple(layers),
+                          conv_clamp=conv_clamp)
+    g = StyleGAN3Generator(cfg)
+    with torch.no_grad():
+        for name, (fu, fd) in filters.items():
+            layer = getattr(g.net, name)
+            if fu is not None:
+                layer.up_filter.copy_(fu)
+            if fd is not None:
+                layer.down_filter.copy_(fd)
+    return g
