@@ -60,7 +60,7 @@ class OptimizeConfig(_ConfigMixin):
 
 def noise_regularization(noises: List[torch.Tensor]) -> torch.Tensor:
     """StyleGAN2 projector's penalty: squared autocorrelation at one-pixel shifts, at every scale down to 8x8."""
-    loss = noises[0].new_zeros(())
+    loss = noises[0].new_zeros(()) if noises else torch.zeros(())
     for n in noises:
         while True:
             loss = loss + (n * torch.roll(n, 1, dims=3)).mean().pow(2) + (n * torch.roll(n, 1, dims=2)).mean().pow(2)
@@ -109,8 +109,8 @@ def optimize_latents(generator, target: torch.Tensor, cfg: OptimizeConfig = Opti
         init_ws = g.latent_avg.detach().to(dev).view(1, 1, -1).expand(n, g.num_ws, -1)
     init_ws = init_ws[:, : g.num_ws].detach().to(dev)
     w = (init_ws.mean(1, keepdim=True) if cfg.space == "w" else init_ws).clone().requires_grad_(True)
-    noises = [getattr(g.noises, f"noise_{i}").detach().to(dev).expand(n, -1, -1, -1).clone()
-              for i in range(g.num_layers)]
+    # StyleGAN3 has no noise inputs: the list is empty
+    noises = [t.detach().to(dev).expand(n, -1, -1, -1).clone() for t in g.stored_noise()]
     params = [w]
     if cfg.optimize_noise:
         for t in noises:

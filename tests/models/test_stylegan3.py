@@ -153,7 +153,7 @@ def test_encoder_for_a_stylegan3_generator(tmp_path):
     model = load_model(run / "best.safetensors")
     assert isinstance(model.decoder, StyleGAN3Generator) and model.cfg.encoder.n_styles == 16
     assert main(["invert", "--checkpoint", str(run / "best.safetensors"), "--out", str(tmp_path / "inv"),
-                 str(tmp_path / "faces" / "000003.png")]) == 0
+                 "--refine-steps", "2", "--pti-steps", "1", str(tmp_path / "faces" / "000003.png")]) == 0
     latents = np.load(tmp_path / "inv" / "latents.npz")
     assert latents[latents.files[0]].shape == (16, 64)
     assert (tmp_path / "inv" / "000003.png").exists()
