@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders (searched recursively)")
     inv.add_argument("--checkpoint", help="Style Transformer checkpoint (.pt or .safetensors; default: the shipped "
                                           "64x64 face encoder and generator)")
-    inv.add_argument("--generator", help="render with this StyleGAN2 checkpoint instead of the checkpoint's")
+    inv.add_argument("--generator", help="render with this generator (StyleGAN2/3: .safetensors, rosinality .pt, NVIDIA .pkl) "
+                                               "instead of the checkpoint's")
     inv.add_argument("--out", required=True, help="output folder: <stem>.png and latents.npz")
     inv.add_argument("--batch-size", type=_positive_int, default=8)
     inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "  style-transformer generate --generator G.pt --n 4 --seed 0 --out s/\n"
                                 "  style-transformer generate --generator G.pt --latents latents.npz --out r/",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    gen.add_argument("--generator", help="StyleGAN2 or Style Transformer checkpoint (default: the shipped "
+    gen.add_argument("--generator", help="generator (StyleGAN2/3: .safetensors, rosinality .pt, NVIDIA .pkl) or encoder "
+                                         "checkpoint (default: the shipped "
                                          "64x64 face generator)")
     src = gen.add_mutually_exclusive_group(required=True)
     src.add_argument("--latents", help="npz of (num_ws, w_dim) or (w_dim,) arrays; writes <key>.png")
@@ -203,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "--preset ffhq-256 --id-weights model_ir_se50.pth\n"
                                "  style-transformer train-encoder --data faces/ --out runs/enc --resume",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    te.add_argument("--generator", help="StyleGAN2 checkpoint to invert into (default: the shipped generator)")
+    te.add_argument("--generator", help="generator to invert into (StyleGAN2/3: .safetensors, rosinality .pt, NVIDIA .pkl; "
+                                         "default: the shipped generator)")
     te.add_argument("--data", required=True, help="folder of training images (5%% go to validation by file name)")
     te.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.safetensors, config.json, log.jsonl")
     te.add_argument("--preset", default="faces-64", help="architecture and hyper-parameters (see ENCODER_PRESETS)")
@@ -233,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     dm.add_argument("--n", type=_positive_int, default=6, help="rendered faces when no INPUT is given")
     dm.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    dm.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    dm.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     dm.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     ee = sub.add_parser("eval-encoder", help="PSNR, LPIPS and attribute agreement of inversions of labelled images",
@@ -242,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ee.add_argument("--data", required=True, help="folder of images (attributes.csv for attribute agreement)")
     ee.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    ee.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ee.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     ee.add_argument("--n", type=_positive_int, help="use the first N images (default: all)")
     ee.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     ee.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
@@ -326,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--layers", help="W+ rows to edit, START:STOP (default: the direction's own or all)")
     ed.add_argument("--out", required=True, help="output folder: <stem>.png (edited) and latents.npz")
     ed.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    ed.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ed.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     ed.add_argument("--editing", help="editing folder (default: the shipped one)")
     ed.add_argument("--batch-size", type=_positive_int, default=8)
     ed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -341,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     ee2.add_argument("--methods", nargs="+", default=["interfacegan", "classifier", "reference"],
                      choices=("interfacegan", "classifier", "reference", "ganspace", "sefa"))
     ee2.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    ee2.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    ee2.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     ee2.add_argument("--editing", help="editing folder (default: the shipped one)")
     ee2.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     ee2.add_argument("--calibrate", action="store_true",
@@ -407,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=7860)
     sv.add_argument("--checkpoint", help="inversion checkpoint (default: the shipped encoder)")
-    sv.add_argument("--generator", help="StyleGAN2 checkpoint to render with (with --checkpoint)")
+    sv.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     sv.add_argument("--editing", help="editing folder (default with the shipped encoder: the shipped one)")
     sv.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this are refused")
     sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -416,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="example:\n  style-transformer dataset synth --n 10000 --seed 2000 --out ref/\n"
                                "  style-transformer eval-generator --reference ref/ --n 10000",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    eg.add_argument("--generator", help="StyleGAN2 checkpoint (default: the shipped generator)")
+    eg.add_argument("--generator", help="generator (.safetensors, .pt or NVIDIA .pkl; default: the shipped generator)")
     eg.add_argument("--reference", required=True, help="folder of real images (with attributes.csv for label rates)")
     eg.add_argument("--n", type=_positive_int, default=10000, help="number of samples (default 10000)")
     eg.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
