@@ -155,10 +155,15 @@ def test_cli_train_encoder_and_resume(faces, gen_file, tmp_path, capsys):
     assert main(base + ["--steps", "4", "--resume"]) == 0
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
     assert (run / "best.safetensors").is_file()
-    # the identity loss needs ArcFace weights; the preset must fit the generator's w width
+    # the identity loss needs ArcFace weights; the encoder's tokens follow the generator's w width
     assert main(base[:5] + ["--out", str(tmp_path / "x"), "--preset", "tiny", "--id-lambda", "0.1"]) == 2
-    assert main(base[:5] + ["--out", str(tmp_path / "y"), "--preset", "faces-64"]) == 2
-    assert "32-wide" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(base[:5] + ["--out", str(tmp_path / "y"), "--preset", "faces-64", "--steps", "1"]) == 0
+    assert "width 32 (preset 'faces-64': 256)" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "y" / "config.json").read_text())["encoder"]
+    assert saved["d_model"] == 32 and saved["stage_channels"][3] == 32 and saved["n_styles"] == GEN.num_ws
+    assert main(base[:5] + ["--out", str(tmp_path / "y"), "--preset", "faces-64", "--steps", "2",
+                            "--resume"]) == 0
     assert main(["train-encoder", "--generator", str(faces / "attributes.csv"), "--data", str(faces),
                  "--out", str(tmp_path / "z"), "--preset", "tiny"]) == 2
 
