@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from .errors import StyleTransformerError, UsageError
 from .utils import atomic_path
 
 EXAMPLES = """examples:
@@ -26,8 +27,6 @@ EXAMPLES = """examples:
 """
 
 
-class UsageError(Exception):
-    """An expected user mistake: reported as one line, exit code 2."""
 
 
 def _positive_int(text: str) -> int:
@@ -1636,10 +1635,6 @@ def _cmd_train_classifier(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
-    from .checkpoints import CheckpointError
-    from .data.images import InputError
-    from .editing import DirectionError
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1652,14 +1647,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "eval-generator": _cmd_eval_generator}
     try:
         return handlers[args.command](args)
-    except (UsageError, CheckpointError, InputError, DirectionError) as e:
+    except StyleTransformerError as e:  # the one place where expected problems become exit codes
         print(f"style-transformer: error: {e}", file=sys.stderr)
-        return 2
-    except RuntimeError as e:
-        if "CUDA" in str(e) or "cuda" in str(e):
-            print(f"style-transformer: error: {e}", file=sys.stderr)
-            return 2
-        raise
+        return e.exit_code
     except KeyboardInterrupt:
         print("style-transformer: interrupted", file=sys.stderr)
         return 130

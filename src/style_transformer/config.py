@@ -12,13 +12,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
+from .errors import UsageError
+
 T = TypeVar("T")
 
 # rosinality/stylegan2-pytorch channel table; entries >= 64 are multiplied by channel_multiplier.
 _ROSINALITY_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A config value is out of range or inconsistent."""
 
 

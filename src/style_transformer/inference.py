@@ -10,6 +10,7 @@ import torch
 
 from .checkpoints import CheckpointError, load_model
 from .data.images import ImageLike, preprocess
+from .errors import DeviceError
 from .models import Generator, PSPModel, StyleTransformer
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
+        raise DeviceError("a CUDA device was asked for, but none is available")
     return dev
 
 

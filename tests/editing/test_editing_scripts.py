@@ -1,4 +1,4 @@
-"""scripts/edit_ceiling.py and scripts/device_check.py on the shipped models (CPU only here)."""
+"""experiments/edit_ceiling.py and scripts/device_check.py on the shipped models (CPU only here)."""
 
 import importlib.util
 import sys
@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _module(name):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+def _module(name, folder="experiments"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -77,7 +77,7 @@ def test_edit_ceiling_rejects_bad_rows_and_attributes(faces, monkeypatch, capsys
 
 def test_device_check_on_one_device_finds_no_difference(monkeypatch, capsys):
     """CPU against CPU: every step through both pipelines, all differences exactly zero."""
-    mod = _module("device_check")
+    mod = _module("device_check", "scripts")
     monkeypatch.setattr(sys, "argv", ["device_check.py", "--n", "2", "--device", "cpu"])
     assert mod.main() == 0
     out = capsys.readouterr().out

@@ -18,6 +18,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from ..errors import InputError
+
 from ..config import (CELEBA_ATTRIBUTES, ConfigError, EncoderConfig, GeneratorConfig, LatentClassifierConfig,
                       PSPConfig, ReferenceEditorConfig, StyleTransformerConfig, _ROSINALITY_CHANNELS)
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 StateDict = Dict[str, torch.Tensor]
 
 
-class CheckpointError(Exception):
+class CheckpointError(InputError):
     """A checkpoint is missing, unreadable, unsafe, of the wrong kind, or does not fit the model."""
 
 

@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+
+from .. import errors
 from PIL import Image
 
 from .images import ImageLoadError, InputError, list_image_files, load_image, resize_uint8, uint8_to_input
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 PathLike = Union[str, os.PathLike]
 
 
-class LabelError(ValueError):
+class LabelError(errors.InputError, ValueError):
     """A label file is unreadable or does not match the images."""
 
 

@@ -15,17 +15,18 @@ from typing import Iterable, List, Sequence, Tuple, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from .. import errors
 from ..utils import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PathLike = Union[str, os.PathLike]
 
 
-class InputError(Exception):
+class InputError(errors.InputError):
     """A path given by the user does not exist or holds no images."""
 
 
-class ImageLoadError(Exception):
+class ImageLoadError(errors.InputError):
     """One file could not be decoded as an image."""
 
 

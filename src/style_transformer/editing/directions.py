@@ -26,6 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 from ..utils import atomic_path
 
 PathLike = Union[str, os.PathLike]
@@ -33,7 +35,7 @@ INDEX = "directions.json"
 FORMAT = "style_transformer.directions"
 
 
-class DirectionError(ValueError):
+class DirectionError(InputError, ValueError):
     """A direction file or set is missing, malformed or does not fit the latents."""
 
 

@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
+
 from ..models.encoder import BottleneckIR
 
 PathLike = Union[str, os.PathLike]
 
 
-class IDLossError(RuntimeError):
+class IDLossError(InputError, RuntimeError):
     """The ArcFace weights are missing or do not fit."""
 
 

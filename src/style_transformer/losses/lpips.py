@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
+
 from ..utils import packaged_file
 
 PathLike = Union[str, os.PathLike]
@@ -37,7 +39,7 @@ _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 
 
-class LPIPSError(RuntimeError):
+class LPIPSError(InputError, RuntimeError):
     """LPIPS weights are missing or do not fit."""
 
 

@@ -20,13 +20,15 @@ from typing import Iterable, Optional, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..errors import InputError
 from ..utils import atomic_path, packaged_file
 
 PathLike = Union[str, os.PathLike]
 _MODEL_RANGE = (-1.0, 0.9921875)
 
 
-class FIDError(RuntimeError):
+class FIDError(InputError, RuntimeError):
     """The Inception network is not available, or inputs are unusable."""
 
 

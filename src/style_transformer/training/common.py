@@ -15,12 +15,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
+from ..errors import RunError
+
 from ..utils import atomic_path
 
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(RunError, RuntimeError):
     """Training cannot go on (non-finite loss, unusable checkpoint or data)."""
 
 

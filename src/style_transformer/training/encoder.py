@@ -28,7 +28,7 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin
+from ..config import ConfigError, EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin
 from ..data.datasets import item_image
 from ..data.images import pool_to_size
 from ..metrics.inversion import psnr_db
@@ -129,7 +129,7 @@ def encoder_preset(name: str) -> EncoderTrainConfig:
     try:
         return ENCODER_PRESETS[name]
     except KeyError:
-        raise TrainingError(f"unknown encoder preset {name!r}; choose from {sorted(ENCODER_PRESETS)}") from None
+        raise ConfigError(f"unknown encoder preset {name!r}; choose from {', '.join(sorted(ENCODER_PRESETS))}") from None
 
 
 class LatentDiscriminator(torch.nn.Module):

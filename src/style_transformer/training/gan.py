@@ -107,7 +107,7 @@ def gan_preset(name: str) -> GANTrainConfig:
     try:
         return GAN_PRESETS[name]
     except KeyError:
-        raise TrainingError(f"unknown GAN preset {name!r}; choose from {sorted(GAN_PRESETS)}") from None
+        raise ConfigError(f"unknown GAN preset {name!r}; choose from {', '.join(sorted(GAN_PRESETS))}") from None
 
 
 def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
@@ -117,7 +117,8 @@ def _adam(params, lr: float, reg_every: int) -> torch.optim.Adam:
 
 
 class GANTrainer:
-    """Single-process StyleGAN2 trainer.
+    """StyleGAN2 trainer: one process, or one of several under torchrun (each rank draws its own
+    data, z and noise; gradients are averaged before each step).
 
     Args:
         cfg: training config.

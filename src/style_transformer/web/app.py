@@ -24,12 +24,14 @@ from typing import Dict, Optional, Tuple
 from uuid import uuid4
 
 import numpy as np
+
+from ..errors import StyleTransformerError
 import torch
 
 log = logging.getLogger(__name__)
 
 
-class WebError(Exception):
+class WebError(StyleTransformerError):
     """A request the app refuses: (HTTP status, message shown in the page)."""
 
     def __init__(self, status: int, message: str):

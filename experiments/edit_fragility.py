@@ -1,7 +1,7 @@
 """How much a random edit of a given size disturbs the image classifier's verdicts: the preservation
 floor that an attribute edit of the same size has to beat.
 
-    python scripts/edit_fragility.py test500/ --n 200 --strengths 2 4.5 8 15
+    python experiments/edit_fragility.py test500/ --n 200 --strengths 2 4.5 8 15
 
 Each held-out image is inverted by the shipped encoder (or --checkpoint); every W+ row of its code
 gets ``s * v``, where ``v`` is a random unit direction drawn per image from the generator's own code

@@ -1,6 +1,6 @@
 """Validation curves of encoder runs side by side, at the steps they share (equal images seen).
 
-    python scripts/training_curves.py style_transformer=runs/enc64 psp=runs/psp64 e4e=runs/e4e64
+    python experiments/training_curves.py style_transformer=runs/enc64 psp=runs/psp64 e4e=runs/e4e64
 
 Reads each RUN/log.jsonl (what ``train-encoder`` writes) and prints one Markdown table: validation
 PSNR (dB) and LPIPS (the run's own network, named in RUN/config.json) per method at every validation

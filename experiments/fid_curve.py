@@ -1,6 +1,6 @@
 """FID curve of a GAN run: FID of the EMA snapshots in RUN/snapshots/ against a reference folder.
 
-    python scripts/fid_curve.py runs/gan64 --reference ref/ --n 2000 --every 40
+    python experiments/fid_curve.py runs/gan64 --reference ref/ --n 2000 --every 40
 
 Prints a Markdown table (kimg, FID, the Frechet distance in the attribute classifier's features, the
 largest attribute-frequency gap) and writes RUN/fid_curve.json. ``--last K`` scores only the newest K

@@ -1,7 +1,7 @@
 """What label edits can reach with this generator: per attribute and method, the best success with
 >= 90% of the other attributes kept, and the most an edit reaches at all when nothing need be kept.
 
-    python scripts/edit_ceiling.py edit_cal/ --n 120 [--methods interfacegan classifier]
+    python experiments/edit_ceiling.py edit_cal/ --n 120 [--methods interfacegan classifier]
         [--strengths 3 6 11 20 30 60] [--attributes Eyeglasses Blond_Hair ...] [--rows 0-9 2-5 ...]
 
 Every (W+ row range, strength) pair (the ranges of ``calibrate_strengths``, strengths up to twice the
@@ -10,7 +10,7 @@ on the images' inversions, judged on images by the image attribute classifier, a
 does. An attribute whose most reachable
 success is low is bound by the generator (no code moved this way draws it); one that reaches its
 target only where the other attributes change is bound by entanglement (or by the judge's fragility,
-``scripts/edit_fragility.py``).
+``experiments/edit_fragility.py``).
 """
 
 from __future__ import annotations
