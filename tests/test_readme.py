@@ -26,3 +26,21 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     if "smiling" in namespace:
         assert tuple(namespace["smiling"].ws.shape) == (1, 10, 256)
         assert not namespace["smiling"].ws.equal(namespace["res"].ws)
+
+
+def test_cli_reference_is_up_to_date():
+    """docs/cli.md is the --help of every command; regenerate it with scripts/gen_cli_docs.py."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "gen_cli_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.DOC.read_text() == mod.render(), "docs/cli.md is stale: run python scripts/gen_cli_docs.py"
+
+
+def test_readme_links_resolve():
+    root = Path(__file__).parents[1]
+    for doc in [README, *sorted((root / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
+            assert (doc.parent / target).exists(), f"{doc.name}: broken link {target}"
