@@ -1,4 +1,4 @@
-"""scripts/training_curves.py: the validation records of several runs, side by side at shared steps."""
+"""experiments/training_curves.py: the validation records of several runs, side by side at shared steps."""
 
 import importlib.util
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "training_curves.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "training_curves.py"
 
 
 def _module():

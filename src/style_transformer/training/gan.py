@@ -290,7 +290,7 @@ class GANTrainer:
 
     def _fake(self, batch: int, c: Optional[torch.Tensor] = None) -> torch.Tensor:
         g = self.cfg.generator
-        z = torch.randn(2, batch, g.z_dim, generator=self.gen_z).to(self.device)
+        z = torch.randn(2, batch, self.g.z_dim, generator=self.gen_z).to(self.device)
         mix = torch.rand((), generator=self.gen_z).item() < self.cfg.mixing
         inject = int(torch.randint(1, g.num_ws, (), generator=self.gen_z))
         styles = [z[0], z[1]] if mix else [z[0]]
