@@ -10,19 +10,33 @@ Public API::
 """
 
 from .checkpoints import CheckpointError, load_model, save_model
-from .config import (PRESETS, EncoderConfig, GeneratorConfig, StyleTransformerConfig, get_preset)
+from .config import (MODEL_PRESETS, PRESETS, EncoderConfig, GeneratorConfig, StyleGAN3Config, StyleTransformerConfig,
+                     get_preset, model_preset)
 from .inference import InversionPipeline, InversionResult, load_pipeline
-from .models import Discriminator, Generator, StyleEncoder, StyleTransformer, set_ops_impl
+from .errors import StyleTransformerError
+from .models import Discriminator, Generator, StyleEncoder, StyleGAN3Generator, StyleTransformer, set_ops_impl
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "Discriminator", "EncoderConfig", "Generator", "GeneratorConfig", "InversionPipeline",
-    "InversionResult", "PRESETS", "StyleEncoder", "StyleTransformer", "StyleTransformerConfig", "create_model",
-    "get_preset", "load_model", "load_pipeline", "save_model", "set_ops_impl",
+    "InversionResult", "MODEL_PRESETS", "PRESETS", "StyleEncoder", "StyleGAN3Config", "StyleGAN3Generator",
+    "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "create_model", "get_preset", "load_model",
+    "load_pipeline", "model_preset", "save_model", "set_ops_impl",
 ]
 
 
-def create_model(preset: str = "official-ffhq") -> StyleTransformer:
-    """Builds a randomly initialised ``StyleTransformer`` from a named preset (see ``PRESETS``)."""
-    return StyleTransformer(get_preset(preset))
+def create_model(preset: str = "official-ffhq"):
+    """Builds a randomly initialised model from a named architecture (``MODEL_PRESETS``): a
+    ``StyleTransformer`` for the encoder presets (``official-ffhq``, ``faces-64``, ...), a generator for
+    ``*-generator``, an ``AttributeClassifier`` for ``*-classifier``. An unknown name is a
+    ``ConfigError`` listing the names."""
+    from .config import AttributeClassifierConfig
+    from .models import AttributeClassifier, build_generator
+
+    cfg = model_preset(preset)
+    if isinstance(cfg, StyleTransformerConfig):
+        return StyleTransformer(cfg)
+    if isinstance(cfg, AttributeClassifierConfig):
+        return AttributeClassifier(cfg)
+    return build_generator(cfg)

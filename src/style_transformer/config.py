@@ -408,25 +408,53 @@ class ReferenceEditorConfig(_ConfigMixin):
             raise ConfigError("d_model must be divisible by n_heads")
 
 
-PRESETS: Dict[str, StyleTransformerConfig] = {
+# The one registry of architectures: every model the project ships, trains or loads, by name.
+# Training presets (GAN_PRESETS, ENCODER_PRESETS) name these instead of repeating their numbers.
+_TINY_GENERATOR = GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16))
+_TINY_ENCODER = EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32), stage_units=(1, 1, 1, 1),
+                              se_reduction=4, n_styles=8, d_model=32, n_heads=4, ffn_dim=64)
+# the shipped 64x64 face models: a StyleGAN2 sized for ~30 img/s of training on a 2-core CPU, and a
+# ~6 M-parameter encoder (10 queries, one per W+ row)
+_FACES64_GENERATOR = GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(192, 192, 128, 64, 32))
+_FACES64_ENCODER = EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
+                                 stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256, n_heads=4,
+                                 ffn_dim=512)
+
+MODEL_PRESETS: Dict[str, Any] = {
     # The paper's FFHQ model: IR-SE50, 18 queries, 1024x1024 StyleGAN2.
     "official-ffhq": StyleTransformerConfig(),
     # The official 256-output layout (e.g. cars/churches-size generators; the parity checkpoint).
     "official-256": StyleTransformerConfig(generator=GeneratorConfig(size=256)),
+    # The shipped default models (src/style_transformer/weights/).
+    "faces-64": StyleTransformerConfig(encoder=_FACES64_ENCODER, generator=_FACES64_GENERATOR),
+    "faces-64-generator": _FACES64_GENERATOR,
+    "faces-64-classifier": AttributeClassifierConfig(
+        attributes=("Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Bangs", "No_Beard", "Blond_Hair",
+                    "Black_Hair", "Wearing_Hat", "Pale_Skin"), size=64, channels=(16, 32, 64, 128)),
     # Small models for tests and quick experiments.
-    "tiny": StyleTransformerConfig(
-        encoder=EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32),
-                              stage_units=(1, 1, 1, 1), se_reduction=4, n_styles=8, d_model=32,
-                              n_heads=4, ffn_dim=64),
-        generator=GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16)),
-    ),
+    "tiny": StyleTransformerConfig(encoder=_TINY_ENCODER, generator=_TINY_GENERATOR),
+    "tiny-32-generator": _TINY_GENERATOR,
     "small-64": StyleTransformerConfig(
-        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
-                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256,
-                              n_heads=4, ffn_dim=512),
+        encoder=_FACES64_ENCODER,
         generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64)),
     ),
+    "small-64-generator": GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64)),
+    # StyleGAN2 at the official sizes (rosinality channel table, multiplier 2)
+    "ffhq-256-generator": GeneratorConfig(size=256),
+    "ffhq-1024-generator": GeneratorConfig(),
 }
+# the Style Transformer presets (the encoder + generator pairs), as before
+PRESETS: Dict[str, StyleTransformerConfig] = {k: v for k, v in MODEL_PRESETS.items()
+                                              if isinstance(v, StyleTransformerConfig)}
+
+
+def model_preset(name: str):
+    """The config of a named architecture (``MODEL_PRESETS``); an unknown name is a ``ConfigError``
+    that lists the names."""
+    try:
+        return MODEL_PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model preset {name!r}; choose from {', '.join(sorted(MODEL_PRESETS))}") from None
 
 
 def get_preset(name: str) -> StyleTransformerConfig:

@@ -17,6 +17,8 @@ Run folder ``RUN/``:
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import math
 import os
@@ -28,7 +30,7 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError, EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin
+from ..config import ConfigError, EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin, model_preset
 from ..data.datasets import item_image
 from ..data.images import pool_to_size
 from ..metrics.inversion import psnr_db
@@ -94,33 +96,23 @@ class EncoderTrainConfig(_ConfigMixin):
     seed: int = 0
 
 
+_FACES64_RUN = dict(batch_size=16, steps=20000, val_every=500, checkpoint_every=250, image_every=250)
+# pSp and e4e read the backbone fields only (their heads replace the query blocks)
+_FACES64_PEER = dataclasses.replace(model_preset("faces-64").encoder, ffn_dim=1024)
+
 ENCODER_PRESETS: Dict[str, EncoderTrainConfig] = {
-    # the shipped default (64x64 faces, generator style_dim 256, 10 W+ rows): ~6 M encoder parameters
-    "faces-64": EncoderTrainConfig(
-        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
-                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256, n_heads=4,
-                              ffn_dim=512),
-        batch_size=16, steps=20000, val_every=500, checkpoint_every=250, image_every=250),
+    # the shipped default (model preset faces-64): ~6 M encoder parameters
+    "faces-64": EncoderTrainConfig(encoder=model_preset("faces-64").encoder, **_FACES64_RUN),
     # the peers on the default domain, same backbone, data, losses and optimiser as faces-64
-    "psp-faces-64": EncoderTrainConfig(
-        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
-                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256),
-        arch="psp", coarse_ind=3, middle_ind=6, batch_size=16, steps=20000, val_every=500, checkpoint_every=250,
-        image_every=250),
-    "e4e-faces-64": EncoderTrainConfig(
-        encoder=EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
-                              stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256),
-        arch="e4e", coarse_ind=3, middle_ind=6, delta_lambda=2e-4, progressive_every=1000, w_disc_lambda=0.1,
-        batch_size=16,
-        steps=20000, val_every=500, checkpoint_every=250, image_every=250),
+    "psp-faces-64": EncoderTrainConfig(encoder=_FACES64_PEER, arch="psp", coarse_ind=3, middle_ind=6, **_FACES64_RUN),
+    "e4e-faces-64": EncoderTrainConfig(encoder=_FACES64_PEER, arch="e4e", coarse_ind=3, middle_ind=6, delta_lambda=2e-4,
+                                       progressive_every=1000, w_disc_lambda=0.1, **_FACES64_RUN),
     # the paper's FFHQ setting: IR-SE50 on 256x256 inputs, 18 queries, identity loss (needs ArcFace weights)
-    "ffhq-256": EncoderTrainConfig(encoder=EncoderConfig(), batch_size=8, id_lambda=0.1, steps=300000,
-                                   val_every=5000, checkpoint_every=5000, image_every=1000),
+    "ffhq-256": EncoderTrainConfig(encoder=model_preset("official-ffhq").encoder, batch_size=8, id_lambda=0.1,
+                                   steps=300000, val_every=5000, checkpoint_every=5000, image_every=1000),
     # tests and smoke runs
-    "tiny": EncoderTrainConfig(
-        encoder=EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32), stage_units=(1, 1, 1, 1),
-                              se_reduction=4, n_styles=8, d_model=32, n_heads=4, ffn_dim=64),
-        batch_size=4, steps=20, val_every=10, val_images=8, checkpoint_every=10, image_every=10),
+    "tiny": EncoderTrainConfig(encoder=model_preset("tiny").encoder, batch_size=4, steps=20, val_every=10,
+                               val_images=8, checkpoint_every=10, image_every=10),
 }
 
 

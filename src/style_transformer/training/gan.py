@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from ..config import ConfigError, GeneratorConfig, _ConfigMixin
+from ..config import ConfigError, GeneratorConfig, _ConfigMixin, model_preset
 from ..data.datasets import item_image
 from ..models import Discriminator, Generator
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
@@ -73,17 +73,14 @@ class GANTrainConfig(_ConfigMixin):
 
 
 GAN_PRESETS: Dict[str, GANTrainConfig] = {
-    "tiny-32": GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16)),
-                              batch_size=8),
-    "small-64": GANTrainConfig(generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4,
-                                                         channels=(256, 256, 256, 128, 64))),
-    # the shipped default generator (faces-64): sized for ~30 img/s on a 2-core CPU; R1 gamma and
-    # the EMA ramp-up follow the StyleGAN2-ADA heuristics for 64x64 (gamma = 2e-4 * res^2 / batch)
-    "faces-64": GANTrainConfig(generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4,
-                                                         channels=(192, 192, 128, 64, 32)),
+    "tiny-32": GANTrainConfig(generator=model_preset("tiny-32-generator"), batch_size=8),
+    "small-64": GANTrainConfig(generator=model_preset("small-64-generator")),
+    # the shipped default generator (faces-64): R1 gamma and the EMA ramp-up follow the
+    # StyleGAN2-ADA heuristics for 64x64 (gamma = 2e-4 * res^2 / batch)
+    "faces-64": GANTrainConfig(generator=model_preset("faces-64-generator"),
                                batch_size=32, lr=0.0025, r1_gamma=0.05, ema_kimg=10.0, ema_rampup=0.05,
                                checkpoint_every=200, sample_every=200, snapshot_kimg=10.0),
-    "ffhq-256": GANTrainConfig(generator=GeneratorConfig(size=256), path_length_weight=2.0),
+    "ffhq-256": GANTrainConfig(generator=model_preset("ffhq-256-generator"), path_length_weight=2.0),
 }
 
 
