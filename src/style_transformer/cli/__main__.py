@@ -1,0 +1,7 @@
+"""``python -m style_transformer.cli`` (and ``torchrun -m style_transformer.cli``)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

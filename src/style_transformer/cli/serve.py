@@ -1,0 +1,53 @@
+"""``serve``: the editor in the browser."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+
+
+def _parser_serve(sub) -> None:
+    sv = sub.add_parser("serve", help="the interactive editor in the browser (offline, local)",
+                        epilog="examples:\n  style-transformer serve            # then open http://127.0.0.1:7860\n"
+                               "  style-transformer serve --checkpoint model.safetensors --editing editing/ --port 8000",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=7860)
+    sv.add_argument("--checkpoint", help="inversion checkpoint (default: the shipped encoder)")
+    sv.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
+    sv.add_argument("--editing", help="editing folder (default with the shipped encoder: the shipped one)")
+    sv.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this are refused")
+    sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ..inference import load_pipeline
+    from ..web import EditorApp, make_server
+
+    if args.checkpoint is None and args.generator is not None:
+        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {args.port}")
+    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
+                         editing=args.editing)
+    app = EditorApp(pipe, max_upload_mb=args.max_upload_mb)
+    try:
+        server = make_server(app, args.host, args.port)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e})") from None
+    host, port = server.server_address[:2]
+    print(f"serving the editor on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+# command -> (parser builder, handler)
+COMMANDS = {
+    "serve": (_parser_serve, _cmd_serve),
+}
