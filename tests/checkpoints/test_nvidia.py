@@ -251,6 +251,16 @@ def test_train_encoder_and_invert_with_a_snapshot_generator(tmp_path):
         assert main(["invert", "--checkpoint", str(run / "best.safetensors"), "--out", str(tmp_path / f"inv_{name}"),
                      str(tmp_path / "faces" / "000000.png")]) == 0
         assert (tmp_path / f"inv_{name}" / "latents.npz").exists()
+        # the Python API: a pipeline that renders with the snapshot given as the generator
+        from style_transformer import load_pipeline
+
+        pipe = load_pipeline(checkpoint=run / "best.safetensors", generator=gen, device="cpu")
+        res = pipe.invert([tmp_path / "faces" / "000001.png"])
+        assert res.ws.shape == (1, g.num_ws, g.style_dim) and res.images.shape == (1, 3, 32, 32)
+    # InterFaceGAN directions from the snapshot's own samples, judged by the image classifier
+    assert main(["directions", "fit", "--samples", "40", "--generator", str(DATA / "sg2ada_uncond32.pkl"),
+                 "--out", str(tmp_path / "dirs")]) == 0
+    assert (tmp_path / "dirs" / "directions.json").exists()
 
 
 def test_inspect_tells_files_apart(tmp_path, capsys):
