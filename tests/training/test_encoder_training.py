@@ -258,3 +258,19 @@ def test_peers_train_with_the_same_trainer(faces, generator, lpips, tmp_path, ar
         assert t.model.encoder.n_active == 8  # evaluation uses every row, as inference does
     back = load_model(t.save_best())  # a native pSp / e4e checkpoint
     assert isinstance(back, PSPModel) and back.cfg == t.model.cfg
+
+
+def test_runs_written_before_new_config_fields_resume(faces, generator, lpips, tmp_path):
+    """Encoder runs saved before the encoder and generator configs gained fields resume."""
+    t = _trainer(faces, generator, lpips, tmp_path / "run")
+    t.train_step()
+    t.save()
+    ck = torch.load(t.checkpoint_path, weights_only=False)
+    for key in ("z_dim", "input_height"):
+        ck["config"]["encoder"].pop(key)
+    for key in ("z_dim", "conv_clamp"):
+        ck["generator_config"].pop(key)
+    torch.save(ck, t.checkpoint_path)
+    resumed = _trainer(faces, generator, lpips, tmp_path / "run")
+    resumed.load()
+    assert resumed.step == 1

@@ -276,3 +276,22 @@ def test_discriminator_widths_of_its_own(faces, tmp_path, check_exact_resume):
     assert saved.d_channels == (16, 16, 8, 8)
     assert main(base + ["--out", str(tmp_path / "r3"), "--resume", "--kimg", "0.016",
                         "--d-channels", "8,8,8,8"]) == 2
+
+
+def test_runs_written_before_new_config_fields_resume(faces, tmp_path):
+    """A checkpoint whose saved config lacks fields added later (their defaults apply) resumes."""
+    t = GANTrainer(CFG, faces, tmp_path / "run")
+    t.train_step()
+    t.save()
+    ck = torch.load(t.checkpoint_path, weights_only=False)
+    for key in ("z_dim", "conv_clamp"):
+        ck["config"]["generator"].pop(key)
+    ck["config"].pop("d_channels")
+    torch.save(ck, t.checkpoint_path)
+    resumed = GANTrainer(CFG, faces, tmp_path / "run")
+    resumed.load()
+    assert resumed.step == 1
+    ck["config"]["generator"]["style_dim"] = 8  # a real difference is still refused
+    torch.save(ck, t.checkpoint_path)
+    with pytest.raises(TrainingError, match="differs"):
+        GANTrainer(CFG, faces, tmp_path / "run").load()

@@ -30,7 +30,8 @@ from typing import Dict, Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError, EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin, model_preset
+from ..config import (ConfigError, EncoderConfig, PSPConfig, StyleTransformerConfig, _ConfigMixin,
+                      generator_config_from_dict, model_preset)
 from ..data.datasets import item_image
 from ..data.images import pool_to_size
 from ..metrics.inversion import psnr_db
@@ -331,9 +332,17 @@ class EncoderTrainer:
         """Restores a ``save`` state: continues exactly where it stopped."""
         path = Path(path) if path is not None else self.checkpoint_path
         ck = read_checkpoint(path, ("model", "optim", "rng", "config"), "train-encoder", self.world)
-        if ck.get("generator_config") != self.model.cfg.generator.to_dict():
+        try:
+            saved_gen = generator_config_from_dict(ck.get("generator_config") or {})
+        except (ConfigError, TypeError):
+            saved_gen = None
+        if saved_gen != self.model.cfg.generator:
             raise TrainingError(f"{path}: trained against another generator architecture than the one given")
-        if ck["config"].get("encoder") != self.cfg.encoder.to_dict():
+        try:  # compared as configs: fields added since the checkpoint was written take their defaults
+            saved = EncoderConfig.from_dict(ck["config"].get("encoder") or {})
+        except (ConfigError, TypeError) as e:
+            raise TrainingError(f"{path}: the checkpoint's encoder config is unreadable ({e})") from None
+        if saved != self.cfg.encoder:
             raise TrainingError(f"{path}: the checkpoint's encoder config differs from this run's")
         self.model.load_state_dict(ck["model"])
         self.optim.load_state_dict(ck["optim"])

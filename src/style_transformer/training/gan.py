@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.profiler import record_function
 
-from ..config import ConfigError, GeneratorConfig, _ConfigMixin, model_preset
+from ..config import ConfigError, GeneratorConfig, _ConfigMixin, generator_config_from_dict, model_preset
 from ..data.datasets import item_image
 from ..models import Discriminator, Generator
 from .common import (RunLog, StopRequests, TrainingError, average_gradients, gather_from_ranks, rank_and_world,
@@ -251,7 +251,11 @@ class GANTrainer:
     def load(self, path: Optional[os.PathLike] = None) -> None:
         path = Path(path) if path is not None else self.checkpoint_path
         ck = read_checkpoint(path, ("rng", "g_optim", "config"), "train-gan", self.world)
-        if ck["config"].get("generator") != self.cfg.generator.to_dict():
+        try:  # compared as configs: fields added since the checkpoint was written take their defaults
+            saved = generator_config_from_dict(ck["config"].get("generator") or {})
+        except (ConfigError, TypeError) as e:
+            raise TrainingError(f"{path}: the checkpoint's generator config is unreadable ({e})") from None
+        if saved != self.cfg.generator:
             raise TrainingError(f"{path}: the checkpoint's generator config differs from this run's")
         latent_avg = ck["latent_avg"].reshape(-1)
         self.g.load_state_dict({**ck["g"], "latent_avg": self.g.latent_avg})
