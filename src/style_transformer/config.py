@@ -415,6 +415,7 @@ _TINY_ENCODER = EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8,
                               se_reduction=4, n_styles=8, d_model=32, n_heads=4, ffn_dim=64)
 # the shipped 64x64 face models: a StyleGAN2 sized for ~30 img/s of training on a 2-core CPU, and a
 # ~6 M-parameter encoder (10 queries, one per W+ row)
+_SMALL64_GENERATOR = GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64))
 _FACES64_GENERATOR = GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(192, 192, 128, 64, 32))
 _FACES64_ENCODER = EncoderConfig(input_size=64, stem_channels=32, stage_channels=(32, 64, 128, 256),
                                  stage_units=(2, 2, 4, 2), se_reduction=8, n_styles=10, d_model=256, n_heads=4,
@@ -434,11 +435,8 @@ MODEL_PRESETS: Dict[str, Any] = {
     # Small models for tests and quick experiments.
     "tiny": StyleTransformerConfig(encoder=_TINY_ENCODER, generator=_TINY_GENERATOR),
     "tiny-32-generator": _TINY_GENERATOR,
-    "small-64": StyleTransformerConfig(
-        encoder=_FACES64_ENCODER,
-        generator=GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64)),
-    ),
-    "small-64-generator": GeneratorConfig(size=64, style_dim=256, n_mlp=4, channels=(256, 256, 256, 128, 64)),
+    "small-64": StyleTransformerConfig(encoder=_FACES64_ENCODER, generator=_SMALL64_GENERATOR),
+    "small-64-generator": _SMALL64_GENERATOR,
     # StyleGAN2 at the official sizes (rosinality channel table, multiplier 2)
     "ffhq-256-generator": GeneratorConfig(size=256),
     "ffhq-1024-generator": GeneratorConfig(),

@@ -19,7 +19,7 @@ import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -209,11 +209,6 @@ def _numpy_reconstruct(subtype, shape, dtype_code):
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
-def _numpy_dtype(*args):
-    d = np.dtype(*args)
-    return d
-
-
 _TENSOR_TYPE = object()  # stand-ins for torch.Tensor / Parameter passed to _rebuild_from_type_v2
 _PARAMETER_TYPE = object()
 
@@ -228,7 +223,7 @@ _ALLOWED = {
     ("torch.storage", "_load_from_bytes"): _load_from_bytes,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("dnnlib.util", "EasyDict"): EasyDict,
-    ("numpy", "dtype"): _numpy_dtype,
+    ("numpy", "dtype"): np.dtype,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
@@ -304,6 +299,29 @@ def architecture(g: PersistentObject) -> str:
     raise CheckpointError("the generator is neither StyleGAN2 (synthesis.b4) nor StyleGAN3 (synthesis.input)")
 
 
+def _mapping(g: PersistentObject, sd: Dict[str, torch.Tensor]):
+    """What StyleGAN2 and StyleGAN3 share: the checks, sizes and converted tensors of the mapping
+    network (``style.*``, ``embed.*``, ``latent_avg``). Returns (w_dim, z_dim, c_dim, n_mlp, lr_mlp, state)."""
+    w_dim, z_dim, c_dim = int(g.get("w_dim")), int(g.get("z_dim")), int(g.get("c_dim") or 0)
+    if g.get("img_channels", 3) != 3:
+        raise CheckpointError(f"the generator draws {g.get('img_channels')} channels; only RGB (3) is supported")
+    if c_dim and sd["mapping.embed.weight"].shape[0] != w_dim:
+        raise CheckpointError("the label embedding width differs from w_dim; not supported")
+    if z_dim == 0:
+        raise CheckpointError("a generator without z (z_dim 0) is not supported")
+    mapping = g.child("mapping")
+    n_mlp = int(mapping.get("num_layers"))
+    out: Dict[str, torch.Tensor] = {}
+    for i in range(n_mlp):
+        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
+        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
+    if c_dim:
+        out["embed.weight"] = sd["mapping.embed.weight"]
+        out["embed.bias"] = sd["mapping.embed.bias"]
+    out["latent_avg"] = sd["mapping.w_avg"]
+    return w_dim, z_dim, c_dim, n_mlp, float(mapping.child("fc0").get("bias_gain")), out
+
+
 def convert_stylegan2(g: PersistentObject):
     """NVIDIA's StyleGAN2 ``G_ema`` -> ``(GeneratorConfig, state dict)`` in this project's (rosinality)
     layout. The raw tensors copy 1:1 (both sides keep equalized-lr weights unscaled and the
@@ -316,8 +334,7 @@ def convert_stylegan2(g: PersistentObject):
     syn = g.child("synthesis")
     res = int(g.get("img_resolution") or syn.get("img_resolution"))
     log2 = res.bit_length() - 1
-    if g.get("img_channels", 3) != 3:
-        raise CheckpointError(f"the generator draws {g.get('img_channels')} channels; only RGB (3) is supported")
+    w_dim, z_dim, c_dim, n_mlp, lr_mlp, out = _mapping(g, sd)
     for r in (2 ** i for i in range(3, log2 + 1)):
         arch = syn.child(f"b{r}").get("architecture", "skip")
         if arch != "skip":
@@ -326,16 +343,6 @@ def convert_stylegan2(g: PersistentObject):
     for k, v in sd.items():
         if k.endswith("resample_filter") and not torch.allclose(v.float(), filt, atol=1e-7):
             raise CheckpointError(f"{k} is not the [1,3,3,1] filter; other resampling filters are not supported")
-    w_dim = int(g.get("w_dim"))
-    z_dim = int(g.get("z_dim"))
-    c_dim = int(g.get("c_dim") or 0)
-    mapping = g.child("mapping")
-    n_mlp = int(mapping.get("num_layers"))
-    lr_mlp = float(mapping.child("fc0").get("bias_gain"))
-    if c_dim and sd["mapping.embed.weight"].shape[0] != w_dim:
-        raise CheckpointError("the label embedding width differs from w_dim; not supported")
-    if z_dim == 0:
-        raise CheckpointError("a generator without z (z_dim 0) is not supported")
     clamps = {syn.child(f"b{2 ** i}").child(n).get("conv_clamp") for i in range(2, log2 + 1)
               for n in ("conv0", "conv1", "torgb") if n in syn.child(f"b{2 ** i}").modules}
     if len(clamps) != 1:
@@ -345,13 +352,6 @@ def convert_stylegan2(g: PersistentObject):
     cfg = GeneratorConfig(size=res, style_dim=w_dim, n_mlp=n_mlp, channels=widths, lr_mlp=lr_mlp, c_dim=c_dim,
                           z_dim=0 if z_dim == w_dim else z_dim,
                           conv_clamp=None if clamp is None else float(clamp))
-    out: Dict[str, torch.Tensor] = {}
-    for i in range(n_mlp):
-        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
-        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
-    if c_dim:
-        out["embed.weight"] = sd["mapping.embed.weight"]
-        out["embed.bias"] = sd["mapping.embed.bias"]
 
     def layer(dst: str, src: str, noise_index: int) -> None:
         out[f"{dst}.conv.weight"] = sd[f"{src}.weight"][None]
@@ -382,7 +382,6 @@ def convert_stylegan2(g: PersistentObject):
         layer(f"convs.{2 * (k - 3) + 1}", f"{b}.conv1", 2 * k - 4)
         torgb(f"to_rgbs.{k - 3}", f"{b}.torgb")
         out[f"to_rgbs.{k - 3}.upsample.kernel"] = sd[f"{b}.resample_filter"] * 4
-    out["latent_avg"] = sd["mapping.w_avg"]
     return cfg, {k: v.float().contiguous() for k, v in out.items()}
 
 
@@ -395,12 +394,7 @@ def convert_stylegan3(g: PersistentObject):
     sd = g.state_dict()
     syn = g.child("synthesis")
     inp = syn.child("input")
-    mapping = g.child("mapping")
-    w_dim, z_dim, c_dim = int(g.get("w_dim")), int(g.get("z_dim")), int(g.get("c_dim") or 0)
-    if g.get("img_channels", 3) != 3:
-        raise CheckpointError(f"the generator draws {g.get('img_channels')} channels; only RGB (3) is supported")
-    if c_dim and sd["mapping.embed.weight"].shape[0] != w_dim:
-        raise CheckpointError("the label embedding width differs from w_dim; not supported")
+    w_dim, z_dim, c_dim, n_mlp, lr_mlp, out = _mapping(g, sd)
     layers, clamps = [], set()
     for name in syn.get("layer_names"):
         layer = syn.child(name)
@@ -418,21 +412,12 @@ def convert_stylegan3(g: PersistentObject):
     clamp = clamps.pop()
     size = [int(v) for v in np.asarray(inp.get("size")).reshape(-1)]
     cfg = StyleGAN3Config(architecture=architecture(g), size=int(g.get("img_resolution")), style_dim=w_dim,
-                          z_dim=0 if z_dim == w_dim else z_dim, n_mlp=int(mapping.get("num_layers")),
-                          lr_mlp=float(mapping.child("fc0").get("bias_gain")), c_dim=c_dim,
+                          z_dim=0 if z_dim == w_dim else z_dim, n_mlp=n_mlp, lr_mlp=lr_mlp, c_dim=c_dim,
                           input_channels=int(inp.get("channels")), input_size=(size[0], size[-1]),
                           sampling_rate=float(inp.get("sampling_rate")), bandwidth=float(inp.get("bandwidth")),
                           layers=tuple(layers), conv_clamp=None if clamp is None else float(clamp),
                           output_scale=float(syn.get("output_scale")))
-    out: Dict[str, torch.Tensor] = {}
-    for i in range(cfg.n_mlp):
-        out[f"style.{i + 1}.weight"] = sd[f"mapping.fc{i}.weight"]
-        out[f"style.{i + 1}.bias"] = sd[f"mapping.fc{i}.bias"]
-    if c_dim:
-        out["embed.weight"] = sd["mapping.embed.weight"]
-        out["embed.bias"] = sd["mapping.embed.bias"]
     for k, v in sd.items():
         if k.startswith("synthesis."):
             out["net." + k[len("synthesis."):]] = v
-    out["latent_avg"] = sd["mapping.w_avg"]
     return cfg, {k: v.float().contiguous() for k, v in out.items()}

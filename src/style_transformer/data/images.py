@@ -96,6 +96,11 @@ def to_rgb(im: Image.Image) -> Image.Image:
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor, PathLike]
 
 
+def _hw(size: Union[int, Tuple[int, int]]) -> Tuple[int, int]:
+    """(height, width) from a side or an (h, w) pair."""
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
 def preprocess(images: Sequence[ImageLike], size: Union[int, Tuple[int, int]]) -> torch.Tensor:
     """Turns images into the encoder's input.
 
@@ -108,7 +113,7 @@ def preprocess(images: Sequence[ImageLike], size: Union[int, Tuple[int, int]]) -
     Returns:
         img ``[N, 3, h, w]`` float32 in [-1, 1].
     """
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = _hw(size)
     out: List[torch.Tensor] = []
     for item in images:
         if isinstance(item, torch.Tensor):
@@ -141,7 +146,7 @@ def preprocess(images: Sequence[ImageLike], size: Union[int, Tuple[int, int]]) -
 def resize_uint8(im: Image.Image, size: Union[int, Tuple[int, int]]) -> torch.Tensor:
     """RGB PIL image -> uint8 ``[3, h, w]`` (PIL bilinear, the official resize; ``size`` is a side or
     (h, w))."""
-    h, w = (size, size) if isinstance(size, int) else size
+    h, w = _hw(size)
     im = im.resize((w, h), Image.BILINEAR)
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
@@ -150,7 +155,7 @@ def pool_to_size(img: torch.Tensor, size: Union[int, Tuple[int, int]]) -> torch.
     """img ``[N, 3, H, H]`` -> ``[N, 3, h, w]`` (``size`` is a side or (h, w)): pSp's face pool (area
     averaging) when the side divides ``H``, else antialiased bilinear. Used to compare generator
     outputs with encoder inputs."""
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = _hw(size)
     if tuple(img.shape[-2:]) == (h, w):
         return img
     if h == w and img.shape[-1] % w == 0 and img.shape[-2] % h == 0:
