@@ -22,7 +22,7 @@ import torch
 
 from style_transformer import load_pipeline
 from style_transformer.data.datasets import ImageFolderDataset
-from style_transformer.metrics.editing import candidate_row_ranges, score_settings
+from style_transformer.editing.calibrate import candidate_row_ranges, score_settings
 from style_transformer.pretrained import load_default
 
 

@@ -52,6 +52,7 @@ BAD = {  # one expected mistake per command: a path that does not exist, or a wr
                      "--out", "{tmp}/o"],
     "edit": ["edit", MISSING, "--attribute", "Smiling", "--out", "{tmp}/o"],
     "eval-editing": ["eval-editing", "--data", MISSING],
+    "calibrate": ["calibrate", "--data", MISSING, "--editing", MISSING],
     "evaluate": ["evaluate", MISSING, "--out", "{tmp}/o"],
     "serve": ["serve", "--checkpoint", MISSING + ".pt"],
     "eval-generator": ["eval-generator", "--reference", MISSING],

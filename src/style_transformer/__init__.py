@@ -7,6 +7,9 @@ Public API::
     res = pipe.invert(["face.png"])        # res.ws [N, 10, 256], res.images [N, 3, 64, 64]
     img = pipe.generate(res.ws)
     smiling = pipe.edit(res, "Smiling", strength=3.0)
+
+    from style_transformer import invert_files     # files and folders in, PNGs + latents.npz out
+    run = invert_files(pipe, ["photos/"], "out/")  # run.latents, run.failed
 """
 
 from .checkpoints import CheckpointError, load_model, save_model
@@ -15,14 +18,15 @@ from .config import (MODEL_PRESETS, PRESETS, EncoderConfig, GeneratorConfig, Sty
 from .inference import InversionPipeline, InversionResult, load_pipeline
 from .errors import StyleTransformerError
 from .models import Discriminator, Generator, StyleEncoder, StyleGAN3Generator, StyleTransformer, set_ops_impl
+from .workflow import edit_files, invert_files
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "Discriminator", "EncoderConfig", "Generator", "GeneratorConfig", "InversionPipeline",
     "InversionResult", "MODEL_PRESETS", "PRESETS", "StyleEncoder", "StyleGAN3Config", "StyleGAN3Generator",
-    "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "create_model", "get_preset", "load_model",
-    "load_pipeline", "model_preset", "save_model", "set_ops_impl",
+    "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "create_model", "edit_files", "get_preset",
+    "invert_files", "load_model", "load_pipeline", "model_preset", "save_model", "set_ops_impl",
 ]
 
 

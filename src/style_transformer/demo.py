@@ -137,7 +137,7 @@ def _edits(pipe: InversionPipeline, ws: torch.Tensor, verdicts, classifier) -> D
     except (CheckpointError, DirectionError):
         return {}
     out: Dict[str, torch.Tensor] = {}
-    strengths = editing.strengths.get("interfacegan", {})
+    strengths = editing.strengths("interfacegan")
     picked = [a for a in DEMO_ATTRIBUTES if a in editing.directions and a in strengths][:3]
     for a in picked:
         sign = torch.ones(len(ws))

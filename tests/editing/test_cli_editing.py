@@ -87,7 +87,8 @@ def test_eval_editing_and_calibration(setup, capsys):
     root, ckpt = setup
     base = ["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
             str(root / "editing"), "--classifier", str(root / "clf.safetensors"), "--batch-size", "8"]
-    assert main(base + ["--calibrate", "--methods", "interfacegan"]) == 0
+    assert main(base + ["--calibrate", "--methods", "interfacegan"]) == 0  # the old spelling of `calibrate`
+    assert "is the `calibrate` command" in capsys.readouterr().err
     settings = json.loads((root / "editing" / "editing.json").read_text())
     assert set(settings["strengths"]["interfacegan"]) == {"Smiling", "Bangs"}
     assert set(settings["layers"]["interfacegan"]) == {"Smiling", "Bangs"}  # a row range was chosen for each
@@ -103,7 +104,10 @@ def test_eval_editing_and_calibration(setup, capsys):
     with pytest.raises(SystemExit) as exc:
         main(base + ["--calibrate", "--classifier-keeps", "-1"])
     assert exc.value.code == 2 and "expected a finite number >= 0" in capsys.readouterr().err
+    folder_bytes = {p: p.read_bytes() for p in sorted((root / "editing").rglob("*")) if p.is_file()}
     assert main(base + ["--json", str(root / "report.json")]) == 0
+    # evaluating reads the editing folder and writes nothing into it
+    assert {p: p.read_bytes() for p in sorted((root / "editing").rglob("*")) if p.is_file()} == folder_bytes
     text = capsys.readouterr().out
     assert "| interfacegan | Smiling |" in text and "| reference | Bangs |" in text
     report = json.loads((root / "report.json").read_text())
@@ -318,7 +322,7 @@ def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, 
     assert main(args + ["--labels", str(root / "faces" / "attributes.csv"), "--out", str(root / "mixed_bad"),
                         "--mix-codes", "1"]) == 2
     err = capsys.readouterr().err
-    assert "--mix-codes: the image classifier does not judge" in err and "Traceback" not in err
+    assert "mixed codes: the image classifier does not judge" in err and "Traceback" not in err
     assert not (root / "mixed_bad").exists()
 
 
@@ -393,7 +397,7 @@ def test_eval_editing_pick_directions_keeps_the_better_direction_per_attribute(s
     for name in other.directions:  # b: other directions and strengths
         vec = torch.randn(1, 32, generator=g)
         other.directions[name] = Direction(name, vec / vec.norm(), "interfacegan")
-        other.strengths.setdefault("interfacegan", {})[name] = 4.0
+        other.set("interfacegan", name, strength=4.0)
     other.save(b)
     before = {n: EditingModels.load(p) for n, p in (("a", a), ("b", b))}
     clf = load_model(root / "clf.safetensors", kind="attribute_classifier")
@@ -404,14 +408,14 @@ def test_eval_editing_pick_directions_keeps_the_better_direction_per_attribute(s
         reports.append(evaluate_editing(pipe, images, clf, ["Smiling", "Bangs"], methods=("interfacegan",)))
     expect = best_per_attribute(reports)
     assert expect
-    assert main(["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+    assert main(["calibrate", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
                  str(a), "--classifier", str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 0
     assert "| attribute |" in capsys.readouterr().out
     after = EditingModels.load(a)
     for name, k in expect.items():
         src = before["ab"[k]]
         torch.testing.assert_close(after.directions[name].vector, src.directions[name].vector)
-        assert after.strengths["interfacegan"][name] == src.strengths["interfacegan"][name]
+        assert after.setting("interfacegan", name) == src.setting("interfacegan", name)
     assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--classifier",
                  str(root / "clf.safetensors"), "--pick-directions", str(b)]) == 2
 
@@ -433,8 +437,8 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
     for editor in other.editors.values():  # b: other editors
         for p in editor.parameters():
             p.data.add_(0.5 * torch.randn_like(p))
-    other.strengths["reference"] = {name: 1.5 for name in other.editors}  # b's editors come with scales
-    other.reference_remove = {name: 0.75 for name in other.editors}
+    for name in other.editors:  # b's editors come with scales
+        other.set("reference", name, strength=1.5, remove=0.75)
     other.save(b)
     before = {"a": EditingModels.load(a), "b": EditingModels.load(b)}
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
@@ -444,7 +448,7 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
                                 ["Smiling", "Bangs"], methods=("reference",)) for n in ("a", "b")]
     expect = best_per_attribute(reports, "reference")
     assert expect  # some attribute had pairs to score
-    assert main(["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+    assert main(["calibrate", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
                  str(a), "--classifier", str(root / "split_clf.safetensors"), "--pick-editors", str(b)]) == 0
     assert "| attribute |" in capsys.readouterr().out
     after = EditingModels.load(a)
@@ -453,8 +457,9 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
         for key, v in after.editors[name].state_dict().items():
             torch.testing.assert_close(v, src[key])
     # a chosen editor brings its calibrated scale along; a kept one keeps the folder's (none: 1)
-    assert after.strengths.get("reference", {}) == {name: 1.5 for name, k in expect.items() if k == 1}
-    assert after.reference_remove == {name: 0.75 for name, k in expect.items() if k == 1}
+    assert after.strengths("reference") == {name: 1.5 for name, k in expect.items() if k == 1}
+    assert {a: s.remove for a, s in after.settings.get("reference", {}).items()} == {
+        name: 0.75 for name, k in expect.items() if k == 1}
     assert main(["eval-editing", "--data", str(root / "faces"), "--checkpoint", str(ckpt), "--editing", str(a),
                  "--classifier", str(root / "clf.safetensors"), "--pick-editors", str(b), "--pick-directions",
                  str(b)]) == 2
@@ -487,7 +492,7 @@ def test_edit_reference_with_a_strength_scales_the_editors_move(setup, tmp_path,
         assert "--strength must be a finite number" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
-def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
+def test_calibrate_chooses_reference_edit_scales(setup, capsys, tmp_path):
     import shutil
 
     from style_transformer import load_pipeline
@@ -498,11 +503,11 @@ def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
     shutil.copytree(root / "editing", folder)
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
     _split_judge(root, ckpt, load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws)  # pairs exist
-    base = ["eval-editing", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
+    base = ["calibrate", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
             str(folder), "--classifier", str(root / "split_clf.safetensors"), "--batch-size", "8"]
     before = json.loads((folder / "editing.json").read_text())
     before.setdefault("layers", {})
-    assert main(base + ["--calibrate", "--methods", "reference", "--reference-strengths", "0.5", "2"]) == 0
+    assert main(base + ["--methods", "reference", "--reference-strengths", "0.5", "2"]) == 0
     settings = json.loads((folder / "editing.json").read_text())
     chosen = settings["strengths"]["reference"]
     assert chosen and set(chosen) <= {"Smiling", "Bangs"} and set(chosen.values()) <= {0.5, 2.0}
@@ -514,23 +519,23 @@ def test_eval_editing_calibrates_reference_edits(setup, capsys, tmp_path):
         assert {m: v for m, v in settings[key].items() if m != "reference"} == \
             {m: v for m, v in before[key].items() if m != "reference"}
     with pytest.raises(SystemExit) as exc:
-        main(base + ["--calibrate", "--reference-strengths", "0"])
+        main(base + ["--reference-strengths", "0"])
     assert exc.value.code == 2 and "expected a number > 0" in capsys.readouterr().err
 
 
 def test_directions_list_shows_the_calibrated_defaults(setup, capsys, tmp_path):
     import shutil
 
-    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.editing.toolkit import EditingModels, settings_from_maps
 
     root, _ = setup
     shutil.copytree(root / "editing", tmp_path / "ed")
     models = EditingModels.load(tmp_path / "ed")
-    models.strengths = {"interfacegan": {"Smiling": 15.0}, "classifier": {"Smiling": 2.5},
-                        "reference": {"Smiling": 1.5, "Bangs": 2.0}}
-    models.layers = {"interfacegan": {"Smiling": (2, 6)}, "reference": {"Bangs": (0, 4)}}
-    models.classifier_keep = {"Smiling": 0.1}
-    models.reference_remove = {"Bangs": 0.75}
+    models.settings = settings_from_maps(
+        strengths={"interfacegan": {"Smiling": 15.0}, "classifier": {"Smiling": 2.5},
+                   "reference": {"Smiling": 1.5, "Bangs": 2.0}},
+        layers={"interfacegan": {"Smiling": (2, 6)}, "reference": {"Bangs": (0, 4)}},
+        classifier_keep={"Smiling": 0.1}, reference_remove={"Bangs": 0.75})
     models.save(tmp_path / "ed")
     assert main(["directions", "list", "--dir", str(tmp_path / "ed")]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]

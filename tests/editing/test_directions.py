@@ -144,15 +144,16 @@ def test_apply_files_and_errors(tmp_path):
 
 
 def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
-    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.editing.toolkit import EditingModels, EditSetting, settings_from_maps
 
     v = torch.zeros(1, 4)
     v[0, 0] = 1.0
     models = EditingModels(directions={"Smiling": Direction("Smiling", v, "interfacegan")},
-                           strengths={"interfacegan": {"Smiling": 2.0}}, layers={"interfacegan": {"Smiling": (1, 3)}})
+                           settings=settings_from_maps(strengths={"interfacegan": {"Smiling": 2.0}},
+                                                       layers={"interfacegan": {"Smiling": (1, 3)}}))
     models.save(tmp_path / "ed")
     back = EditingModels.load(tmp_path / "ed")
-    assert back.layers == {"interfacegan": {"Smiling": (1, 3)}}
+    assert back.settings == {"interfacegan": {"Smiling": EditSetting(strength=2.0, rows=(1, 3))}}
     ws = torch.zeros(2, 5, 4)
     out = back.edit(ws, "Smiling")  # stored strength 2 on stored rows 1-2
     expected = torch.zeros(2, 5, 4)
@@ -172,13 +173,13 @@ def test_editing_folder_row_ranges_round_trip_and_apply(tmp_path):
 def test_classifier_metric_is_stored_and_uses_the_generators_covariance(tmp_path, generator):
     from style_transformer.config import LatentClassifierConfig
     from style_transformer.editing.classifier_edit import edit_with_classifier
-    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.editing.toolkit import EditingModels, settings_from_maps
     from style_transformer.models.editing import LatentClassifier
 
     torch.manual_seed(0)
     clf = LatentClassifier(LatentClassifierConfig(attributes=("a", "b"), num_ws=generator.num_ws, w_dim=16,
                                                   hidden=(32,), embed_dim=4)).eval()
-    models = EditingModels(latent_classifier=clf, strengths={"classifier": {"a": 2.0}})
+    models = EditingModels(latent_classifier=clf, settings=settings_from_maps(strengths={"classifier": {"a": 2.0}}))
     assert models.classifier_metric == "covariance"  # what new folders use
     models.save(tmp_path / "ed")
     back = EditingModels.load(tmp_path / "ed")
@@ -199,10 +200,10 @@ def test_classifier_metric_is_stored_and_uses_the_generators_covariance(tmp_path
     with pytest.raises(DirectionError, match="classifier_metric must be one of"):
         EditingModels.load(tmp_path / "ed")
     # per-attribute hold weights of classifier edits (default 1, the paper's) round-trip and are used
-    back.classifier_keep = {"a": 0.0}
+    back.set("classifier", "a", keep=0.0)
     back.save(tmp_path / "ed2")
     again = EditingModels.load(tmp_path / "ed2")
-    assert again.classifier_keep == {"a": 0.0}
+    assert again.setting("classifier", "a").keep == 0.0 and again.settings_maps()["classifier_keep"] == {"a": 0.0}
     cov = w_covariance(generator).float()
     torch.testing.assert_close(again.edit(ws, "a", method="classifier", generator=generator),
                                edit_with_classifier(ws, clf, "a", 2.0, metric=cov, keep=0.0))
@@ -248,7 +249,7 @@ def test_labelled_samples_label_what_each_code_draws(generator):
 
 def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
     from style_transformer.config import ReferenceEditorConfig
-    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.editing.toolkit import EditingModels, EditSetting
     from style_transformer.models.editing import ReferenceEditor
 
     torch.manual_seed(0)
@@ -268,11 +269,10 @@ def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
     torch.testing.assert_close(got.double(), expected, rtol=0, atol=1e-5)
     assert torch.equal(got[:, 0], ws[:, 0]) and torch.equal(got[:, 4], ws[:, 4])
     # stored defaults round-trip through editing.json and are used
-    models.strengths = {"reference": {"Bangs": 2.5}}
-    models.layers = {"reference": {"Bangs": (1, 4)}}
+    models.set("reference", "Bangs", strength=2.5, rows=(1, 4))
     models.save(tmp_path / "ed")
     back = EditingModels.load(tmp_path / "ed")
-    assert back.strengths["reference"] == {"Bangs": 2.5} and back.layers["reference"] == {"Bangs": (1, 4)}
+    assert back.setting("reference", "Bangs") == EditSetting(strength=2.5, rows=(1, 4))
     torch.testing.assert_close(back.edit(ws, "Bangs", ws_ref=ref[:1]).double(),
                                ws.double() + 2.5 * torch.cat([torch.zeros(1, 8), torch.ones(3, 8), torch.zeros(1, 8)]
                                                             ).view(1, 5, 8).double()
@@ -286,7 +286,7 @@ def test_reference_edit_strength_scales_the_editors_move_on_its_rows(tmp_path):
 
 def test_reference_edits_that_remove_take_their_own_scale(tmp_path):
     from style_transformer.config import LatentClassifierConfig, ReferenceEditorConfig
-    from style_transformer.editing.toolkit import EditingModels
+    from style_transformer.editing.toolkit import EditingModels, EditSetting, settings_from_maps
     from style_transformer.models.editing import LatentClassifier, ReferenceEditor
 
     torch.manual_seed(0)
@@ -295,7 +295,8 @@ def test_reference_edits_that_remove_take_their_own_scale(tmp_path):
     clf = LatentClassifier(LatentClassifierConfig(attributes=("Smiling", "Bangs"), num_ws=5, w_dim=8, hidden=(16,),
                                                   embed_dim=4)).eval()
     models = EditingModels(editors={"Bangs": editor}, latent_classifier=clf,
-                           strengths={"reference": {"Bangs": 2.0}}, reference_remove={"Bangs": 0.5})
+                           settings=settings_from_maps(strengths={"reference": {"Bangs": 2.0}},
+                                                       reference_remove={"Bangs": 0.5}))
     g = torch.Generator().manual_seed(1)
     ws, ref = torch.randn(16, 5, 8, generator=g), torch.randn(16, 5, 8, generator=g)
     with torch.no_grad():
@@ -309,7 +310,7 @@ def test_reference_edits_that_remove_take_their_own_scale(tmp_path):
     torch.testing.assert_close(models.edit(ws, "Bangs", ws_ref=ref, strength=1.0), out)
     models.save(tmp_path / "ed")
     back = EditingModels.load(tmp_path / "ed")
-    assert back.reference_remove == {"Bangs": 0.5}
+    assert back.setting("reference", "Bangs") == EditSetting(strength=2.0, remove=0.5)
     torch.testing.assert_close(back.edit(ws, "Bangs", ws_ref=ref).double(), expected, rtol=0, atol=1e-5)
     cfg = tmp_path / "ed" / "editing.json"
     cfg.write_text(cfg.read_text().replace('"Bangs": 0.5', '"Bangs": 0'))

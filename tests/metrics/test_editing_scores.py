@@ -6,14 +6,16 @@ import types
 import pytest
 import torch
 
-from style_transformer.metrics.editing import calibrate_strengths, candidate_row_ranges, evaluate_editing
+from style_transformer.editing.calibrate import calibrate_strengths, candidate_row_ranges
+from style_transformer.editing.toolkit import EditingModels, settings_from_maps
+from style_transformer.metrics.editing import evaluate_editing
 
 
 class _Pipe:
     """invert: image -> code (its pixels); generate: code -> image; edit_ws: a direction per attribute."""
 
     def __init__(self):
-        self.editing = types.SimpleNamespace(strengths={"interfacegan": {"red": 1.0, "green": 0.05}})
+        self.editing = EditingModels(settings=settings_from_maps(strengths={"interfacegan": {"red": 1.0, "green": 0.05}}))
 
     def invert(self, images, batch_size=8):
         x = torch.stack(list(images))
@@ -111,10 +113,11 @@ class _HoldPipe(_Pipe):
     they also move blue: only a middle weight edits fully and cleanly."""
 
     def __init__(self):
-        self.editing = types.SimpleNamespace(strengths={}, classifier_keep={"red": 1.0})
+        self.editing = EditingModels(settings=settings_from_maps(classifier_keep={"red": 1.0}))
 
     def edit_ws(self, ws, attribute, strength=None, ws_ref=None, method=None, layers=None):
-        keep = self.editing.classifier_keep.get(attribute, 1.0)
+        keep = self.editing.setting("classifier", attribute).keep
+        keep = 1.0 if keep is None else keep
         out = ws.clone()
         out[:, 0] += strength / (1 + 10 * keep)
         if keep == 0:
@@ -131,7 +134,7 @@ def test_calibration_chooses_the_hold_weight_of_classifier_edits():
     # keep 0: full steps but blue flips too; keep 1: at most 2 / 11 = 0.18, too weak to flip most;
     # keep 0.1: strength 1 moves red by 0.5 (too little for many), strength 2 by 1 flips every image
     assert keeps == {"red": 0.1} and strengths == {"classifier": {"red": 2.0}}
-    assert pipe.editing.classifier_keep == {"red": 1.0}  # the folder's own weights are restored
+    assert pipe.editing.settings_maps() == {"classifier_keep": {"red": 1.0}}  # the folder's own weights are restored
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("classifier",), strengths=strengths)
     assert rep.scores[0].success < 0.5  # with the folder's weight (1) the same strength falls short
 
@@ -220,22 +223,21 @@ class _OneWayEditor(torch.nn.Module):
 
 
 def test_calibration_chooses_separate_scales_for_adding_and_removing():
-    from style_transformer.editing.toolkit import EditingModels
-    from style_transformer.metrics.editing import calibrate_reference_directions
+    from style_transformer.editing.calibrate import calibrate_reference_directions
 
     torch.manual_seed(4)
     images = (torch.rand(60, 3, 1, 1) * 1.6 - 0.8).expand(-1, -1, 2, 2).contiguous()
     pipe, judge = _ReferencePipe(), _Judge()
     pipe.editing = EditingModels(editors={"red": _OneWayEditor()}, latent_classifier=_RedReader(),
-                                 strengths={"reference": {"red": 1.0}})
+                                 settings=settings_from_maps(strengths={"reference": {"red": 1.0}}))
     adds, removes = calibrate_reference_directions(pipe, images, judge, ["red", "green"], grid=(0.5, 1.0, 2.5))
     # adding needs 2.5 (40% x 2.5 lands on the reference), removing 1; half a removal falls short on
     # about half the pairs; one scale of 2.5 also matches every pair, but its larger sum loses the tie
     assert adds == {"red": 2.5} and removes == {"red": 1.0}
-    assert pipe.editing.strengths == {"reference": {"red": 1.0}} and pipe.editing.reference_remove == {}  # restored
+    assert pipe.editing.settings_maps() == {"strengths": {"reference": {"red": 1.0}}}  # restored
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
     assert rep.scores[0].success < 0.95  # the folder's one scale, 1: the additions fall short
-    pipe.editing.strengths["reference"]["red"], pipe.editing.reference_remove = 2.5, {"red": 1.0}
+    pipe.editing.set("reference", "red", strength=2.5, remove=1.0)
     rep = evaluate_editing(pipe, images, judge, ["red"], methods=("reference",))
     assert rep.scores[0].success == 1.0 and rep.scores[0].strength == 2.5 and rep.scores[0].strength_remove == 1.0
     assert "+2.50 adding, +1.00 removing" in rep.to_markdown()

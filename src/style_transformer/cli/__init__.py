@@ -27,7 +27,7 @@ EXAMPLES = """examples:
   style-transformer dataset synth --n 1000 --out faces/ --size 64 --seed 0
 """
 
-ORDER = ['invert', 'generate', 'dataset', 'fid', 'train-gan', 'train-encoder', 'demo', 'eval-encoder', 'directions', 'train-editor', 'edit', 'eval-editing', 'evaluate', 'serve', 'eval-generator', 'train-classifier', 'inspect', 'convert']
+ORDER = ['invert', 'generate', 'dataset', 'fid', 'train-gan', 'train-encoder', 'demo', 'eval-encoder', 'directions', 'train-editor', 'edit', 'calibrate', 'eval-editing', 'evaluate', 'serve', 'eval-generator', 'train-classifier', 'inspect', 'convert']
 COMMANDS = {**inversion.COMMANDS, **training.COMMANDS, **directions.COMMANDS, **editing.COMMANDS,
             **editing_eval.COMMANDS, **evaluation.COMMANDS, **data.COMMANDS, **serve.COMMANDS}
 

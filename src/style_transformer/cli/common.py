@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -74,104 +73,21 @@ def _label_values(text: str) -> Dict[str, float]:
     return out
 
 
-def _unique_stems(files: Sequence[Path]) -> List[str]:
-    seen: Dict[str, int] = {}
-    stems = []
-    for f in files:
-        stem = f.stem
-        if stem in seen:
-            seen[stem] += 1
-            stem = f"{stem}_{seen[stem]}"
-            while stem in seen:
-                stem += "_"
-        seen.setdefault(stem, 0)
-        stems.append(stem)
-    return stems
-
-
 def _make_out_dir(path: str) -> Path:
-    out = Path(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
-    return out
+    from ..workflow import make_output_dir
+
+    return make_output_dir(path)
 
 
 def _write_npz_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+    from ..workflow import write_latents
+
+    write_latents(path, arrays)
 
 
-def _image_batches(files: Sequence[Path], batch_size: int, desc: str, failures: List[str], aligner=None,
-                   all_faces: bool = False):
-    """Yields (names, PIL images, sources) per batch with a progress bar. Unreadable files (and, with an
-    ``aligner``, photos without a face) are skipped with a warning line and appended to ``failures``.
-    With an aligner the images are the FFHQ-aligned largest faces (or all faces, named
-    ``<stem>_face<k>``) and ``sources[i]`` is ``(photo, quad)`` for pasting back; else None."""
-    from tqdm import tqdm
-
-    from ..data.align import NoFaceError
-    from ..data.images import ImageLoadError, load_image
-
-    stems = _unique_stems(files)
-    bar = tqdm(total=len(files), desc=desc, unit="img")
-    for i in range(0, len(files), batch_size):
-        batch, names, sources = [], [], []
-        for f, stem in zip(files[i: i + batch_size], stems[i: i + batch_size]):
-            try:
-                im = load_image(f)
-            except ImageLoadError as e:
-                failures.append(str(f))
-                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
-                continue
-            if aligner is None:
-                batch.append(im)
-                names.append(stem)
-                sources.append(None)
-                continue
-            try:
-                faces = aligner.align(im, all_faces=all_faces)
-            except NoFaceError:
-                failures.append(str(f))
-                tqdm.write(f"warning: skipping {f}: no face found (--no-align inverts the whole image)",
-                           file=sys.stderr)
-                continue
-            for k, face in enumerate(faces):
-                batch.append(face.image)
-                names.append(f"{stem}_face{k}" if all_faces else stem)
-                sources.append((im, face.quad))
-        if batch:
-            yield names, batch, sources
-        bar.update(min(batch_size, len(files) - i))
-    bar.close()
-
-
-def _aligner(args: argparse.Namespace, pipe):
-    """``--align``: the FFHQ aligner at the encoder's input size (clear error without dlib)."""
-    if not getattr(args, "align", False):
-        if getattr(args, "all_faces", False) or getattr(args, "paste_back", False):
-            raise UsageError("--all-faces and --paste-back need --align")
-        return None
-    from ..data.align import FaceAligner
-
-    return FaceAligner(size=pipe.input_size)
-
-
-def _write_outputs(out: Path, names, images, sources, paste: bool) -> None:
-    """``<name>.png`` per result; with ``paste``, also ``<name>_pasted.png``: the photo with the face
-    blended back in."""
-    from PIL import Image
-
-    from ..data.align import paste_back
-    from ..data.images import save_image, to_uint8
-
-    for name, img, src in zip(names, images, sources):
-        save_image(img, out / f"{name}.png")
-        if paste and src is not None:
-            face = Image.fromarray(to_uint8(img[None])[0])
-            with atomic_path(out / f"{name}_pasted.png") as tmp:
-                paste_back(src[0], face, src[1]).save(tmp, format="PNG")
+def _check_align_args(args: argparse.Namespace) -> None:
+    if not args.align and (args.all_faces or args.paste_back):
+        raise UsageError("--all-faces and --paste-back need --align")
 
 
 def _add_align_args(p: argparse.ArgumentParser) -> None:

@@ -47,13 +47,13 @@ def _default_settings(models) -> Dict[str, str]:
     classifier 15 @ 4:8, hold 0 | reference x6 @ 4:8``."""
     out: Dict[str, List[str]] = {}
     for method in ("interfacegan", "classifier", "reference"):
-        for a, v in models.strengths.get(method, {}).items():
-            rows = models.layers.get(method, {}).get(a)
-            text = f"{method} {'x' if method == 'reference' else ''}{v:g}" + (f" @ {rows[0]}:{rows[1]}" if rows else "")
-            if method == "classifier" and a in models.classifier_keep:
-                text += f", hold {models.classifier_keep[a]:g}"
-            if method == "reference" and a in models.reference_remove:
-                text += f", removing x{models.reference_remove[a]:g}"
+        for a, s in models.settings.get(method, {}).items():
+            if s.strength is None:
+                continue
+            text = f"{method} {'x' if method == 'reference' else ''}{s.strength:g}"
+            text += f" @ {s.rows[0]}:{s.rows[1]}" if s.rows else ""
+            text += f", hold {s.keep:g}" if method == "classifier" and s.keep is not None else ""
+            text += f", removing x{s.remove:g}" if method == "reference" and s.remove is not None else ""
             out.setdefault(a, []).append(text)
     return {a: " | ".join(v) for a, v in out.items()}
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
 from ..errors import UsageError
-from .common import _add_align_args, _aligner, _editing_pipeline, _image_batches, _image_classifier, _load_latents, _make_out_dir, _positive_int, _write_npz_atomic, _write_outputs
+from .common import (_add_align_args, _check_align_args, _editing_pipeline, _image_classifier, _load_latents,
+                     _make_out_dir, _positive_int)
 
 
 def _parser_train_editor(sub) -> None:
@@ -133,105 +133,34 @@ def _labelled_samples(args: argparse.Namespace):
     return ws, [names[j] for j in cols], labels[:, cols]
 
 
-def _train_editor_models(args: argparse.Namespace, ws):
-    """``train-editor``: (generator, image classifier), each None when no option needs it: the generator
-    for --label-renders, --mix-codes and --near-metric covariance (its w_dim checked against the
-    latents'), the image classifier for the first two."""
-    needs_judge = bool(args.label_renders or args.mix_codes)
-    if not needs_judge and args.near_metric != "covariance":
-        return None, None
-    generator, clf = _generator_and_judge(args, needs_judge)
-    if ws.shape[-1] != generator.style_dim:
-        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
-                         f"{generator.style_dim}")
-    return generator, clf
-
-
-def _judge_latents(args: argparse.Namespace, generator, clf, ws, columns, labels):
-    """``train-editor --label-renders``: the label columns the image classifier judges, replaced by its
-    verdicts on the renders of the latents (what each code draws); other columns stay."""
-    from ..editing import judge_codes
-
-    judged = [c for c in columns if c in clf.attributes]
-    unjudged = [c for c in columns if c not in clf.attributes]
-    if args.mix_codes and unjudged:
-        raise UsageError(f"--mix-codes: the image classifier does not judge {', '.join(unjudged)}, so mixed codes "
-                         f"have no label for it (it judges {', '.join(clf.attributes)})")
-    if not judged:
-        raise UsageError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
-    verdicts = judge_codes(generator, clf, ws, progress=True)
-    labels = labels.clone()
-    for c in judged:
-        j, k = columns.index(c), clf.attributes.index(c)
-        agree = float((labels[:, j] == verdicts[:, k]).float().mean())
-        print(f"  {c:<22} the renders agree with the labels on {100 * agree:.1f}% of the latents")
-        labels[:, j] = verdicts[:, k]
-    return labels
-
-
-def _mixed_training_codes(args: argparse.Namespace, generator, clf, ws, columns, labels):
-    """``train-editor --mix-codes K``: the latents and their (render) labels, followed by ``K`` mixed
-    codes per latent (``editing.mixed_codes``) labelled by the image classifier's verdicts on their
-    renders (every column is one it judges: checked by ``_judge_latents``)."""
+def _cmd_train_editor(args: argparse.Namespace) -> int:
     import torch
 
-    from ..editing import judge_codes, mixed_codes
-
-    mixed = mixed_codes(ws, args.mix_codes, seed=args.seed)
-    print(f"labelling {len(mixed)} mixed codes by their renders")
-    verdicts = judge_codes(generator, clf, mixed, progress=True)
-    mixed_labels = verdicts[:, [clf.attributes.index(c) for c in columns]].to(labels.dtype)
-    return torch.cat([ws, mixed]), torch.cat([labels, mixed_labels])
-
-
-def _cmd_train_editor(args: argparse.Namespace) -> int:
-    from ..config import LatentClassifierConfig
-    from ..editing import Direction, fit_boundary, w_covariance
-    from ..editing.toolkit import EditingModels
-    from ..training.common import TrainingError
-    from ..training.editing import (EditorTrainConfig, covariance_whitening, train_latent_classifier,
-                                   train_reference_editor)
+    from ..editing.build import UNCALIBRATED_STRENGTH, EditingBuildConfig, build_editing_models
 
     keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, None)
-    wanted = args.attributes or columns
-    missing = [a for a in wanted if a not in columns]
-    if missing:
-        raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
     if args.mix_codes < 0:
         raise UsageError(f"--mix-codes must be >= 0, got {args.mix_codes}")
-    generator, judge = _train_editor_models(args, ws)
-    if judge is not None:
-        labels = _judge_latents(args, generator, judge, ws, columns, labels)
-    clf_ws, clf_labels = ws, labels
-    if args.mix_codes:
-        clf_ws, clf_labels = _mixed_training_codes(args, generator, judge, ws, columns, labels)
-    whitening = covariance_whitening(w_covariance(generator)) if args.near_metric == "covariance" else None
-    out = _make_out_dir(args.out)
-    cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
-                                 hidden=tuple(args.hidden))
-    try:
-        clf, acc = train_latent_classifier(clf_ws, clf_labels, cfg, epochs=args.epochs, seed=args.seed,
-                                           progress=True)
-        models = EditingModels(latent_classifier=clf)
-        for a in wanted:
-            j = columns.index(a)
-            normal, _, info = fit_boundary(ws.mean(1), labels[:, j])
-            models.directions[a] = Direction(a, normal[None], "interfacegan", info=info)
-            models.editors[a], _ = train_reference_editor(ws, labels[:, j], clf, a,
-                                                          EditorTrainConfig(steps=args.editor_steps, seed=args.seed),
-                                                          progress=True, near_whitening=whitening)
-    except TrainingError as e:
-        print(f"style-transformer: error: {e}", file=sys.stderr)
-        return 1
-    models.strengths = {"interfacegan": {a: 3.0 for a in wanted}, "classifier": {a: 3.0 for a in wanted}}
-    import torch
-
+    missing = [a for a in args.attributes or [] if a not in columns]
+    if missing:
+        raise UsageError(f"{args.labels}: no 0/1 column {', '.join(missing)}")
+    cfg = EditingBuildConfig(attributes=args.attributes, epochs=args.epochs, editor_steps=args.editor_steps,
+                             hidden=tuple(args.hidden), seed=args.seed, label_renders=args.label_renders,
+                             mix_codes=args.mix_codes, near_metric=args.near_metric)
+    generator, judge = _generator_and_judge(args, cfg.needs_judge) if cfg.needs_generator else (None, None)
+    if generator is not None and ws.shape[-1] != generator.style_dim:
+        raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
+                         f"{generator.style_dim}")
+    models, report = build_editing_models(ws, labels, columns, cfg, generator=generator, judge=judge, progress=True)
+    out = _make_out_dir(args.out)  # only now: a refused input or failed run leaves nothing behind
     models.save(out, dtype=torch.float16 if args.fp16 else None)
+    for c, v in report.label_agreement.items():
+        print(f"  {c:<22} the renders agree with the labels on {100 * v:.1f}% of the latents")
     print(f"{len(keys)} latents; W+ classifier validation accuracy:")
-    for a, v in acc.items():
-        print(f"  {a:<22} {100 * v:.1f}%  boundary {100 * models.directions[a].info['accuracy']:.1f}%"
-              if a in models.directions else f"  {a:<22} {100 * v:.1f}%")
-    print(f"wrote {out}/ (default strengths 3.0; `eval-editing --calibrate` sets them from images)")
+    for a, v in report.classifier_accuracy.items():
+        print(f"  {a:<22} {100 * v:.1f}%  boundary {100 * report.boundary_accuracy[a]:.1f}%"
+              if a in report.boundary_accuracy else f"  {a:<22} {100 * v:.1f}%")
+    print(f"wrote {out}/ (default strengths {UNCALIBRATED_STRENGTH:g}; `calibrate` sets them from images)")
     return 0
 
 
@@ -245,54 +174,26 @@ def _parse_layers(text: Optional[str]):
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
-    from ..data.images import ImageLoadError, collect_images, load_image
-    from ..editing import DirectionError
-
-    from ..data.align import NoFaceError
+    from ..workflow import edit_files
 
     if args.strength is None and args.reference is None:
         raise UsageError("one of --strength or --reference is required")
     if args.strength is not None and not np.isfinite(args.strength):
         raise UsageError(f"--strength must be a finite number, got {args.strength}")
-    layers = _parse_layers(args.layers)
-    files = collect_images(args.inputs)
-    pipe = _editing_pipeline(args)
-    aligner = _aligner(args, pipe)
-    ws_ref = None
-    if args.reference is not None:
-        try:
-            ref = load_image(args.reference)
-            ref = aligner.align(ref)[0].image if aligner is not None else ref
-            ws_ref = pipe.invert([ref]).ws
-        except ImageLoadError as e:
-            raise UsageError(str(e)) from None
-        except NoFaceError:
-            raise UsageError(f"{args.reference}: no face found in the reference (--no-align uses the whole image)") from None
-    method = args.method or pipe.editing.default_method(ws_ref is not None)
-    if (method == "reference") != (ws_ref is not None):
+    if args.method is not None and (args.method == "reference") != (args.reference is not None):
         raise UsageError("--method reference needs --reference, and --reference needs --method reference")
-    try:  # check the attribute and method before any image is written
-        pipe.edit_ws(pipe.sample_ws(1), args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
-                     layers=layers)
-    except (DirectionError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    out = _make_out_dir(args.out)
-    latents: Dict[str, np.ndarray] = {}
-    failed: List[str] = []
-    for names, batch, sources in _image_batches(files, args.batch_size, "edit", failed, aligner, args.all_faces):
-        res = pipe.invert(batch, batch_size=args.batch_size)
-        ws = pipe.edit_ws(res.ws, args.attribute, strength=args.strength, ws_ref=ws_ref, method=method,
-                          layers=layers)
-        _write_outputs(out, names, pipe.generate(ws, batch_size=args.batch_size), sources, args.paste_back)
-        for stem, w in zip(names, ws):
-            latents[stem] = w.numpy().astype(np.float32)
-    if latents:
-        _write_npz_atomic(out / "latents.npz", latents)
+    layers = _parse_layers(args.layers)
+    _check_align_args(args)
+    pipe = _editing_pipeline(args)
+    run = edit_files(pipe, args.inputs, args.out, args.attribute, strength=args.strength, reference=args.reference,
+                     method=args.method, layers=layers, batch_size=args.batch_size, align=args.align,
+                     all_faces=args.all_faces, paste_back=args.paste_back)
+    method = args.method or pipe.editing.default_method(args.reference is not None)
     how = ", ".join(([f"strength {args.strength:+g}"] if args.strength is not None else [])
                     + ([f"reference {args.reference}"] if args.reference is not None else []))
-    print(f"edited {args.attribute} ({method}, {how}) in {len(latents)} of {len(files)} images into {out}/"
-          + (f"; {len(failed)} failed" if failed else ""))
-    return 1 if failed else 0
+    print(f"edited {args.attribute} ({method}, {how}) in {len(run.latents)} of {run.total} images into {run.out}/"
+          + (f"; {len(run.failed)} failed" if run.failed else ""))
+    return 1 if run.failed else 0
 
 
 # command -> (parser builder, handler)

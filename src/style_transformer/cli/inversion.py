@@ -6,12 +6,13 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 
 from ..errors import UsageError
-from .common import _add_align_args, _aligner, _image_batches, _label_values, _load_latents, _make_out_dir, _pipeline, _positive_int, _truncation, _write_npz_atomic, _write_outputs
+from .common import (_add_align_args, _check_align_args, _label_values, _load_latents, _make_out_dir, _pipeline,
+                     _positive_int, _truncation, _write_npz_atomic)
 
 
 def _parser_invert(sub) -> None:
@@ -93,28 +94,18 @@ def _parser_convert(sub) -> None:
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from ..data.images import collect_images
+    from ..workflow import invert_files
 
     if args.refine_steps < 0 or args.pti_steps < 0:
         raise UsageError("--refine-steps and --pti-steps must be >= 0")
-    files = collect_images(args.inputs)
+    _check_align_args(args)
     pipe = _pipeline(args)
-    aligner = _aligner(args, pipe)
-    out = _make_out_dir(args.out)
-    latents: Dict[str, np.ndarray] = {}
-    failed: List[str] = []
-    for names, batch, sources in _image_batches(files, args.batch_size, "invert", failed, aligner, args.all_faces):
-        res = pipe.invert(batch, batch_size=args.batch_size, randomize_noise=args.noise == "random")
-        if args.refine_steps > 0 or args.pti_steps > 0:
-            res = pipe.refine(batch, res, steps=args.refine_steps, pti_steps=args.pti_steps)
-        _write_outputs(out, names, res.images, sources, args.paste_back)
-        for stem, ws in zip(names, res.ws):
-            latents[stem] = ws.numpy().astype(np.float32)
-    if latents:
-        _write_npz_atomic(out / "latents.npz", latents)
-    print(f"inverted {len(latents)} of {len(files)} images into {out}/ (latents.npz)"
-          + (f"; {len(failed)} failed" if failed else ""))
-    return 1 if failed else 0
+    run = invert_files(pipe, args.inputs, args.out, batch_size=args.batch_size, align=args.align,
+                       all_faces=args.all_faces, paste_back=args.paste_back, refine_steps=args.refine_steps,
+                       pti_steps=args.pti_steps, randomize_noise=args.noise == "random")
+    print(f"inverted {len(run.latents)} of {run.total} images into {run.out}/ (latents.npz)"
+          + (f"; {len(run.failed)} failed" if run.failed else ""))
+    return 1 if run.failed else 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -218,6 +209,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from ..data.images import collect_images
     from ..demo import run_demo
+    from ..workflow import image_batches
 
     t0 = time.perf_counter()
     pipe = _pipeline(args)
@@ -225,9 +217,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     failed: List[str] = []
     if args.inputs:
         names, images = [], []
-        for stems, batch, _ in _image_batches(collect_images(args.inputs), 64, "read", failed):
-            names += stems
-            images += batch
+        for batch in image_batches(collect_images(args.inputs), 64, failed, desc="read"):
+            names += batch.names
+            images += batch.images
         if not images:
             raise UsageError("none of the inputs is a readable image")
     classifier = None

@@ -15,12 +15,14 @@ the generator; ``attribute`` is the component index), ``classifier`` (gradient o
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -30,8 +32,90 @@ from .directions import (Direction, DirectionError, ganspace, load_directions, r
                          sefa, w_covariance)
 
 PathLike = Union[str, os.PathLike]
-METHODS = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
 CLASSIFIER_METRICS = ("covariance", "euclidean")
+
+
+@dataclass
+class EditSetting:
+    """The stored defaults of one (method, attribute) pair; None: not set (the edit's own default).
+
+    Attributes:
+        strength: default signed strength of label edits; for ``reference`` edits, the scale of the
+            editor's move (1 when absent) used where the edit adds the attribute (or both ways).
+        rows: default ``(start, stop)`` W+ rows edited (a direction's own range, else all, when absent).
+        keep: classifier edits: the weight of holding the other attributes' embeddings (1, the paper's,
+            when absent).
+        remove: reference edits: the scale where the edit removes the attribute (the W+ classifier's
+            logit of the reference below the target's); absent: ``strength`` serves both ways.
+    """
+
+    strength: Optional[float] = None
+    rows: Optional[Tuple[int, int]] = None
+    keep: Optional[float] = None
+    remove: Optional[float] = None
+
+    def merged(self, other: "EditSetting") -> "EditSetting":
+        """This setting with ``other``'s set fields taking over."""
+        return replace(self, **{k: v for k, v in asdict(other).items() if v is not None})
+
+
+Settings = Dict[str, Dict[str, EditSetting]]  # method -> attribute -> setting
+
+# editing.json stores one map per field (a stable file format): its key -> the EditSetting field
+_JSON_FIELDS = {"strengths": "strength", "layers": "rows", "classifier_keep": "keep", "reference_remove": "remove"}
+# the methods whose settings the two per-attribute maps belong to
+_ATTRIBUTE_MAPS = {"classifier_keep": "classifier", "reference_remove": "reference"}
+
+
+def settings_from_maps(strengths: Optional[Dict[str, Dict[str, float]]] = None,
+                       layers: Optional[Dict[str, Dict[str, Tuple[int, int]]]] = None,
+                       classifier_keep: Optional[Dict[str, float]] = None,
+                       reference_remove: Optional[Dict[str, float]] = None) -> Settings:
+    """Settings records from the per-field maps of ``editing.json`` (method -> attribute -> value, and
+    attribute -> value for the classifier's hold weights and the reference edits' removing scales)."""
+    out: Settings = {}
+
+    def put(method: str, attribute: str, **value) -> None:
+        s = out.setdefault(method, {}).setdefault(attribute, EditSetting())
+        out[method][attribute] = replace(s, **value)
+
+    for m, v in (strengths or {}).items():
+        for a, x in v.items():
+            put(m, a, strength=float(x))
+    for m, v in (layers or {}).items():
+        for a, r in v.items():
+            put(m, a, rows=(int(r[0]), int(r[1])))
+    for a, x in (classifier_keep or {}).items():
+        put("classifier", a, keep=float(x))
+    for a, x in (reference_remove or {}).items():
+        put("reference", a, remove=float(x))
+    return out
+
+
+@dataclass(frozen=True)
+class EditMethod:
+    """One way of editing codes: ``apply(models, ws, attribute, setting, ws_ref, generator) -> ws``
+    with ``setting`` the stored defaults merged with what the caller gave; ``attributes(models)``
+    lists what it can edit."""
+
+    name: str
+    apply: Callable
+    attributes: Callable
+    needs_reference: bool = False
+    needs_strength: bool = True
+
+
+EDIT_METHODS: Dict[str, EditMethod] = {}
+
+
+def register_method(name: str, attributes: Callable, needs_reference: bool = False, needs_strength: bool = True):
+    """Decorator: adds an ``apply`` function to ``EDIT_METHODS`` under ``name``."""
+
+    def wrap(fn: Callable) -> Callable:
+        EDIT_METHODS[name] = EditMethod(name, fn, attributes, needs_reference, needs_strength)
+        return fn
+
+    return wrap
 
 
 @dataclass
@@ -42,29 +126,18 @@ class EditingModels:
         directions: name -> ``Direction`` (InterFaceGAN boundaries, published files).
         latent_classifier: the W+ attribute classifier (None: no classifier edits).
         editors: attribute -> ``ReferenceEditor``.
-        strengths: method -> attribute -> default strength (used when none is given; for
-            ``reference``, the scale of the editor's move, 1 when absent).
-        layers: method -> attribute -> default ``(start, stop)`` W+ rows of direction, classifier and
-            reference edits (used when none are given; a direction's own range, else all rows, when
-            absent).
+        settings: method -> attribute -> ``EditSetting``, the calibrated defaults used where a call
+            gives none.
         classifier_metric: how classifier edits measure a step (``classifier_edit``): ``covariance``
             (the gradient multiplied by the covariance of the generator's mapped codes; what new folders
             use) or ``euclidean`` (the plain gradient; folders whose ``editing.json`` does not say).
-        classifier_keep: attribute -> weight of holding the other attributes' embeddings in its
-            classifier edits (``classifier_edit``; 1.0, the paper's, when absent).
-        reference_remove: attribute -> the scale of its reference edits that remove the attribute
-            (the W+ classifier's logit of the reference below the target's); the stored
-            ``strengths["reference"]`` scale then serves the edits that add it (absent: one scale).
     """
 
     directions: Dict[str, Direction] = field(default_factory=dict)
     latent_classifier: Optional[torch.nn.Module] = None
     editors: Dict[str, torch.nn.Module] = field(default_factory=dict)
-    strengths: Dict[str, Dict[str, float]] = field(default_factory=dict)
-    layers: Dict[str, Dict[str, Tuple[int, int]]] = field(default_factory=dict)
+    settings: Settings = field(default_factory=dict)
     classifier_metric: str = "covariance"
-    classifier_keep: Dict[str, float] = field(default_factory=dict)
-    reference_remove: Dict[str, float] = field(default_factory=dict)
     _components: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -85,18 +158,23 @@ class EditingModels:
                 editor = load_model(f, kind="reference_editor")
                 out.editors[editor.cfg.attribute or f.stem] = editor
         if (folder / "editing.json").is_file():
-            settings = json.loads((folder / "editing.json").read_text())
-            out.strengths = settings.get("strengths", {})
-            out.layers = {m: {a: _row_range(r, folder / "editing.json") for a, r in v.items()}
-                          for m, v in settings.get("layers", {}).items()}
+            source = folder / "editing.json"
+            try:
+                settings = json.loads(source.read_text())
+            except (ValueError, UnicodeDecodeError) as e:
+                raise DirectionError(f"{source}: not valid JSON ({e})") from None
             out.classifier_metric = settings.get("classifier_metric", "euclidean")
             if out.classifier_metric not in CLASSIFIER_METRICS:
-                raise DirectionError(f"{folder / 'editing.json'}: classifier_metric must be one of "
+                raise DirectionError(f"{source}: classifier_metric must be one of "
                                      f"{', '.join(CLASSIFIER_METRICS)}, got {out.classifier_metric!r}")
-            out.classifier_keep = _attribute_numbers(settings, "classifier_keep", "weights >= 0",
-                                                     lambda v: v >= 0, folder / "editing.json")
-            out.reference_remove = _attribute_numbers(settings, "reference_remove", "scales > 0",
-                                                      lambda v: v > 0, folder / "editing.json")
+            out.settings = settings_from_maps(
+                strengths=_method_numbers(settings, source),
+                layers={m: {a: _row_range(r, source) for a, r in v.items()}
+                        for m, v in settings.get("layers", {}).items()},
+                classifier_keep=_attribute_numbers(settings, "classifier_keep", "weights >= 0",
+                                                   lambda v: v >= 0, source),
+                reference_remove=_attribute_numbers(settings, "reference_remove", "scales > 0",
+                                                    lambda v: v > 0, source))
         if not (out.directions or out.latent_classifier is not None or out.editors):
             raise DirectionError(f"{folder}: holds no directions, latent classifier or editors")
         return out
@@ -114,38 +192,77 @@ class EditingModels:
         for name, editor in self.editors.items():
             (folder / "editors").mkdir(exist_ok=True)
             save_model(editor, folder / "editors" / f"{name}.safetensors", dtype=dtype)
-        with atomic_path(folder / "editing.json") as tmp:
-            tmp.write_text(self.settings_json())
+        self.save_settings(folder)
         return folder
 
+    def save_settings(self, folder: PathLike) -> Path:
+        """Writes (atomically) only ``editing.json``, the settings; returns its path."""
+        path = Path(folder) / "editing.json"
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.settings_json())
+        return path
+
+    def settings_maps(self) -> Dict[str, Dict]:
+        """The settings as ``editing.json``'s per-field maps (inverse of ``settings_from_maps``); empty maps
+        left out."""
+        maps: Dict[str, Dict] = {key: {} for key in _JSON_FIELDS}
+        for m, per in self.settings.items():
+            for a, s in per.items():
+                for key, name in _JSON_FIELDS.items():
+                    value = getattr(s, name)
+                    if value is None:
+                        continue
+                    if key in _ATTRIBUTE_MAPS:
+                        if m == _ATTRIBUTE_MAPS[key]:
+                            maps[key][a] = value
+                    else:
+                        maps[key].setdefault(m, {})[a] = list(value) if key == "layers" else value
+        return {k: v for k, v in maps.items() if v}
+
     def settings_json(self) -> str:
-        """The text of ``editing.json``: default strengths and row ranges."""
-        settings = {"strengths": self.strengths, "classifier_metric": self.classifier_metric}
-        if self.classifier_keep:
-            settings["classifier_keep"] = self.classifier_keep
-        if self.reference_remove:
-            settings["reference_remove"] = self.reference_remove
-        if self.layers:
-            settings["layers"] = {m: {a: list(r) for a, r in v.items()} for m, v in self.layers.items()}
+        """The text of ``editing.json``: default strengths, row ranges, hold weights and removing scales."""
+        maps = self.settings_maps()
+        settings = {"strengths": maps.pop("strengths", {}), "classifier_metric": self.classifier_metric, **maps}
         return json.dumps(settings, indent=2)
+
+    def setting(self, method: str, attribute: str) -> EditSetting:
+        """The stored setting of ``(method, attribute)`` (an empty one when none is stored)."""
+        return self.settings.get(method, {}).get(attribute, EditSetting())
+
+    def set(self, method: str, attribute: str, **fields) -> None:
+        """Sets fields of the stored setting of ``(method, attribute)`` (e.g. ``strength=2.0, rows=(0, 4)``;
+        None clears a field)."""
+        s = replace(self.setting(method, attribute), **fields)
+        if s == EditSetting():
+            self.settings.get(method, {}).pop(attribute, None)
+        else:
+            self.settings.setdefault(method, {})[attribute] = s
+
+    def strengths(self, method: str) -> Dict[str, float]:
+        """Attribute -> the stored default strength of ``method`` (only those set)."""
+        return {a: s.strength for a, s in self.settings.get(method, {}).items() if s.strength is not None}
+
+    @contextmanager
+    def trying(self, method: str, values: Dict[str, EditSetting]):
+        """Within the block, ``values`` (attribute -> setting) replace the stored settings of ``method``
+        (calibration scores candidate settings this way); the stored ones are back afterwards."""
+        saved = copy.deepcopy(self.settings)
+        try:
+            for a, s in values.items():
+                self.settings.setdefault(method, {})[a] = s
+            yield self
+        finally:
+            self.settings = saved
 
     def available(self) -> Dict[str, List[str]]:
         """Method -> the attributes it can edit."""
-        out = {"interfacegan": sorted(self.directions), "ganspace": ["0..9"], "sefa": ["0..9"]}
-        if self.latent_classifier is not None:
-            out["classifier"] = list(self.latent_classifier.attributes)
-        out["reference"] = sorted(self.editors)
-        return out
-
-    def removing_scale(self, attribute: str) -> Optional[float]:
-        """The stored scale of reference edits that remove ``attribute``, where one applies (a W+
-        classifier tells which way an edit goes); None: one scale serves both ways."""
-        return self.reference_remove.get(attribute) if self.latent_classifier is not None else None
+        return {name: m.attributes(self) for name, m in EDIT_METHODS.items() if m.attributes(self) is not None}
 
     def default_method(self, reference: bool) -> str:
         return "reference" if reference else "interfacegan"
 
-    def _component(self, method: str, index: str, generator) -> Direction:
+    def component(self, method: str, index: str, generator) -> Direction:
+        """Component ``index`` (0..9) of GANSpace or SeFa on ``generator`` (computed once)."""
         if method not in self._components:
             comps = ganspace(generator, 10)[0] if method == "ganspace" else sefa(generator, 10)[0]
             self._components[method] = comps
@@ -155,6 +272,14 @@ class EditingModels:
         except (ValueError, IndexError):
             raise DirectionError(f"{method} edits take a component index 0..9 as the attribute, got {index!r}") from None
         return Direction(f"{method}_{k}", vec[None], method)
+
+    def w_metric(self, generator) -> torch.Tensor:
+        """The covariance of ``generator``'s mapped codes (the metric of classifier edits; computed once)."""
+        if generator is None:
+            raise DirectionError("classifier edits in the covariance metric need the generator")
+        if "w_covariance" not in self._components:
+            self._components["w_covariance"] = w_covariance(generator).float()
+        return self._components["w_covariance"]
 
     def edit(self, ws: torch.Tensor, attribute: str, method: Optional[str] = None, strength: Optional[float] = None,
              ws_ref: Optional[torch.Tensor] = None, layers: Optional[Tuple[int, int]] = None,
@@ -166,75 +291,118 @@ class EditingModels:
             method: one of ``METHODS`` (default: ``reference`` with ``ws_ref``, else ``interfacegan``).
             strength: signed strength (default: the stored one for this method and attribute). For
                 ``reference`` a scale > 0 of the editor's move: ``w_t + s (editor(w_t, w_r) - w_t)``
-                (default: the stored one, else 1, the editor's own output; with a stored
-                ``reference_remove`` scale, that one where the edit removes the attribute).
+                (default: the stored one, else 1, the editor's own output; with a stored removing
+                scale, that one where the edit removes the attribute).
             ws_ref: reference codes ``[N or 1, L, d]`` for ``reference``.
             layers: ``(start, stop)`` W+ rows to edit (default: the stored range for this method and
                 attribute, if any; a reference edit keeps the target's other rows).
-            generator: needed for ganspace/sefa.
+            generator: needed for ganspace/sefa and for classifier edits in the covariance metric.
 
         Returns:
             Edited codes.
         """
         method = method or self.default_method(ws_ref is not None)
-        if method not in METHODS:
+        if method not in EDIT_METHODS:
             raise DirectionError(f"unknown editing method {method!r}; choose from {', '.join(METHODS)}")
-        if method == "reference":
-            if ws_ref is None:
-                raise DirectionError("reference editing needs a reference image")
-            if attribute not in self.editors:
-                raise DirectionError(f"no reference editor for {attribute!r} (have {', '.join(sorted(self.editors))})")
-            editor = self.editors[attribute].to(ws.device)
-            ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
-            scale = strength if strength is not None else self.strengths.get("reference", {}).get(attribute, 1.0)
-            if not 0 < scale < math.inf:
-                raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0 "
-                                     f"(and finite), got {scale}")
-            rows = layers if layers is not None else self.layers.get("reference", {}).get(attribute)
-            with torch.no_grad():
-                out = editor(ws, ref.to(ws))
-            scales = torch.full((ws.shape[0], 1, 1), float(scale), dtype=ws.dtype, device=ws.device)
-            remove = self.removing_scale(attribute) if strength is None else None
-            if remove is not None:
-                clf = self.latent_classifier.to(ws.device)  # which way the edit goes: the W+ classifier's logits
-                n, a = clf.cfg.num_ws, clf.index(attribute)
-                with torch.no_grad():
-                    removing = clf(ref.to(ws)[:, :n])[0][:, a] < clf(ws[:, :n])[0][:, a]
-                scales[removing] = float(remove)
-            if bool((scales == 1.0).all()) and (rows is None or tuple(rows) == (0, ws.shape[1])):
-                return out
-            return ws + scales * row_mask(ws, rows) * (out - ws)
-        if strength is None:
-            strength = self.strengths.get(method, {}).get(attribute)
-            if strength is None:
+        spec = EDIT_METHODS[method]
+        if spec.needs_reference and ws_ref is None:
+            raise DirectionError(f"{method} editing needs a reference image")
+        given = EditSetting(strength=strength, rows=tuple(layers) if layers is not None else None)
+        if strength is not None:  # an explicit strength serves both ways
+            given = replace(given, remove=strength)
+        setting = self.setting(method, attribute).merged(given)
+        if spec.needs_strength:
+            if setting.strength is None:
                 raise DirectionError(f"no default strength for {method} {attribute!r}: pass one")
-        if not math.isfinite(strength):
-            raise DirectionError(f"strength must be a finite number, got {strength}")
-        if layers is None:
-            layers = self.layers.get(method, {}).get(attribute)
-        if method == "classifier":
-            if self.latent_classifier is None:
-                raise DirectionError("no W+ attribute classifier in this editing folder")
-            metric = None
-            if self.classifier_metric == "covariance":
-                if generator is None:
-                    raise DirectionError("classifier edits in the covariance metric need the generator")
-                if "w_covariance" not in self._components:
-                    self._components["w_covariance"] = w_covariance(generator).float()
-                metric = self._components["w_covariance"]
-            try:
-                return edit_with_classifier(ws, self.latent_classifier.to(ws.device), attribute, strength,
-                                            layers=layers, metric=metric,
-                                            keep=self.classifier_keep.get(attribute, 1.0))
-            except KeyError as e:
-                raise DirectionError(str(e).strip('"')) from None
-        if method in ("ganspace", "sefa"):
-            if generator is None:
-                raise DirectionError(f"{method} edits need the generator")
-            return self._component(method, attribute, generator).apply(ws, strength, layers)
-        if attribute not in self.directions:
-            raise DirectionError(f"no direction {attribute!r} (have {', '.join(sorted(self.directions)) or 'none'})")
-        return self.directions[attribute].apply(ws, strength, layers)
+            if not math.isfinite(setting.strength):
+                raise DirectionError(f"strength must be a finite number, got {setting.strength}")
+        return spec.apply(self, ws, attribute, setting, ws_ref, generator)
+
+
+def _interfacegan_attributes(models: EditingModels) -> List[str]:
+    return sorted(models.directions)
+
+
+@register_method("interfacegan", _interfacegan_attributes)
+def _edit_direction(models: EditingModels, ws, attribute, setting: EditSetting, ws_ref, generator):
+    """A stored direction (InterFaceGAN boundary or a published one): ``ws + s n``."""
+    if attribute not in models.directions:
+        raise DirectionError(f"no direction {attribute!r} (have {', '.join(sorted(models.directions)) or 'none'})")
+    return models.directions[attribute].apply(ws, setting.strength, setting.rows)
+
+
+def _classifier_attributes(models: EditingModels) -> Optional[List[str]]:
+    return None if models.latent_classifier is None else list(models.latent_classifier.attributes)
+
+
+@register_method("classifier", _classifier_attributes)
+def _edit_classifier(models: EditingModels, ws, attribute, setting: EditSetting, ws_ref, generator):
+    """Steps along the W+ classifier's gradient for ``attribute`` (``classifier_edit``)."""
+    if models.latent_classifier is None:
+        raise DirectionError("no W+ attribute classifier in this editing folder")
+    metric = models.w_metric(generator) if models.classifier_metric == "covariance" else None
+    try:
+        return edit_with_classifier(ws, models.latent_classifier.to(ws.device), attribute, setting.strength,
+                                    layers=setting.rows, metric=metric,
+                                    keep=1.0 if setting.keep is None else setting.keep)
+    except KeyError as e:
+        raise DirectionError(str(e).strip('"')) from None
+
+
+@register_method("reference", lambda models: sorted(models.editors), needs_reference=True, needs_strength=False)
+def _edit_reference(models: EditingModels, ws, attribute, setting: EditSetting, ws_ref, generator):
+    """The attribute's reference editor with the reference codes, its move scaled (by the removing
+    scale where the W+ classifier says the edit removes the attribute) on the setting's rows."""
+    if attribute not in models.editors:
+        raise DirectionError(f"no reference editor for {attribute!r} (have {', '.join(sorted(models.editors))})")
+    editor = models.editors[attribute].to(ws.device)
+    ref = ws_ref.expand(ws.shape[0], -1, -1) if ws_ref.shape[0] == 1 else ws_ref
+    scale = 1.0 if setting.strength is None else setting.strength
+    for s in (scale, setting.remove):
+        if s is not None and not 0 < s < math.inf:
+            raise DirectionError(f"a reference edit's strength scales the editor's move and must be > 0 "
+                                 f"(and finite), got {s}")
+    with torch.no_grad():
+        out = editor(ws, ref.to(ws))
+    scales = torch.full((ws.shape[0], 1, 1), float(scale), dtype=ws.dtype, device=ws.device)
+    if setting.remove is not None and setting.remove != scale and models.latent_classifier is not None:
+        clf = models.latent_classifier.to(ws.device)  # which way the edit goes: the W+ classifier's logits
+        n, a = clf.cfg.num_ws, clf.index(attribute)
+        with torch.no_grad():
+            removing = clf(ref.to(ws)[:, :n])[0][:, a] < clf(ws[:, :n])[0][:, a]
+        scales[removing] = float(setting.remove)
+    rows = setting.rows
+    if bool((scales == 1.0).all()) and (rows is None or tuple(rows) == (0, ws.shape[1])):
+        return out
+    return ws + scales * row_mask(ws, rows) * (out - ws)
+
+
+def _component_method(name: str):
+    @register_method(name, lambda models: ["0..9"])
+    def _edit_component(models: EditingModels, ws, attribute, setting: EditSetting, ws_ref, generator):
+        if generator is None:
+            raise DirectionError(f"{name} edits need the generator")
+        return models.component(name, attribute, generator).apply(ws, setting.strength, setting.rows)
+
+    _edit_component.__doc__ = f"Component ``attribute`` (an index) of {name} on the generator's weights."
+    return _edit_component
+
+
+_edit_ganspace = _component_method("ganspace")
+_edit_sefa = _component_method("sefa")
+
+
+METHODS = tuple(EDIT_METHODS)
+
+
+def _method_numbers(settings: Dict, source: Path) -> Dict[str, Dict[str, float]]:
+    """``editing.json``'s ``strengths``: method -> attribute -> finite number."""
+    value = settings.get("strengths", {})
+    if not (isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                    for v in value.values() for x in v.values())):
+        raise DirectionError(f"{source}: strengths must map methods to attributes to numbers, got {value!r}")
+    return value
 
 
 def _attribute_numbers(settings: Dict, key: str, what: str, ok, source: Path) -> Dict[str, float]:

@@ -137,20 +137,22 @@ def evaluate_editing(pipe, images: torch.Tensor, classifier, attributes: Sequenc
                 continue
             ref = torch.stack([pool[bool(w)][torch.randint(len(pool[bool(w)]), (), generator=g)] for w in want])
             given = (strengths or {}).get(method, {}).get(a)  # None: the folder's (per direction, if stored)
-            strength = abs(given) if given is not None else pipe.editing.strengths.get(method, {}).get(a, 1.0)
-            edit_rows = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
+            stored = pipe.editing.setting(method, a)
+            strength = abs(given) if given is not None else (1.0 if stored.strength is None else stored.strength)
+            edit_rows = layers.get(method, {}).get(a) if layers else stored.rows
             edited = torch.cat([pipe.edit_ws(ws[i:i + batch_size], a, ws_ref=ws[ref[i:i + batch_size]],
                                              method="reference", strength=None if given is None else abs(given),
                                              layers=edit_rows)
                                 for i in range(0, len(ws), batch_size)])
-            removing = getattr(pipe.editing, "removing_scale", None)  # EditingModels: its scale for removing
-            remove = removing(a) if given is None and removing is not None else None
+            has_clf = getattr(pipe.editing, "latent_classifier", None) is not None  # tells which way an edit goes
+            remove = stored.remove if given is None and has_clf else None
         else:
             remove = None
-            mag = abs((strengths or pipe.editing.strengths).get(method, {}).get(a, 0.0))
+            stored = pipe.editing.setting(method, a)
+            mag = abs(strengths.get(method, {}).get(a, 0.0) if strengths else (stored.strength or 0.0))
             if mag == 0.0:
                 continue
-            edit_rows = (layers or getattr(pipe.editing, "layers", {})).get(method, {}).get(a)
+            edit_rows = layers.get(method, {}).get(a) if layers else stored.rows
             want = ~base[:, j]
             edited = ws.clone()
             for add in (True, False):  # add where absent, remove where present: one batch per sign
@@ -185,178 +187,3 @@ def best_per_attribute(reports: Sequence[EditingReport], method: str = "interfac
         keep = [c for c in cands if c[1].preservation >= min_preservation] or cands
         out[a] = max(keep, key=lambda c: (c[1].success, -c[0]))[0]
     return out
-
-
-def candidate_row_ranges(num_ws: int) -> List[Tuple[int, int]]:
-    """W+ row ranges that label-edit calibration tries: all rows, then contiguous spans of 40-60% of
-    them from coarse to fine (for 10 rows: 0-10, 0-4, 0-6, 2-6, 2-8, 4-8, 4-10, 6-10)."""
-    spans = [(0.0, 1.0), (0.0, 0.4), (0.0, 0.6), (0.2, 0.6), (0.2, 0.8), (0.4, 0.8), (0.4, 1.0), (0.6, 1.0)]
-    out: List[Tuple[int, int]] = []
-    for a, b in spans:
-        start = min(int(round(a * num_ws)), num_ws - 1)
-        r = (start, min(max(int(round(b * num_ws)), start + 1), num_ws))
-        if r not in out:
-            out.append(r)
-    return out
-
-
-def score_settings(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
-                   methods: Sequence[str] = ("interfacegan", "classifier"),
-                   grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
-                   layer_ranges: Optional[Sequence[Tuple[int, int]]] = None,
-                   keeps: Optional[Sequence[float]] = None,
-                   reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0), batch_size: int = 64,
-                   progress: bool = False, ws: Optional[torch.Tensor] = None, desc: str = "settings"
-                   ) -> Dict[str, Dict[str, List]]:
-    """``evaluate_editing`` at every setting: each (row range, strength) of ``layer_ranges`` x ``grid``
-    (``reference_grid`` for reference edits, only attributes with an editor; x ``keeps`` for classifier
-    edits), every image's codes edited from the same inversion (``ws``, else inverted once).
-
-    Returns:
-        method -> attribute -> ``[(strength, success, preservation, rows or None, keep or None)]``.
-    """
-    from tqdm import tqdm
-
-    ranges: List[Optional[Tuple[int, int]]] = list(layer_ranges) if layer_ranges else [None]
-    results: Dict[str, Dict[str, List]] = {m: {a: [] for a in attributes} for m in methods}
-    if ws is None:  # once: every setting edits the same codes
-        ws = pipe.invert(list(images), batch_size=batch_size).ws
-    jobs = [(m, r, mag, k) for m in methods for r in ranges
-            for k in (keeps if m == "classifier" and keeps else [None])
-            for mag in (reference_grid if m == "reference" else grid)]
-    todo = {m: [a for a in attributes if a in pipe.editing.editors] if m == "reference" else list(attributes)
-            for m in methods}
-    saved = dict(pipe.editing.classifier_keep) if keeps else None
-    try:
-        for m, r, mag, k in tqdm(jobs, desc=desc, unit="setting", disable=not progress):
-            if k is not None:
-                pipe.editing.classifier_keep = {a: float(k) for a in attributes}
-            rep = evaluate_editing(pipe, images, classifier, todo[m], methods=(m,),
-                                   strengths={m: {a: mag for a in todo[m]}},
-                                   layers=None if r is None else {m: {a: r for a in todo[m]}},
-                                   batch_size=batch_size, ws=ws)
-            for sc in rep.scores:
-                if sc.n:  # a reference edit with no pair (every image has one verdict) has no score
-                    results[m][sc.attribute].append((mag, sc.success, sc.preservation, r, k))
-    finally:
-        if saved is not None:
-            pipe.editing.classifier_keep = saved
-    return results
-
-
-def calibrate_strengths(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
-                        methods: Sequence[str] = ("interfacegan", "classifier"),
-                        grid: Sequence[float] = (1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 11.0, 15.0, 20.0, 30.0),
-                        layer_ranges: Optional[Sequence[Tuple[int, int]]] = None, target: float = 0.95,
-                        min_preservation: float = 0.9, batch_size: int = 64, progress: bool = False,
-                        keeps: Optional[Sequence[float]] = None,
-                        reference_grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
-                        ws: Optional[torch.Tensor] = None
-                        ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Tuple[int, int]]], Dict[str, float]]:
-    """Default strengths (and W+ row ranges, and hold weights of classifier edits) for label and
-    reference edits, chosen on (training) images.
-
-    Every (row range, strength) pair of ``layer_ranges`` x ``grid`` (for reference edits
-    ``reference_grid``, scales of the editor's move; for classifier edits, x ``keeps``) is scored by
-    ``score_settings`` (a reference edit's success is its match; only attributes with an editor).
-    Per method and attribute the choice is the smallest strength whose success reaches ``target``
-    while preservation stays at or above ``min_preservation`` (the order of ranges, then of keeps,
-    breaks ties); failing that, the best success among the settings that preserve enough (or among
-    all when none does), with the smaller strength among equal successes (the largest when nothing
-    succeeds at all).
-
-    Args:
-        keeps: weights of holding the other attributes' embeddings in classifier edits to try
-            (``classifier_edit``; None: the editing folder's own, not searched).
-        reference_grid: scales of the reference editors' move to try (1: the editor's own output).
-        ws: the images' codes when already inverted (default: the pipeline's encoder inverts them).
-
-    Returns:
-        ``(strengths, layers, keeps)``: method -> attribute -> strength magnitude; method -> attribute
-        -> ``(start, stop)`` (only with ``layer_ranges``; otherwise empty and the edits use the editing
-        folder's ranges); attribute -> chosen hold weight of classifier edits (only with ``keeps``).
-    """
-    results = score_settings(pipe, images, classifier, attributes, methods=methods, grid=grid,
-                             layer_ranges=layer_ranges, keeps=keeps, reference_grid=reference_grid,
-                             batch_size=batch_size, progress=progress, ws=ws, desc="calibrate")
-    strengths: Dict[str, Dict[str, float]] = {}
-    layers: Dict[str, Dict[str, Tuple[int, int]]] = {}
-    chosen_keeps: Dict[str, float] = {}
-    for m in methods:
-        strengths[m] = {}
-        for a, rows in results[m].items():
-            if not rows:
-                continue
-            good = [x for x in rows if x[1] >= target and x[2] >= min_preservation]
-            if good:
-                pick = min(good, key=lambda x: x[0])  # min keeps the first (range, keep order) among equals
-            else:
-                ok = [x for x in rows if x[2] >= min_preservation] or rows
-                pick = max(ok, key=lambda x: (x[1], x[0] if x[1] == 0 else -x[0]))
-            strengths[m][a] = pick[0]
-            if pick[3] is not None:
-                layers.setdefault(m, {})[a] = pick[3]
-            if pick[4] is not None:
-                chosen_keeps[a] = pick[4]
-    return strengths, layers, chosen_keeps
-
-
-def calibrate_reference_directions(pipe, images: torch.Tensor, classifier, attributes: Sequence[str],
-                                   grid: Sequence[float] = (0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
-                                   target: float = 0.95, min_preservation: float = 0.9, batch_size: int = 64,
-                                   progress: bool = False, ws: Optional[torch.Tensor] = None
-                                   ) -> Tuple[Dict[str, float], Dict[str, float]]:
-    """Separate scales for reference edits that add and that remove an attribute (which way an edit
-    goes: the W+ classifier's logits of reference and target, ``EditingModels.edit``), on the editing
-    folder's stored rows.
-
-    Every pair of ``grid`` x ``grid`` is scored with ``evaluate_editing`` (the folder's settings set per
-    pair and restored after). Per attribute (those with an editor) the choice is, among the pairs whose
-    match reaches ``target`` with preservation >= ``min_preservation``, the one with the smallest larger
-    scale (then the smaller sum); failing that, the best match among the pairs that preserve enough (or
-    among all), with the smaller sum among equal matches. Equal scales (one scale for both) are among
-    the pairs, so the choice never scores below the best single scale of ``grid`` on these images.
-
-    ``ws``: the images' codes when already inverted (default: the pipeline's encoder inverts them).
-
-    Returns:
-        ``(add, remove)``: attribute -> scale.
-    """
-    from tqdm import tqdm
-
-    models = pipe.editing
-    todo = [a for a in attributes if a in models.editors]
-    if not todo or models.latent_classifier is None:
-        return {}, {}
-    if ws is None:
-        ws = pipe.invert(list(images), batch_size=batch_size).ws
-    had_reference = "reference" in models.strengths
-    saved = dict(models.strengths.get("reference", {})), dict(models.reference_remove)
-    results: Dict[str, List[Tuple[float, float, float, float]]] = {a: [] for a in todo}
-    pairs = [(x, y) for x in grid for y in grid]
-    try:
-        for add, rem in tqdm(pairs, desc="calibrate add/remove", unit="pair", disable=not progress):
-            models.strengths["reference"] = {**saved[0], **{a: add for a in todo}}
-            models.reference_remove = {**saved[1], **{a: rem for a in todo}}
-            rep = evaluate_editing(pipe, images, classifier, todo, methods=("reference",), batch_size=batch_size,
-                                   ws=ws)
-            for sc in rep.scores:
-                if sc.n:
-                    results[sc.attribute].append((add, rem, sc.success, sc.preservation))
-    finally:
-        models.strengths["reference"], models.reference_remove = saved
-        if not had_reference:
-            del models.strengths["reference"]
-    adds: Dict[str, float] = {}
-    removes: Dict[str, float] = {}
-    for a, rows in results.items():
-        if not rows:
-            continue
-        good = [x for x in rows if x[2] >= target and x[3] >= min_preservation]
-        if good:
-            pick = min(good, key=lambda x: (max(x[0], x[1]), x[0] + x[1]))
-        else:
-            ok = [x for x in rows if x[3] >= min_preservation] or rows
-            pick = max(ok, key=lambda x: (x[2], -(x[0] + x[1])))
-        adds[a], removes[a] = pick[0], pick[1]
-    return adds, removes

@@ -81,7 +81,7 @@ class EditorApp:
     def info(self) -> Dict:
         sliders, editors = [], []
         if self.editing is not None:
-            strengths = self.editing.strengths.get("interfacegan", {})
+            strengths = self.editing.strengths("interfacegan")
             for name in sorted(self.editing.directions):
                 s = float(strengths.get(name, 3.0))
                 sliders.append({"name": name, "max": round(max(2 * s, 1.0), 2), "default": round(s, 2)})

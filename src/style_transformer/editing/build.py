@@ -1,0 +1,158 @@
+"""Building an editing folder from encoder latents of labelled images (what ``train-editor`` runs).
+
+The W+ attribute classifier is trained on the latents (optionally relabelled by what each code draws,
+and joined by mixed codes labelled by their renders); per attribute, an InterFaceGAN boundary is fitted
+on the mean code and a reference editor is trained against the W+ classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+
+from ..errors import InputError
+from .directions import Direction, fit_boundary, judge_codes, mixed_codes, w_covariance
+from .toolkit import EditingModels
+
+# strength stored for new label edits until calibration replaces it
+UNCALIBRATED_STRENGTH = 3.0
+
+
+@dataclass
+class EditingBuildConfig:
+    """How ``build_editing_models`` trains.
+
+    Attributes:
+        attributes: attributes to get a direction and an editor (None: every label column).
+        epochs: W+ classifier epochs.
+        editor_steps: steps per reference editor.
+        hidden: W+ classifier MLP widths (the paper's: 2048, 512).
+        seed: seed of every random choice.
+        label_renders: replace the label columns the image classifier judges by its verdicts on the
+            latents' renders (an encoder drops some attributes, so an input's label can be wrong for
+            its code).
+        mix_codes: also train the W+ classifier on this many mixed codes per latent, labelled by their
+            renders (implies ``label_renders``).
+        near_metric: how the editors' loss ``|w_e - w_t|^2`` measures a move: ``covariance`` (in the
+            metric of the generator's mapped codes) or ``euclidean``.
+    """
+
+    attributes: Optional[Sequence[str]] = None
+    epochs: int = 30
+    editor_steps: int = 2000
+    hidden: Tuple[int, ...] = (1024, 256)
+    seed: int = 0
+    label_renders: bool = False
+    mix_codes: int = 0
+    near_metric: str = "covariance"
+
+    @property
+    def needs_judge(self) -> bool:
+        return bool(self.label_renders or self.mix_codes)
+
+    @property
+    def needs_generator(self) -> bool:
+        return self.needs_judge or self.near_metric == "covariance"
+
+
+@dataclass
+class EditingBuildReport:
+    """What ``build_editing_models`` measured: W+ classifier validation accuracy per attribute, the
+    boundaries' training accuracy, and how often the renders agreed with the given labels."""
+
+    latents: int
+    classifier_accuracy: Dict[str, float]
+    boundary_accuracy: Dict[str, float] = field(default_factory=dict)
+    label_agreement: Dict[str, float] = field(default_factory=dict)
+
+
+def relabel_by_renders(generator, judge, ws: torch.Tensor, columns: Sequence[str], labels: torch.Tensor,
+                       progress: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """The label columns that the image classifier ``judge`` judges, replaced by its verdicts on the
+    renders of ``ws`` (what each code draws); other columns stay.
+
+    Returns:
+        (labels ``[N, C]``, column -> share of latents whose render agreed with the given label).
+    """
+    judged = [c for c in columns if c in judge.attributes]
+    if not judged:
+        raise InputError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
+    verdicts = judge_codes(generator, judge, ws, progress=progress)
+    labels = labels.clone()
+    agreement = {}
+    for c in judged:
+        j, k = list(columns).index(c), judge.attributes.index(c)
+        agreement[c] = float((labels[:, j] == verdicts[:, k]).float().mean())
+        labels[:, j] = verdicts[:, k]
+    return labels, agreement
+
+
+def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequence[str],
+                         cfg: EditingBuildConfig = EditingBuildConfig(), generator=None, judge=None,
+                         progress: bool = False) -> Tuple[EditingModels, EditingBuildReport]:
+    """Trains the editing models of one generator on encoder latents of labelled images.
+
+    Args:
+        ws: latents ``[N, L, w_dim]``.
+        labels: 0/1 labels ``[N, C]``, one column per name of ``columns``.
+        columns: label names.
+        cfg: what to train.
+        generator: needed with ``label_renders``, ``mix_codes`` or the covariance metric.
+        judge: the image attribute classifier; needed with ``label_renders`` or ``mix_codes``.
+        progress: progress bars.
+
+    Returns:
+        (``EditingModels`` with a W+ classifier over every column, directions and editors for
+        ``cfg.attributes``, label strengths set to ``UNCALIBRATED_STRENGTH``; the report).
+    """
+    from ..config import LatentClassifierConfig
+    from ..training.editing import (EditorTrainConfig, covariance_whitening, train_latent_classifier,
+                                   train_reference_editor)
+
+    columns = list(columns)
+    wanted = list(cfg.attributes or columns)
+    missing = [a for a in wanted if a not in columns]
+    if missing:
+        raise InputError(f"no 0/1 label column {', '.join(missing)} (columns: {', '.join(columns)})")
+    if cfg.mix_codes < 0:
+        raise InputError(f"the number of mixed codes per latent must be >= 0, got {cfg.mix_codes}")
+    if cfg.needs_generator and generator is None:
+        raise InputError("relabelling, mixed codes and the covariance metric need the generator")
+    if cfg.needs_judge and judge is None:
+        raise InputError("relabelling and mixed codes need the image attribute classifier")
+    if generator is not None and ws.shape[-1] != generator.style_dim:
+        raise InputError(f"latents of width {ws.shape[-1]}, the generator's w_dim is {generator.style_dim}")
+    agreement: Dict[str, float] = {}
+    if cfg.needs_judge:
+        unjudged = [c for c in columns if c not in judge.attributes]
+        if cfg.mix_codes and unjudged:
+            raise InputError(f"mixed codes: the image classifier does not judge {', '.join(unjudged)}, so they "
+                             f"have no label for it (it judges {', '.join(judge.attributes)})")
+        labels, agreement = relabel_by_renders(generator, judge, ws, columns, labels, progress=progress)
+    clf_ws, clf_labels = ws, labels
+    if cfg.mix_codes:
+        mixed = mixed_codes(ws, cfg.mix_codes, seed=cfg.seed)
+        verdicts = judge_codes(generator, judge, mixed, progress=progress)
+        mixed_labels = verdicts[:, [judge.attributes.index(c) for c in columns]].to(labels.dtype)
+        clf_ws, clf_labels = torch.cat([ws, mixed]), torch.cat([labels, mixed_labels])
+    whitening = covariance_whitening(w_covariance(generator)) if cfg.near_metric == "covariance" else None
+    clf_cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
+                                     hidden=tuple(cfg.hidden))
+    clf, acc = train_latent_classifier(clf_ws, clf_labels, clf_cfg, epochs=cfg.epochs, seed=cfg.seed,
+                                       progress=progress)
+    models = EditingModels(latent_classifier=clf)
+    report = EditingBuildReport(latents=len(ws), classifier_accuracy=acc, label_agreement=agreement)
+    for a in wanted:
+        j = columns.index(a)
+        normal, _, info = fit_boundary(ws.mean(1), labels[:, j])
+        models.directions[a] = Direction(a, normal[None], "interfacegan", info=info)
+        report.boundary_accuracy[a] = info["accuracy"]
+        models.editors[a], _ = train_reference_editor(ws, labels[:, j], clf, a,
+                                                      EditorTrainConfig(steps=cfg.editor_steps, seed=cfg.seed),
+                                                      progress=progress, near_whitening=whitening)
+        for method in ("interfacegan", "classifier"):
+            models.set(method, a, strength=UNCALIBRATED_STRENGTH)
+    return models, report
+

@@ -1,0 +1,262 @@
+"""Files in, results out: the batch workflow that ``invert``, ``edit`` and scripts share.
+
+inputs (files and folders) -> readable images (optionally FFHQ-aligned faces) in batches -> the
+pipeline -> ``<name>.png`` per result (with alignment, optionally ``<name>_pasted.png``: the photo with
+the face blended back in) and one ``latents.npz`` keyed by name. Every file is written atomically (a
+temporary name, then renamed), so an interrupted run never leaves a half-written output. Unreadable
+inputs, and photos without a face when aligning, are skipped with a warning line and listed in the
+result; the rest is still written.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from .errors import InputError, UsageError
+from .utils import atomic_path
+
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass
+class ImageBatch:
+    """One batch of inputs: output names, PIL images and, when aligned, ``(photo, quad)`` per face for
+    pasting back (else None)."""
+
+    names: List[str]
+    images: List
+    sources: List[Optional[Tuple]]
+
+
+@dataclass
+class BatchRun:
+    """What a batch run did.
+
+    Attributes:
+        out: the output folder.
+        total: input files.
+        latents: name -> W+ code ``[L, w_dim]`` of every result written.
+        failed: input files that were skipped (unreadable, or no face found).
+    """
+
+    out: Path
+    total: int
+    latents: Dict[str, np.ndarray] = field(default_factory=dict)
+    failed: List[str] = field(default_factory=list)
+
+    @property
+    def latents_path(self) -> Path:
+        return self.out / "latents.npz"
+
+
+def unique_stems(files: Sequence[Path]) -> List[str]:
+    """Output names: each file's stem, ``<stem>_1``, ``<stem>_2`` ... where stems repeat."""
+    seen: Dict[str, int] = {}
+    stems = []
+    for f in files:
+        stem = f.stem
+        if stem in seen:
+            seen[stem] += 1
+            stem = f"{stem}_{seen[stem]}"
+            while stem in seen:
+                stem += "_"
+        seen.setdefault(stem, 0)
+        stems.append(stem)
+    return stems
+
+
+def image_batches(files: Sequence[Path], batch_size: int, failures: List[str], aligner=None,
+                  all_faces: bool = False, desc: str = "images") -> Iterator[ImageBatch]:
+    """Reads ``files`` in batches with a progress bar.
+
+    Unreadable files (and, with an ``aligner``, photos without a face) are skipped with a warning line
+    and appended to ``failures``. With an aligner the images are the FFHQ-aligned largest faces (or all
+    faces, named ``<stem>_face<k>``).
+    """
+    from tqdm import tqdm
+
+    from .data.align import NoFaceError
+    from .data.images import ImageLoadError, load_image
+
+    stems = unique_stems(files)
+    bar = tqdm(total=len(files), desc=desc, unit="img")
+    for i in range(0, len(files), batch_size):
+        batch = ImageBatch([], [], [])
+        for f, stem in zip(files[i: i + batch_size], stems[i: i + batch_size]):
+            try:
+                im = load_image(f)
+            except ImageLoadError as e:
+                failures.append(str(f))
+                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+                continue
+            if aligner is None:
+                batch.names.append(stem)
+                batch.images.append(im)
+                batch.sources.append(None)
+                continue
+            try:
+                faces = aligner.align(im, all_faces=all_faces)
+            except NoFaceError:
+                failures.append(str(f))
+                tqdm.write(f"warning: skipping {f}: no face found (without alignment the whole image is used)",
+                           file=sys.stderr)
+                continue
+            for k, face in enumerate(faces):
+                batch.names.append(f"{stem}_face{k}" if all_faces else stem)
+                batch.images.append(face.image)
+                batch.sources.append((im, face.quad))
+        if batch.names:
+            yield batch
+        bar.update(min(batch_size, len(files) - i))
+    bar.close()
+
+
+def write_images(out: Path, batch: ImageBatch, images: torch.Tensor, paste_back: bool = False) -> None:
+    """``<name>.png`` per image ``[N, 3, H, W]`` in [-1, 1]; with ``paste_back``, also
+    ``<name>_pasted.png`` where the batch was aligned."""
+    from PIL import Image
+
+    from .data.align import paste_back as paste
+    from .data.images import save_image, to_uint8
+
+    for name, img, src in zip(batch.names, images, batch.sources):
+        save_image(img, out / f"{name}.png")
+        if paste_back and src is not None:
+            face = Image.fromarray(to_uint8(img[None])[0])
+            with atomic_path(out / f"{name}_pasted.png") as tmp:
+                paste(src[0], face, src[1]).save(tmp, format="PNG")
+
+
+def write_latents(path: Path, latents: Dict[str, np.ndarray]) -> None:
+    """An ``.npz`` of name -> array, written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **latents)
+
+
+def make_output_dir(path: PathLike) -> Path:
+    """Creates the output folder (``InputError`` naming it when that fails)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
+    return out
+
+
+def face_aligner(pipe, align: bool, all_faces: bool = False, paste_back: bool = False):
+    """The FFHQ aligner at the encoder's input size when ``align`` (None otherwise)."""
+    if not align:
+        if all_faces or paste_back:
+            raise UsageError("all faces and pasting back work on aligned faces: turn alignment on")
+        return None
+    from .data.align import FaceAligner
+
+    return FaceAligner(size=pipe.input_size)
+
+
+def _run(inputs: Sequence[PathLike], out: PathLike, batch_size: int, aligner, all_faces: bool, paste_back: bool,
+         desc: str, step) -> BatchRun:
+    from .data.images import collect_images
+
+    files = collect_images(inputs)
+    run = BatchRun(make_output_dir(out), len(files))
+    for batch in image_batches(files, batch_size, run.failed, aligner, all_faces, desc=desc):
+        ws, images = step(batch)
+        write_images(run.out, batch, images, paste_back)
+        for name, w in zip(batch.names, ws):
+            run.latents[name] = w.numpy().astype(np.float32)
+    if run.latents:
+        write_latents(run.latents_path, run.latents)
+    return run
+
+
+def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: int = 8, align: bool = False,
+                 all_faces: bool = False, paste_back: bool = False, refine_steps: int = 0, pti_steps: int = 0,
+                 randomize_noise: bool = False) -> BatchRun:
+    """Inverts image files and folders into ``out`` (module docstring).
+
+    Args:
+        pipe: ``InversionPipeline`` with an encoder.
+        inputs: image files and/or folders.
+        out: output folder (created).
+        batch_size: images per forward pass.
+        align: FFHQ-align the faces first (dlib).
+        all_faces: with ``align``: every face, not only the largest.
+        paste_back: with ``align``: also write the results blended into the photos.
+        refine_steps: W+ optimisation steps after the encoder (0: encoder only).
+        pti_steps: pivotal tuning steps (per batch).
+        randomize_noise: fresh noise inputs instead of the stored ones.
+
+    Returns:
+        ``BatchRun``.
+    """
+    if refine_steps < 0 or pti_steps < 0:
+        raise UsageError("refinement and pivotal tuning steps must be >= 0")
+
+    def step(batch: ImageBatch):
+        res = pipe.invert(batch.images, batch_size=batch_size, randomize_noise=randomize_noise)
+        if refine_steps > 0 or pti_steps > 0:
+            res = pipe.refine(batch.images, res, steps=refine_steps, pti_steps=pti_steps)
+        return res.ws, res.images
+
+    aligner = face_aligner(pipe, align, all_faces, paste_back)
+    return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "invert", step)
+
+
+def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, strength: Optional[float] = None,
+               reference: Optional[PathLike] = None, method: Optional[str] = None,
+               layers: Optional[Tuple[int, int]] = None, batch_size: int = 8, align: bool = False,
+               all_faces: bool = False, paste_back: bool = False) -> BatchRun:
+    """Inverts image files and folders and edits ``attribute`` into ``out`` (module docstring).
+
+    The attribute, method and reference are checked before any file is written.
+
+    Args:
+        pipe: ``InversionPipeline`` with an encoder and editing models.
+        inputs, out, batch_size, align, all_faces, paste_back: as ``invert_files``.
+        attribute: attribute name (component index for ganspace/sefa).
+        strength: signed strength (reference edits: a scale > 0 of the editor's move); default: the
+            editing folder's calibrated one.
+        reference: reference image file for reference edits (aligned like the inputs).
+        method: editing method (default: reference with a reference image, else interfacegan).
+        layers: ``(start, stop)`` W+ rows to edit.
+
+    Returns:
+        ``BatchRun`` (its latents are the edited codes).
+    """
+    from .data.align import NoFaceError
+    from .data.images import load_image
+
+    if strength is None and reference is None:
+        raise UsageError("an edit needs a strength or a reference image")
+    if strength is not None and not np.isfinite(strength):
+        raise UsageError(f"the strength must be a finite number, got {strength}")
+    aligner = face_aligner(pipe, align, all_faces, paste_back)
+    ws_ref = None
+    if reference is not None:
+        ref = load_image(reference)
+        if aligner is not None:
+            try:
+                ref = aligner.align(ref)[0].image
+            except NoFaceError:
+                raise InputError(f"{reference}: no face found in the reference (without alignment the whole "
+                                 "image is used)") from None
+        ws_ref = pipe.invert([ref]).ws
+    method = method or pipe.editing.default_method(ws_ref is not None)
+    if (method == "reference") != (ws_ref is not None):
+        raise UsageError("reference edits need a reference image, and a reference image needs the reference method")
+    pipe.edit_ws(pipe.sample_ws(1), attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+
+    def step(batch: ImageBatch):
+        res = pipe.invert(batch.images, batch_size=batch_size)
+        ws = pipe.edit_ws(res.ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+        return ws, pipe.generate(ws, batch_size=batch_size)
+
+    return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "edit", step)
