@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install browser test demo demo-parity bench clean
+.PHONY: install browser test fuzz demo demo-parity bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ browser:
 
 test: install browser
 	STYLE_TRANSFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+
+# The long fuzz run of every loader (the test suite runs a short one): 20,000 mutated inputs, seeded.
+FUZZ_N ?= 20000
+fuzz: install
+	OMP_NUM_THREADS=1 $(PY) tests/fuzz_loaders.py --n $(FUZZ_N) --seed 0
 
 # The main job on the shipped default models, offline: held-out rendered faces inverted; grid,
 # HTML page and latents in $(DEMO_OUT)/.

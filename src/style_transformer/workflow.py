@@ -140,6 +140,27 @@ def write_latents(path: Path, latents: Dict[str, np.ndarray]) -> None:
         np.savez(f, **latents)
 
 
+def load_latents(path: PathLike) -> Dict[str, np.ndarray]:
+    """Reads a ``latents.npz`` (name -> array), as ``invert`` writes it.
+
+    Raises:
+        InputError: the file is missing or is not an ``.npz`` of numeric arrays.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: latents file not found")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k]) for k in data.files}
+    except Exception as e:  # zip, zlib and format errors surface as many exception types
+        first = str(e).strip().splitlines()[0][:150] if str(e).strip() else type(e).__name__
+        raise InputError(f"{p}: not a readable .npz of arrays ({first})") from None
+    bad = [k for k, v in arrays.items() if v.dtype.kind not in "fiub"]
+    if bad:
+        raise InputError(f"{p}: {bad[0]} is not a numeric array (dtype {arrays[bad[0]].dtype})")
+    return arrays
+
+
 def make_output_dir(path: PathLike) -> Path:
     """Creates the output folder (``InputError`` naming it when that fails)."""
     out = Path(path)

@@ -168,7 +168,16 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     if kind is not None and file_kind != kind and not (kind == "generator" and file_kind in encoders):
         raise CheckpointError(f"{path}: this is a {file_kind.replace('_', ' ')} checkpoint, "
                               f"but a {kind.replace('_', ' ')} checkpoint is needed here")
-    model = build_generator(cfg) if file_kind == "generator" else KINDS[file_kind][0](cfg)
+    def build() -> nn.Module:
+        return build_generator(cfg) if file_kind == "generator" else KINDS[file_kind][0](cfg)
+
+    with torch.device("meta"):  # shapes only, no memory: a config that disagrees with the file is refused
+        shell = build().state_dict()  # before a model of its size is allocated
+    probe = dict(state)
+    if file_kind == "generator" and "latent_avg" not in probe:
+        probe["latent_avg"] = shell["latent_avg"]
+    check_state_dict(shell, probe, str(path))
+    model = build()
     expected = model.state_dict()
     if file_kind == "generator" and "latent_avg" not in state:
         state = dict(state)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import pickletools
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,37 @@ class _BlobUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
+_MEMO_PUTS = frozenset(("PUT", "BINPUT", "LONG_BINPUT"))
+
+
+def _vet_pickle(f: io.BytesIO) -> None:
+    """Walks the opcodes of the pickle at ``f``'s position (without running it; the position is kept)
+    and refuses what would make the unpickler allocate beyond the file: memo indices past the objects
+    stored so far (the C unpickler sizes its memo table by the index) and frames longer than the rest
+    of the file. Byte strings longer than the file fail the walk itself."""
+    start, size = f.tell(), len(f.getbuffer())
+    stored = 0
+    try:
+        for op, arg, pos in pickletools.genops(f):
+            if op.name in _MEMO_PUTS:
+                if int(arg) > stored:  # pickle writes memo indices in order, one per stored object
+                    raise CheckpointError(f"the pickle's memo index {arg} at byte {pos} is out of order")
+                stored += 1
+            elif op.name == "MEMOIZE":
+                stored += 1
+            elif op.name == "FRAME" and int(arg) > size - pos:
+                raise CheckpointError(f"the pickle is truncated (a frame at byte {pos} runs past the end of the file)")
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 (genops reports a malformed stream as several types)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "remain" in msg or "exhausted" in msg:  # a length or the STOP reaches past the end
+            raise CheckpointError(f"the pickle is truncated (the file ends early: {msg[:120]})") from None
+        raise CheckpointError(f"not a readable pickle ({msg[:200]})") from None
+    finally:
+        f.seek(start)
+
+
 def _load_from_bytes(blob: bytes) -> torch.Tensor:
     """A storage as torch pickles it (``torch.storage._load_from_bytes``): a legacy ``torch.save``
     stream of one storage, parsed without an unrestricted unpickler. Returns a flat tensor."""
@@ -152,6 +184,7 @@ def _load_from_bytes(blob: bytes) -> torch.Tensor:
     f = io.BytesIO(blob)
 
     def load() -> Any:
+        _vet_pickle(f)
         u = _BlobUnpickler(f)
         u.storages = storages
         return u.load()
@@ -260,18 +293,18 @@ def read_snapshot(path: Path) -> Dict[str, Any]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            data = _SnapshotUnpickler(f).load()
+        f = io.BytesIO(path.read_bytes())
+        _vet_pickle(f)
+        data = _SnapshotUnpickler(f).load()
     except CheckpointError as e:
         raise type(e)(f"{path}: {e}") from None
     except EOFError:
         raise CheckpointError(f"{path}: the pickle is truncated (the file ends early)") from None
-    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            struct.error, RuntimeError, MemoryError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable pickle ({msg[:200]})") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 (a corrupt pickle surfaces as any of a dozen types)
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable pickle ({msg[:200]})") from None
     if not isinstance(data, dict) or not any(isinstance(data.get(k), PersistentObject) for k in ("G", "D", "G_ema")):
         raise CheckpointError(f"{path}: a pickle, but not an NVIDIA network snapshot (no G / D / G_ema networks)")
     if not isinstance(data.get("G_ema"), PersistentObject):

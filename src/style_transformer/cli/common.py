@@ -102,14 +102,9 @@ def _add_align_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_latents(path: str) -> Dict[str, np.ndarray]:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: latents file not found")
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            return {k: np.asarray(data[k]) for k in data.files}
-    except Exception as e:  # zip/format errors surface as several exception types
-        raise UsageError(f"{p}: not a readable .npz of arrays ({str(e)[:150]})") from None
+    from ..workflow import load_latents
+
+    return load_latents(path)
 
 
 def _pipeline(args: argparse.Namespace):

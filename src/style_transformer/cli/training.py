@@ -20,7 +20,10 @@ def _parser_train_gan(sub) -> None:
     tg.add_argument("--data", required=True, help="folder of training images")
     tg.add_argument("--out", required=True, help="run folder: checkpoint.pt, config.json, log.jsonl")
     tg.add_argument("--size", type=_positive_int, default=64, help="image size (must match the preset)")
-    tg.add_argument("--preset", default="faces-64", help="architecture and hyper-parameters (see GAN_PRESETS)")
+    from ..training.gan import GAN_PRESETS
+
+    tg.add_argument("--preset", default="faces-64", metavar="NAME",
+                    help=f"architecture and hyper-parameters: {', '.join(GAN_PRESETS)} (default: faces-64)")
     tg.add_argument("--kimg", type=float, help="train until this many thousand real images were shown")
     tg.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
     tg.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
@@ -61,7 +64,10 @@ def _parser_train_encoder(sub) -> None:
                                          "default: the shipped generator)")
     te.add_argument("--data", required=True, help="folder of training images (5%% go to validation by file name)")
     te.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.safetensors, config.json, log.jsonl")
-    te.add_argument("--preset", default="faces-64", help="architecture and hyper-parameters (see ENCODER_PRESETS)")
+    from ..training.encoder import ENCODER_PRESETS
+
+    te.add_argument("--preset", default="faces-64", metavar="NAME",
+                    help=f"architecture and hyper-parameters: {', '.join(ENCODER_PRESETS)} (default: faces-64)")
     te.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     te.add_argument("--steps", type=_positive_int, help="train until this many steps")
     te.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")

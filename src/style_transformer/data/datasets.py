@@ -37,7 +37,12 @@ def load_labels(path: PathLike) -> Tuple[List[str], Dict[str, np.ndarray]]:
     path = Path(path)
     if not path.is_file():
         raise LabelError(f"{path}: label file not found")
-    text = path.read_text().strip().splitlines()
+    try:
+        text = path.read_bytes().decode("utf-8-sig").strip().splitlines()
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise LabelError(f"{path}: cannot read ({e.strerror or e})") from None
     if not text:
         raise LabelError(f"{path}: empty label file")
     table: Dict[str, np.ndarray] = {}
@@ -47,6 +52,8 @@ def load_labels(path: PathLike) -> Tuple[List[str], Dict[str, np.ndarray]]:
         body = rows[1:]
         mapping = None
     else:
+        if len(text) < 2:
+            raise LabelError(f"{path}: a CelebA attribute list needs a count line and a line of names")
         names = text[1].split()
         body = [line.split() for line in text[2:]]
         mapping = {"-1": 0.0, "1": 1.0, "0": 0.0}

@@ -163,14 +163,18 @@ class EditingModels:
                 settings = json.loads(source.read_text())
             except (ValueError, UnicodeDecodeError) as e:
                 raise DirectionError(f"{source}: not valid JSON ({e})") from None
+            if not isinstance(settings, dict):
+                raise DirectionError(f"{source}: expected a JSON object of settings, got {type(settings).__name__}")
+            layers = settings.get("layers", {})
+            if not (isinstance(layers, dict) and all(isinstance(v, dict) for v in layers.values())):
+                raise DirectionError(f"{source}: layers must map methods to attributes to [start, stop]")
             out.classifier_metric = settings.get("classifier_metric", "euclidean")
-            if out.classifier_metric not in CLASSIFIER_METRICS:
+            if not isinstance(out.classifier_metric, str) or out.classifier_metric not in CLASSIFIER_METRICS:
                 raise DirectionError(f"{source}: classifier_metric must be one of "
                                      f"{', '.join(CLASSIFIER_METRICS)}, got {out.classifier_metric!r}")
             out.settings = settings_from_maps(
                 strengths=_method_numbers(settings, source),
-                layers={m: {a: _row_range(r, source) for a, r in v.items()}
-                        for m, v in settings.get("layers", {}).items()},
+                layers={m: {a: _row_range(r, source) for a, r in v.items()} for m, v in layers.items()},
                 classifier_keep=_attribute_numbers(settings, "classifier_keep", "weights >= 0",
                                                    lambda v: v >= 0, source),
                 reference_remove=_attribute_numbers(settings, "reference_remove", "scales > 0",
@@ -409,8 +413,8 @@ def _attribute_numbers(settings: Dict, key: str, what: str, ok, source: Path) ->
     """``editing.json``'s ``key``: a map of attributes to numbers that pass ``ok`` (``what`` names the
     rule in the error), as floats; absent: empty."""
     value = settings.get(key, {})
-    if not (isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and ok(v)
-                                            for v in value.values())):
+    if not (isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            and math.isfinite(v) and ok(v) for v in value.values())):
         raise DirectionError(f"{source}: {key} must map attributes to {what}, got {value!r}")
     return {a: float(v) for a, v in value.items()}
 
