@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .errors import InputError, UsageError
+from .errors import InputError, RunError, UsageError
 from .utils import atomic_path
 
 PathLike = Union[str, os.PathLike]
@@ -42,18 +42,79 @@ class BatchRun:
     Attributes:
         out: the output folder.
         total: input files.
-        latents: name -> W+ code ``[L, w_dim]`` of every result written.
+        written: names of the results written in this run.
+        skipped: names already in the output folder and kept (``skip_existing``).
         failed: input files that were skipped (unreadable, or no face found).
     """
 
     out: Path
     total: int
-    latents: Dict[str, np.ndarray] = field(default_factory=dict)
+    written: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
     failed: List[str] = field(default_factory=list)
 
     @property
     def latents_path(self) -> Path:
         return self.out / "latents.npz"
+
+    @property
+    def latents(self) -> Dict[str, np.ndarray]:
+        """Every code in ``latents.npz`` (read from the file; empty when none was written)."""
+        return load_latents(self.latents_path) if self.latents_path.is_file() else {}
+
+
+class BatchInterrupted(RunError):
+    """A batch run stopped by an interrupt (Ctrl-C) after writing what was done; ``run`` says how far."""
+
+    exit_code = 130
+
+    def __init__(self, run: BatchRun):
+        super().__init__(f"interrupted after {len(run.written)} results of {run.total} inputs; {run.latents_path} "
+                         f"holds the codes of every result written so far")
+        self.run = run
+
+
+class LatentsWriter:
+    """Writes ``latents.npz`` entry by entry (constant memory however many codes), to a temporary file
+    renamed onto the target by ``close`` (an interrupted or failed run leaves the previous file)."""
+
+    def __init__(self, path: Path, keep: Optional[Path] = None, replaced: Sequence[str] = ()):
+        import tempfile
+        import zipfile
+
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self.names: set = set()
+        if keep is not None and keep.is_file():  # an earlier run's codes, streamed over (not re-inverted)
+            replaced = set(replaced)
+            with zipfile.ZipFile(keep) as old:
+                for info in old.infolist():
+                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if name in replaced or name in self.names:
+                        continue
+                    with old.open(info) as src, self.zip.open(info.filename, "w", force_zip64=True) as dst:
+                        while chunk := src.read(1 << 20):
+                            dst.write(chunk)
+                    self.names.add(name)
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        if name in self.names:
+            raise ValueError(f"latents.npz already holds {name!r}")
+        with self.zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        self.names.add(name)
+
+    def close(self, commit: bool = True) -> None:
+        """Finishes the file and renames it onto the target (``commit``), else removes it."""
+        self.zip.close()
+        if commit and self.names:
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        elif self.tmp.exists():
+            self.tmp.unlink()
 
 
 def unique_stems(files: Sequence[Path]) -> List[str]:
@@ -183,24 +244,46 @@ def face_aligner(pipe, align: bool, all_faces: bool = False, paste_back: bool = 
 
 
 def _run(inputs: Sequence[PathLike], out: PathLike, batch_size: int, aligner, all_faces: bool, paste_back: bool,
-         desc: str, step) -> BatchRun:
+         desc: str, step, skip_existing: bool = False) -> BatchRun:
     from .data.images import collect_images
 
     files = collect_images(inputs)
     run = BatchRun(make_output_dir(out), len(files))
-    for batch in image_batches(files, batch_size, run.failed, aligner, all_faces, desc=desc):
-        ws, images = step(batch)
-        write_images(run.out, batch, images, paste_back)
-        for name, w in zip(batch.names, ws):
-            run.latents[name] = w.numpy().astype(np.float32)
-    if run.latents:
-        write_latents(run.latents_path, run.latents)
+    redo: List[str] = []
+    if skip_existing:  # a result counts as done when its PNG and its code are both there
+        done = set(load_latents(run.latents_path)) if run.latents_path.is_file() else set()
+        todo = []
+        for f, stem in zip(files, unique_stems(files)):
+            if stem in done and (run.out / f"{stem}.png").is_file():
+                run.skipped.append(stem)
+            else:
+                todo.append(f)
+                redo += [n for n in done if n == stem or n.startswith(f"{stem}_face")]  # replaced by this run
+        files = todo
+    writer = LatentsWriter(run.latents_path, keep=run.latents_path if skip_existing else None, replaced=redo)
+    committed = False
+    try:
+        for batch in image_batches(files, batch_size, run.failed, aligner, all_faces, desc=desc):
+            ws, images = step(batch)
+            write_images(run.out, batch, images, paste_back)
+            for name, w in zip(batch.names, ws):
+                writer.add(name, w.numpy().astype(np.float32))
+                run.written.append(name)
+        writer.close()
+        committed = True
+    except KeyboardInterrupt:
+        writer.close()  # what was completed stays usable
+        committed = True
+        raise BatchInterrupted(run) from None
+    finally:
+        if not committed:
+            writer.close(commit=False)
     return run
 
 
 def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: int = 8, align: bool = False,
                  all_faces: bool = False, paste_back: bool = False, refine_steps: int = 0, pti_steps: int = 0,
-                 randomize_noise: bool = False) -> BatchRun:
+                 randomize_noise: bool = False, skip_existing: bool = False) -> BatchRun:
     """Inverts image files and folders into ``out`` (module docstring).
 
     Args:
@@ -214,9 +297,14 @@ def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: in
         refine_steps: W+ optimisation steps after the encoder (0: encoder only).
         pti_steps: pivotal tuning steps (per batch).
         randomize_noise: fresh noise inputs instead of the stored ones.
+        skip_existing: leave the inputs whose ``<name>.png`` and code are already in ``out`` (an
+            interrupted run continues); their codes stay in ``latents.npz``.
 
     Returns:
         ``BatchRun``.
+
+    Raises:
+        BatchInterrupted: on Ctrl-C, after ``latents.npz`` got the codes of every result written.
     """
     if refine_steps < 0 or pti_steps < 0:
         raise UsageError("refinement and pivotal tuning steps must be >= 0")
@@ -228,7 +316,7 @@ def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: in
         return res.ws, res.images
 
     aligner = face_aligner(pipe, align, all_faces, paste_back)
-    return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "invert", step)
+    return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "invert", step, skip_existing)
 
 
 def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, strength: Optional[float] = None,

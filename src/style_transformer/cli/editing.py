@@ -191,7 +191,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     method = args.method or pipe.editing.default_method(args.reference is not None)
     how = ", ".join(([f"strength {args.strength:+g}"] if args.strength is not None else [])
                     + ([f"reference {args.reference}"] if args.reference is not None else []))
-    print(f"edited {args.attribute} ({method}, {how}) in {len(run.latents)} of {run.total} images into {run.out}/"
+    print(f"edited {args.attribute} ({method}, {how}) in {len(run.written)} of {run.total} images into {run.out}/"
           + (f"; {len(run.failed)} failed" if run.failed else ""))
     return 1 if run.failed else 0
 

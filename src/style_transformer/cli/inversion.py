@@ -10,7 +10,7 @@ from typing import List
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 from .common import (_add_align_args, _check_align_args, _label_values, _load_latents, _make_out_dir, _pipeline,
                      _positive_int, _truncation, _write_npz_atomic)
 
@@ -29,6 +29,9 @@ def _parser_invert(sub) -> None:
     inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
                      help="fixed: the generator's stored noise buffers (reproducible)")
+    inv.add_argument("--skip-existing", action="store_true",
+                     help="leave the inputs whose <stem>.png and code are already in --out (continues an "
+                          "interrupted run; their codes stay in latents.npz)")
     _add_align_args(inv)
     inv.add_argument("--refine-steps", type=int, default=0,
                      help="then refine each batch by N steps of W+ optimisation (MSE + LPIPS, noise regularised)")
@@ -93,17 +96,29 @@ def _parser_convert(sub) -> None:
     conv.add_argument("--fp16", action="store_true", help="store floating tensors as float16")
 
 
+def _interrupted(e, command: str) -> RunError:
+    """An interrupted batch as one line that says how to continue."""
+    err = RunError(f"{e}; to continue: style-transformer {command} ... --skip-existing")
+    err.exit_code = 130
+    return err
+
+
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from ..workflow import invert_files
+    from ..workflow import BatchInterrupted, invert_files
 
     if args.refine_steps < 0 or args.pti_steps < 0:
         raise UsageError("--refine-steps and --pti-steps must be >= 0")
     _check_align_args(args)
     pipe = _pipeline(args)
-    run = invert_files(pipe, args.inputs, args.out, batch_size=args.batch_size, align=args.align,
-                       all_faces=args.all_faces, paste_back=args.paste_back, refine_steps=args.refine_steps,
-                       pti_steps=args.pti_steps, randomize_noise=args.noise == "random")
-    print(f"inverted {len(run.latents)} of {run.total} images into {run.out}/ (latents.npz)"
+    try:
+        run = invert_files(pipe, args.inputs, args.out, batch_size=args.batch_size, align=args.align,
+                           all_faces=args.all_faces, paste_back=args.paste_back, refine_steps=args.refine_steps,
+                           pti_steps=args.pti_steps, randomize_noise=args.noise == "random",
+                           skip_existing=args.skip_existing)
+    except BatchInterrupted as e:
+        raise _interrupted(e, "invert") from None
+    print(f"inverted {len(run.written)} of {run.total} images into {run.out}/ (latents.npz)"
+          + (f"; {len(run.skipped)} already there" if run.skipped else "")
           + (f"; {len(run.failed)} failed" if run.failed else ""))
     return 1 if run.failed else 0
 
