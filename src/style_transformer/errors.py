@@ -28,6 +28,12 @@ class InputError(StyleTransformerError):
     exit_code = 2
 
 
+class OutputError(StyleTransformerError):
+    """An output cannot be written (a read-only folder, a full disk); nothing partial is left behind."""
+
+    exit_code = 2
+
+
 class DeviceError(StyleTransformerError):
     """The requested device is not available."""
 

@@ -21,19 +21,25 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; when the block succeeds, renames it onto ``path``.
 
     A reader never sees a half-written file, and a failed or interrupted write leaves the previous
-    file (if any) untouched and no temporary file behind.
+    file (if any) untouched and no temporary file behind. A write the system refuses (a read-only
+    folder, a full disk) is an ``OutputError`` naming ``path``.
     """
+    from .errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         # mkstemp (and some writers that recreate the file) leave 0600: give the usual permissions
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

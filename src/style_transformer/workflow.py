@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .errors import InputError, RunError, UsageError
+from .errors import InputError, OutputError, RunError, StyleTransformerError, UsageError
 from .utils import atomic_path
 
 PathLike = Union[str, os.PathLike]
@@ -83,7 +83,10 @@ class LatentsWriter:
         import zipfile
 
         self.path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from None
         os.close(fd)
         self.tmp = Path(tmp)
         self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
@@ -103,18 +106,25 @@ class LatentsWriter:
     def add(self, name: str, array: np.ndarray) -> None:
         if name in self.names:
             raise ValueError(f"latents.npz already holds {name!r}")
-        with self.zip.open(f"{name}.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        try:
+            with self.zip.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from None
         self.names.add(name)
 
     def close(self, commit: bool = True) -> None:
         """Finishes the file and renames it onto the target (``commit``), else removes it."""
-        self.zip.close()
-        if commit and self.names:
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
+        try:
+            self.zip.close()
+            if commit and self.names:
+                os.chmod(self.tmp, 0o644)
+                os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from None
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
 
 
 def unique_stems(files: Sequence[Path]) -> List[str]:
@@ -275,6 +285,13 @@ def _run(inputs: Sequence[PathLike], out: PathLike, batch_size: int, aligner, al
         writer.close()  # what was completed stays usable
         committed = True
         raise BatchInterrupted(run) from None
+    except StyleTransformerError:  # e.g. the disk filled: keep the codes of what was finished, if it fits
+        committed = True
+        try:
+            writer.close()
+        except StyleTransformerError:
+            pass
+        raise
     finally:
         if not committed:
             writer.close(commit=False)

@@ -223,19 +223,22 @@ def write_dataset(out: "os.PathLike[str] | str", n: int, size: int = 64, seed: i
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=n, desc="synth", unit="img")
-    for start in starts:
-        idx = list(range(start, min(n, start + batch_size)))
-        batch = render_dataset_batch(seed, idx, size)
-        for j, i in enumerate(idx):
-            name = f"{i:0{width}d}.png"
-            Image.fromarray(batch.images[j]).save(out / name, compress_level=1)
-            vals = [str(int(batch.attributes[k][j])) if k in BINARY_ATTRIBUTES else f"{batch.attributes[k][j]:.6f}"
-                    for k in ATTRIBUTES]
-            lines.append(name + "," + ",".join(vals))
+    try:
+        for start in starts:
+            idx = list(range(start, min(n, start + batch_size)))
+            batch = render_dataset_batch(seed, idx, size)
+            for j, i in enumerate(idx):
+                name = f"{i:0{width}d}.png"
+                with atomic_path(out / name) as tmp:  # a full disk leaves no half-written image
+                    Image.fromarray(batch.images[j]).save(tmp, format="PNG", compress_level=1)
+                vals = [str(int(batch.attributes[k][j])) if k in BINARY_ATTRIBUTES
+                        else f"{batch.attributes[k][j]:.6f}" for k in ATTRIBUTES]
+                lines.append(name + "," + ",".join(vals))
+            if bar is not None:
+                bar.update(len(idx))
+    finally:
         if bar is not None:
-            bar.update(len(idx))
-    if bar is not None:
-        bar.close()
+            bar.close()
     csv = out / "attributes.csv"
     with atomic_path(csv) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

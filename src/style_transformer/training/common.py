@@ -134,7 +134,8 @@ class RunLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(config, indent=2))
+        with atomic_path(self.out / "config.json") as tmp:
+            tmp.write_text(json.dumps(config, indent=2))
         self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=step or None)
         self.file = open(self.out / "log.jsonl", "a", buffering=1)
         if bar is not None:
@@ -160,7 +161,8 @@ class RunLog:
         folder = self.out / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         arr = (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype("uint8")
-        Image.fromarray(arr).save(folder / f"step_{step:07d}.png")
+        with atomic_path(folder / f"step_{step:07d}.png") as tmp:
+            Image.fromarray(arr).save(tmp, format="PNG")
 
     def progress(self, position: float, postfix: Dict[str, str]) -> None:
         if self.bar is not None:
