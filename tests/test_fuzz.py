@@ -2,7 +2,6 @@
 minimal inputs of what it found, and structured cases (shapes, dtypes, NaN/inf, empty and huge
 arrays) drawn by hypothesis."""
 
-import io
 import json
 import resource
 import sys

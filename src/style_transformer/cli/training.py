@@ -139,9 +139,11 @@ def _run_config(out: Path, resume: bool, config_cls, preset):
     preset (and RUN/checkpoint.pt must not exist: never overwrite a run by accident)."""
     import json
 
+    from ..training.common import previous_checkpoint
+
     ckpt = out / "checkpoint.pt"
     if resume:
-        if not ckpt.is_file():
+        if not ckpt.is_file() and not previous_checkpoint(ckpt).is_file():
             raise UsageError(f"{ckpt}: nothing to resume")
         try:
             return config_cls.from_dict(json.loads((out / "config.json").read_text()))

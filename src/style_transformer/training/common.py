@@ -52,11 +52,32 @@ def gather_from_ranks(mine: Any, world: int) -> List[Any]:
     return everyone
 
 
+def previous_checkpoint(path: Path) -> Path:
+    """Where the checkpoint before ``path``'s current one is kept (``checkpoint.prev.pt``)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
 def write_checkpoint(state: Dict, path: Path, rank: int, world: int) -> Path:
-    """Rank 0 writes ``state`` atomically (temp file + rename); all ranks wait for it."""
+    """Rank 0 writes ``state`` atomically and durably (temp file, fsync, rename), keeping the one
+    before as ``previous_checkpoint(path)``; all ranks wait for it.
+
+    At every instant ``path`` is a whole checkpoint (the old one or the new one): the previous file is
+    hard-linked aside before the new one is renamed over it, so a kill -9 at any point loses at most
+    the step being saved."""
+    import os
+
     if rank == 0:
+        path = Path(path)
+        prev = previous_checkpoint(path)
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            if path.is_file():
+                with atomic_path(prev) as aside:
+                    os.unlink(aside)
+                    os.link(path, aside)
     if world > 1:
         dist.barrier()
     return path
@@ -64,13 +85,25 @@ def write_checkpoint(state: Dict, path: Path, rank: int, world: int) -> Path:
 
 def read_checkpoint(path: Path, required: Sequence[str], what: str, world: int) -> Dict:
     """Loads a resume checkpoint (``weights_only``) and checks it is one of ``what`` and was written
-    by as many processes as this run has (so every rank's data and noise streams continue)."""
+    by as many processes as this run has (so every rank's data and noise streams continue). An
+    unreadable (corrupt, truncated, missing) ``path`` falls back, with one warning line, to the
+    previous checkpoint kept beside it."""
+    import sys
+
     from ..checkpoints import CheckpointError, torch_load_safe
 
     try:
         ck = torch_load_safe(path)
     except CheckpointError as e:
-        raise TrainingError(str(e)) from None
+        prev = previous_checkpoint(path)
+        if not prev.is_file():
+            raise TrainingError(str(e)) from None
+        print(f"warning: {e}; resuming from the previous checkpoint {prev}", file=sys.stderr)
+        try:
+            ck = torch_load_safe(prev)
+        except CheckpointError as e2:
+            raise TrainingError(f"{e}; and the previous one: {e2}") from None
+        path = prev
     if not isinstance(ck, dict) or any(k not in ck for k in required):
         raise TrainingError(f"{path}: not a {what} checkpoint (no optimiser/RNG state to resume from)")
     if int(ck.get("world_size", 1)) != world:

@@ -1,0 +1,113 @@
+"""Training survives kill -9: a GAN run killed with SIGKILL at random moments (many of them while a
+checkpoint is written: one is written every step) and resumed each time ends with exactly the
+weights of an uninterrupted run; a corrupt checkpoint falls back to the previous one."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+DRIVER = """
+import sys
+from style_transformer import GeneratorConfig
+from style_transformer.data.datasets import ImageFolderDataset
+from style_transformer.training import GANTrainConfig, GANTrainer
+from style_transformer.training.common import previous_checkpoint
+
+cfg = GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 16, 8)),
+                     batch_size=4, kimg=0.048, checkpoint_every=1, sample_every=10 ** 6, d_reg_every=2,
+                     g_reg_every=2, seed=3)
+t = GANTrainer(cfg, ImageFolderDataset(sys.argv[1], 32), sys.argv[2])
+if t.checkpoint_path.is_file() or previous_checkpoint(t.checkpoint_path).is_file():
+    t.load()
+print("start", t.step, flush=True)
+t.fit(progress=False)
+print("done", t.step, flush=True)
+"""
+
+
+def _run(driver, data, out, kill_after=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, str(driver), str(data), str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    if kill_after is None:
+        t0 = time.perf_counter()
+        line = p.stdout.readline()
+        t1 = time.perf_counter()
+        rest, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        return line + rest, time.perf_counter() - t1 if t1 > t0 else 0.0
+    # kill once training has started (the first line), a random moment into it
+    line = p.stdout.readline()
+    time.sleep(kill_after)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    return line
+
+
+def _weights(path):
+    ck = torch.load(path, weights_only=True)
+    return ck["step"] if "step" in ck else None, {f"{m}.{k}": v for m in ("g", "d", "g_ema") for k, v in ck[m].items()}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from style_transformer.data.synthetic import write_dataset
+
+    d = tmp_path_factory.mktemp("faces")
+    write_dataset(d, 8, size=32, seed=0)
+    return d
+
+
+def test_sigkill_at_random_moments_then_resume_is_exact(data, tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    _, seconds = _run(driver, data, tmp_path / "straight")
+    per_step = seconds / 12  # kills land on average about one step into each run
+    rng = random.Random(0)
+    out = tmp_path / "killed"
+    steps, kills = [], 0
+    while kills < 10:
+        line = _run(driver, data, out, kill_after=rng.uniform(0.0, 2 * per_step))
+        if not line.startswith("start"):
+            break  # the run finished before the kill
+        kills += 1
+        start = int(line.split()[1])
+        steps.append(start)
+    assert kills == 10
+    assert steps == sorted(steps), "a resume went back further than the last checkpoint"
+    final, _ = _run(driver, data, out)
+    assert final.startswith("start") and "done 12" in final
+    a = _weights(tmp_path / "straight" / "checkpoint.pt")[1]
+    b = _weights(out / "checkpoint.pt")[1]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(data, tmp_path, capsys):
+    from style_transformer import GeneratorConfig
+    from style_transformer.data.datasets import ImageFolderDataset
+    from style_transformer.training import GANTrainConfig, GANTrainer
+    from style_transformer.training.common import previous_checkpoint
+
+    cfg = GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 16, 8)),
+                         batch_size=4, kimg=0.016, checkpoint_every=1, seed=3)
+    faces = ImageFolderDataset(data, 32)
+    t = GANTrainer(cfg, faces, tmp_path / "run")
+    t.train_step()
+    t.save()
+    t.train_step()
+    t.save()
+    ck = t.checkpoint_path
+    assert torch.load(previous_checkpoint(ck), weights_only=True)["step"] == 1
+    blob = ck.read_bytes()
+    ck.write_bytes(blob[: len(blob) // 2])  # a torn file (what a power loss without fsync could leave)
+    resumed = GANTrainer(cfg, faces, tmp_path / "run")
+    resumed.load()
+    assert resumed.step == 1
+    err = capsys.readouterr().err
+    assert "resuming from the previous checkpoint" in err and str(previous_checkpoint(ck)) in err
