@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install browser test fuzz demo demo-parity bench clean
+.PHONY: install browser test fuzz loadtest demo demo-parity bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: install browser
 FUZZ_N ?= 20000
 fuzz: install
 	OMP_NUM_THREADS=1 $(PY) tests/fuzz_loaders.py --n $(FUZZ_N) --seed 0
+
+# The web editor on the shipped models under 16 concurrent clients (2 rounds of 400 mixed valid and
+# invalid requests) and a slowloris client; prints the figures, fails on any 5xx or dropped connection.
+loadtest: install
+	$(PY) scripts/loadtest.py --clients 16 --requests 400 --rounds 2
 
 # The main job on the shipped default models, offline: held-out rendered faces inverted; grid,
 # HTML page and latents in $(DEMO_OUT)/.

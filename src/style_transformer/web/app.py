@@ -17,6 +17,7 @@ import base64
 import io
 import json
 import logging
+import socket
 import threading
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,9 @@ from ..errors import StyleTransformerError
 import torch
 
 log = logging.getLogger(__name__)
+
+CONNECTION_TIMEOUT_S = 10.0  # longest wait for one read from a client
+REQUEST_DEADLINE = 3  # x CONNECTION_TIMEOUT_S: longest time to receive a whole request
 
 
 class WebError(StyleTransformerError):
@@ -182,11 +186,34 @@ class EditorApp:
         return buf.getvalue(), "application/octet-stream"
 
 
-def make_handler(app: EditorApp):
+def make_handler(app: EditorApp, timeout: float = CONNECTION_TIMEOUT_S):
     from .page import PAGE
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "style-transformer"
+        # a client that sends its request slower than this (slowloris) is dropped; its thread ends
+        timeout = None  # set below from make_handler's argument
+
+        def setup(self):
+            super().setup()
+            # the whole request (line, headers, body) must arrive within REQUEST_DEADLINE x timeout: a
+            # client that dribbles bytes (each within the read timeout) is cut off all the same
+            self._deadline = threading.Timer(REQUEST_DEADLINE * self.timeout, self._expire)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+        def _expire(self):
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def _received(self):
+            self._deadline.cancel()  # the request is in: answering it may take as long as it takes
+
+        def finish(self):
+            self._deadline.cancel()
+            super().finish()
 
         def log_message(self, fmt, *args):  # quiet by default; errors are logged below
             log.debug(fmt, *args)
@@ -205,13 +232,25 @@ def make_handler(app: EditorApp):
             self._send(status, json.dumps(obj).encode(), "application/json")
 
         def _body(self) -> bytes:
-            n = int(self.headers.get("Content-Length") or 0)
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                raise WebError(400, "malformed request: bad Content-Length") from None
+            if n < 0:
+                raise WebError(400, "malformed request: negative Content-Length")
             if n > app.max_upload:  # refused before the body is read
+                self._received()
                 raise WebError(413, f"the file is {n / 2 ** 20:.1f} MB; the limit is {app.max_upload / 2 ** 20:.0f} MB")
-            return self.rfile.read(n) if n else b""
+            body = self.rfile.read(n) if n else b""
+            self._received()
+            if len(body) < n:
+                raise WebError(400, "malformed request: the body is shorter than its Content-Length")
+            return body
 
         def _route(self, method: str) -> None:
             path = self.path.split("?", 1)[0]
+            if method == "GET":
+                self._received()
             try:
                 if method == "GET" and path == "/":
                     return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
@@ -246,11 +285,31 @@ def make_handler(app: EditorApp):
         def do_POST(self):  # noqa: N802
             self._route("POST")
 
+        def _not_allowed(self):
+            self._json(405, {"error": f"method {self.command} is not allowed here (GET and POST are)"})
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
+
+    Handler.timeout = timeout
     return Handler
 
 
-def make_server(app: EditorApp, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
-    """The HTTP server (not started): ``server.serve_forever()``; ``port=0`` picks a free port."""
-    server = ThreadingHTTPServer((host, port), make_handler(app))
-    server.daemon_threads = True
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        err = sys.exc_info()[1]
+        if isinstance(err, (ConnectionError, TimeoutError, socket.timeout)):  # the client went away or stalled
+            log.debug("connection from %s ended: %s", client_address, err)
+            return
+        log.exception("connection from %s failed", client_address)
+
+
+def make_server(app: EditorApp, host: str = "127.0.0.1", port: int = 7860,
+                timeout: float = CONNECTION_TIMEOUT_S) -> ThreadingHTTPServer:
+    """The HTTP server (not started): ``server.serve_forever()``; ``port=0`` picks a free port. Each
+    connection runs in its own thread and is dropped when a read waits longer than ``timeout`` s."""
+    server = _Server((host, port), make_handler(app, timeout))
     return server
