@@ -1,5 +1,5 @@
-"""Training survives kill -9: a GAN run killed with SIGKILL at random moments (many of them while a
-checkpoint is written: one is written every step) and resumed each time ends with exactly the
+"""Training survives kill -9: GAN and encoder runs killed with SIGKILL at random moments (many of them
+while a checkpoint is written: one is written every step) and resumed each time end with exactly the
 weights of an uninterrupted run; a corrupt checkpoint falls back to the previous one."""
 
 import os
@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-DRIVER = """
+GAN_DRIVER = """
 import sys
 from style_transformer import GeneratorConfig
 from style_transformer.data.datasets import ImageFolderDataset
@@ -23,6 +23,28 @@ cfg = GANTrainConfig(generator=GeneratorConfig(size=32, style_dim=16, n_mlp=2, c
                      batch_size=4, kimg=0.048, checkpoint_every=1, sample_every=10 ** 6, d_reg_every=2,
                      g_reg_every=2, seed=3)
 t = GANTrainer(cfg, ImageFolderDataset(sys.argv[1], 32), sys.argv[2])
+if t.checkpoint_path.is_file() or previous_checkpoint(t.checkpoint_path).is_file():
+    t.load()
+print("start", t.step, flush=True)
+t.fit(progress=False)
+print("done", t.step, flush=True)
+"""
+
+ENCODER_DRIVER = """
+import dataclasses, sys, torch
+from style_transformer import Generator, GeneratorConfig
+from style_transformer.data.datasets import ImageFolderDataset
+from style_transformer.losses import LPIPS
+from style_transformer.training import EncoderTrainer, encoder_preset
+from style_transformer.training.common import previous_checkpoint
+
+torch.manual_seed(1)
+g = Generator(GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16))).eval()
+g.latent_avg.copy_(g.mean_latent(256, seed=0))
+cfg = dataclasses.replace(encoder_preset("tiny"), steps=12, val_every=10 ** 6, checkpoint_every=1,
+                          image_every=10 ** 6, seed=5)
+data = ImageFolderDataset(sys.argv[1], 32)
+t = EncoderTrainer(cfg, g, data, None, sys.argv[2], lpips=LPIPS.load("alex-st"))
 if t.checkpoint_path.is_file() or previous_checkpoint(t.checkpoint_path).is_file():
     t.load()
 print("start", t.step, flush=True)
@@ -52,7 +74,8 @@ def _run(driver, data, out, kill_after=None):
 
 def _weights(path):
     ck = torch.load(path, weights_only=True)
-    return ck["step"] if "step" in ck else None, {f"{m}.{k}": v for m in ("g", "d", "g_ema") for k, v in ck[m].items()}
+    parts = [m for m in ("g", "d", "g_ema", "model") if m in ck]
+    return {f"{m}.{k}": v for m in parts for k, v in ck[m].items()}
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +87,10 @@ def data(tmp_path_factory):
     return d
 
 
-def test_sigkill_at_random_moments_then_resume_is_exact(data, tmp_path):
+@pytest.mark.parametrize("driver_text", [GAN_DRIVER, ENCODER_DRIVER], ids=["train-gan", "train-encoder"])
+def test_sigkill_at_random_moments_then_resume_is_exact(data, tmp_path, driver_text):
     driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
+    driver.write_text(driver_text)
     _, seconds = _run(driver, data, tmp_path / "straight")
     per_step = seconds / 12  # kills land on average about one step into each run
     rng = random.Random(0)
@@ -83,8 +107,8 @@ def test_sigkill_at_random_moments_then_resume_is_exact(data, tmp_path):
     assert steps == sorted(steps), "a resume went back further than the last checkpoint"
     final, _ = _run(driver, data, out)
     assert final.startswith("start") and "done 12" in final
-    a = _weights(tmp_path / "straight" / "checkpoint.pt")[1]
-    b = _weights(out / "checkpoint.pt")[1]
+    a = _weights(tmp_path / "straight" / "checkpoint.pt")
+    b = _weights(out / "checkpoint.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
