@@ -18,11 +18,9 @@ from pathlib import Path
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    from style_transformer.utils import process_rss_mb
+
+    return process_rss_mb()
 
 
 def main(argv=None) -> int:

@@ -28,11 +28,9 @@ from typing import Dict, List, Optional, Tuple
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    from style_transformer.utils import process_rss_mb
+
+    return process_rss_mb()
 
 
 def _png(seed: int, size: int = 48) -> bytes:

