@@ -145,6 +145,21 @@ def _model_files(tmp: Path):
     torch.save({"state_dict": {k: v for k, v in ssd.items() if not k.endswith("latent_avg")},
                 "latent_avg": ssd["decoder.latent_avg"], "opts": {"output_size": 32}}, tmp / "official.pt")
     pts.append((tmp / "official.pt").read_bytes())
+    from style_transformer.config import EncoderConfig, PSPConfig
+    from style_transformer.models import PSPModel
+
+    tiny = PSPConfig(encoder=EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32),
+                                           stage_units=(1, 1, 1, 1), se_reduction=4, n_styles=8, d_model=32),
+                     generator=GeneratorConfig(size=32, style_dim=32, n_mlp=2, channels=(32, 32, 16, 16)),
+                     coarse_ind=2, middle_ind=5)
+    for arch, encoder_type in (("psp", "GradualStyleEncoder"), ("e4e", "Encoder4Editing")):
+        import dataclasses
+
+        model = PSPModel(dataclasses.replace(tiny, arch=arch))
+        sd = {k: v for k, v in model.state_dict().items() if k != "decoder.latent_avg"}
+        torch.save({"state_dict": sd, "latent_avg": model.decoder.latent_avg.repeat(8, 1),
+                    "opts": {"encoder_type": encoder_type}}, tmp / f"{arch}.pt")
+        pts.append((tmp / f"{arch}.pt").read_bytes())
     return safes, pts
 
 
@@ -256,7 +271,7 @@ def build_targets(tmp: Path) -> List[Target]:
         Target("image", ".png", load_image, _image_seeds()),
         Target("latents.npz", ".npz", load_latents, _npz_seeds()),
         Target("safetensors", ".safetensors", load_model, safes),
-        Target("official .pt", ".pt", load_model, pts),
+        Target("official .pt (ST, rosinality, pSp, e4e)", ".pt", load_model, pts),
         Target("labels csv/txt", ".txt", labels, _label_seeds()),
         Target("editing folder", ".json", EditingModels.load, [_editing_seed(tmp)], folder=editing_folder),
     ]
