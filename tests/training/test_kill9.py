@@ -135,3 +135,40 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(data, tmp_path, cap
     assert resumed.step == 1
     err = capsys.readouterr().err
     assert "resuming from the previous checkpoint" in err and str(previous_checkpoint(ck)) in err
+
+
+EDITOR_DRIVER = """
+import sys
+from style_transformer.cli import main
+print("start", flush=True)
+sys.exit(main(["train-editor", "--latents", sys.argv[1] + "/inv/latents.npz", "--labels",
+               sys.argv[1] + "/faces/attributes.csv", "--out", sys.argv[2], "--attributes", "Smiling", "Bangs",
+               "--epochs", "40", "--editor-steps", "200", "--hidden", "32", "16", "--near-metric", "euclidean",
+               "--resume"]))
+"""
+
+
+def test_train_editor_killed_then_resumed_gives_the_same_folder(tiny_editing, tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(EDITOR_DRIVER)
+    _, work = _run(driver, tiny_editing, tmp_path / "straight")  # seconds after the start line
+    rng = random.Random(1)
+    out = tmp_path / "killed"
+    stages_before = []
+    for _ in range(10):
+        stages_before.append(len(list((out / ".build").glob("*.safetensors"))) if out.exists() else 0)
+        _run(driver, tiny_editing, out, kill_after=rng.uniform(0.0, 0.35 * work))  # about one stage at most
+        assert not (out / "editing.json").is_file()  # killed before the end every time
+    assert max(stages_before) >= 1  # some runs resumed after finished stages
+    final, _ = _run(driver, tiny_editing, out)
+    assert not (out / ".build").exists()  # the finished stages are removed with the folder written
+    files = sorted(p.relative_to(tmp_path / "straight") for p in (tmp_path / "straight").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    for f in files:
+        if f.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            a, b = load_file(tmp_path / "straight" / f), load_file(out / f)
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f
+        else:
+            assert (tmp_path / "straight" / f).read_bytes() == (out / f).read_bytes(), f

@@ -46,6 +46,9 @@ def _parser_train_editor(sub) -> None:
     tr.add_argument("--classifier", help="with --label-renders or --mix-codes: the image attribute classifier "
                                          "(default: the shipped one)")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue a build that was stopped: the W+ classifier and the editors it finished "
+                         "(kept in OUT/.build/) are reused, the rest is trained (same models as one run)")
 
 
 def _parser_edit(sub) -> None:
@@ -151,9 +154,17 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     if generator is not None and ws.shape[-1] != generator.style_dim:
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")
-    models, report = build_editing_models(ws, labels, columns, cfg, generator=generator, judge=judge, progress=True)
-    out = _make_out_dir(args.out)  # only now: a refused input or failed run leaves nothing behind
+    import shutil
+    from pathlib import Path
+
+    state = Path(args.out) / ".build"  # finished stages, so that a stopped build can --resume
+    if state.exists() and not args.resume:
+        shutil.rmtree(state)
+    models, report = build_editing_models(ws, labels, columns, cfg, generator=generator, judge=judge, progress=True,
+                                          state_dir=state)
+    out = _make_out_dir(args.out)
     models.save(out, dtype=torch.float16 if args.fp16 else None)
+    shutil.rmtree(state, ignore_errors=True)
     for c, v in report.label_agreement.items():
         print(f"  {c:<22} the renders agree with the labels on {100 * v:.1f}% of the latents")
     print(f"{len(keys)} latents; W+ classifier validation accuracy:")

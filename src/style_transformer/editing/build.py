@@ -7,12 +7,16 @@ on the mean code and a reference editor is trained against the W+ classifier.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, OutputError
+from ..utils import atomic_path
 from .directions import Direction, fit_boundary, judge_codes, mixed_codes, w_covariance
 from .toolkit import EditingModels
 
@@ -89,9 +93,57 @@ def relabel_by_renders(generator, judge, ws: torch.Tensor, columns: Sequence[str
     return labels, agreement
 
 
+class _Stages:
+    """The finished stages of a build (the W+ classifier, then each editor) kept in ``folder``, so a
+    killed build resumes after the last one. Every stage is seeded by itself, so a resumed build ends
+    with the same models as one that was never stopped."""
+
+    def __init__(self, folder: Optional[Path], fingerprint: str):
+        self.folder = folder
+        if folder is None:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{folder}: cannot create the folder of finished stages ({e.strerror or e})") from None
+        stamp = folder / "build.json"
+        if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
+            raise InputError(f"{folder}: the saved stages belong to another build (other latents, labels "
+                             "or settings); remove the folder to start over")
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(json.dumps({"fingerprint": fingerprint}))
+
+    def load(self, name: str, kind: str):
+        from ..checkpoints import load_model
+
+        if self.folder is None or not (self.folder / f"{name}.safetensors").is_file():
+            return None, None
+        extra = json.loads((self.folder / f"{name}.json").read_text())
+        return load_model(self.folder / f"{name}.safetensors", kind=kind), extra
+
+    def save(self, name: str, model, extra) -> None:
+        from ..checkpoints import save_model
+
+        if self.folder is None:
+            return
+        with atomic_path(self.folder / f"{name}.json") as tmp:  # the model file last: it marks the stage done
+            tmp.write_text(json.dumps(extra))
+        save_model(model, self.folder / f"{name}.safetensors")
+
+
+def _fingerprint(ws: torch.Tensor, labels: torch.Tensor, columns: Sequence[str], cfg: EditingBuildConfig) -> str:
+    h = hashlib.sha256()
+    for t in (ws, labels):
+        h.update(t.detach().float().contiguous().numpy().tobytes())
+    h.update(json.dumps([list(columns), {k: list(v) if isinstance(v, tuple) else v
+                                         for k, v in asdict(cfg).items()}], default=list).encode())
+    return h.hexdigest()
+
+
 def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequence[str],
                          cfg: EditingBuildConfig = EditingBuildConfig(), generator=None, judge=None,
-                         progress: bool = False) -> Tuple[EditingModels, EditingBuildReport]:
+                         progress: bool = False, state_dir: Optional[Path] = None
+                         ) -> Tuple[EditingModels, EditingBuildReport]:
     """Trains the editing models of one generator on encoder latents of labelled images.
 
     Args:
@@ -102,6 +154,8 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
         generator: needed with ``label_renders``, ``mix_codes`` or the covariance metric.
         judge: the image attribute classifier; needed with ``label_renders`` or ``mix_codes``.
         progress: progress bars.
+        state_dir: keep each finished stage here and reuse the ones already there (a killed build
+            resumes after its last finished stage); None: keep nothing.
 
     Returns:
         (``EditingModels`` with a W+ classifier over every column, directions and editors for
@@ -140,8 +194,12 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
     whitening = covariance_whitening(w_covariance(generator)) if cfg.near_metric == "covariance" else None
     clf_cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],
                                      hidden=tuple(cfg.hidden))
-    clf, acc = train_latent_classifier(clf_ws, clf_labels, clf_cfg, epochs=cfg.epochs, seed=cfg.seed,
-                                       progress=progress)
+    stages = _Stages(Path(state_dir) if state_dir is not None else None, _fingerprint(ws, labels, columns, cfg))
+    clf, acc = stages.load("latent_classifier", "latent_classifier")
+    if clf is None:
+        clf, acc = train_latent_classifier(clf_ws, clf_labels, clf_cfg, epochs=cfg.epochs, seed=cfg.seed,
+                                           progress=progress)
+        stages.save("latent_classifier", clf, acc)
     models = EditingModels(latent_classifier=clf)
     report = EditingBuildReport(latents=len(ws), classifier_accuracy=acc, label_agreement=agreement)
     for a in wanted:
@@ -149,9 +207,13 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
         normal, _, info = fit_boundary(ws.mean(1), labels[:, j])
         models.directions[a] = Direction(a, normal[None], "interfacegan", info=info)
         report.boundary_accuracy[a] = info["accuracy"]
-        models.editors[a], _ = train_reference_editor(ws, labels[:, j], clf, a,
-                                                      EditorTrainConfig(steps=cfg.editor_steps, seed=cfg.seed),
-                                                      progress=progress, near_whitening=whitening)
+        editor, _ = stages.load(f"editor_{a}", "reference_editor")
+        if editor is None:
+            editor, losses = train_reference_editor(ws, labels[:, j], clf, a,
+                                                    EditorTrainConfig(steps=cfg.editor_steps, seed=cfg.seed),
+                                                    progress=progress, near_whitening=whitening)
+            stages.save(f"editor_{a}", editor, {k: float(v) for k, v in losses.items()})
+        models.editors[a] = editor
         for method in ("interfacegan", "classifier"):
             models.set(method, a, strength=UNCALIBRATED_STRENGTH)
     return models, report
