@@ -253,15 +253,18 @@ def build_targets(tmp: Path) -> List[Target]:
     safes, pts = _model_files(tmp)
     base = _editing_folder(tmp)
 
-    def editing_folder(path: Path, data: bytes) -> Path:
-        import shutil
+    def into_folder(relative: str):
+        def write(path: Path, data: bytes) -> Path:
+            import shutil
 
-        folder = path.with_suffix("")
-        if folder.exists():
-            shutil.rmtree(folder)
-        shutil.copytree(base, folder)
-        (folder / "editing.json").write_bytes(data)
-        return folder
+            folder = path.with_suffix("")
+            if folder.exists():
+                shutil.rmtree(folder)
+            shutil.copytree(base, folder)
+            (folder / relative).write_bytes(data)
+            return folder
+
+        return write
 
     def labels(path: Path):
         load_labels(path)
@@ -273,7 +276,11 @@ def build_targets(tmp: Path) -> List[Target]:
         Target("safetensors", ".safetensors", load_model, safes),
         Target("official .pt (ST, rosinality, pSp, e4e)", ".pt", load_model, pts),
         Target("labels csv/txt", ".txt", labels, _label_seeds()),
-        Target("editing folder", ".json", EditingModels.load, [_editing_seed(tmp)], folder=editing_folder),
+        Target("editing.json", ".json", EditingModels.load, [_editing_seed(tmp)], folder=into_folder("editing.json")),
+        Target("directions.json", ".json", EditingModels.load, [(base / "directions" / "directions.json").read_bytes()],
+               folder=into_folder("directions/directions.json")),
+        Target("direction .npy", ".npy", EditingModels.load, [(base / "directions" / "Smiling.npy").read_bytes()],
+               folder=into_folder("directions/Smiling.npy")),
     ]
     nvidia = _nvidia_seeds()
     if nvidia:

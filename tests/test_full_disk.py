@@ -41,6 +41,16 @@ def test_invert_on_a_full_disk(tiny_checkpoint, image_dir, tmp_path, capsys, mon
     assert _no_partial_files(tmp_path / "o") == []
 
 
+def test_edit_on_a_full_disk(tiny_checkpoint, tiny_editing, image_dir, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image.Image, "save", _enospc)
+    assert main(["edit", str(image_dir), "--attribute", "Smiling", "--strength", "2", "--checkpoint",
+                 str(tiny_checkpoint), "--editing", str(tiny_editing / "editing"), "--out", str(tmp_path / "e")]) == 2
+    _one_line_error(capsys, "No space left on device", str(tmp_path / "e"))
+    assert _no_partial_files(tmp_path / "e") == []
+
+
 def test_generate_and_convert_on_a_full_disk(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import safetensors.torch
 

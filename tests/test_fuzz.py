@@ -24,8 +24,8 @@ from style_transformer.workflow import load_latents  # noqa: E402
 
 
 def test_short_fuzz_run_finds_nothing(tmp_path):
-    report = run_fuzz(2100, seed=1, tmp=tmp_path)
-    assert report.total == 2100 and all(sum(c.values()) >= 300 for c in report.counts.values())
+    report = run_fuzz(2700, seed=1, tmp=tmp_path)
+    assert report.total == 2700 and all(sum(c.values()) >= 300 for c in report.counts.values())
     assert report.findings == [], "\n".join(f"{f.target}: {f.error}: {f.message}" for f in report.findings[:10])
     assert all(c["refused"] > 0 and c["loaded"] > 0 for c in report.counts.values())  # both outcomes exercised
 
@@ -57,6 +57,20 @@ def test_pt_whose_zip_header_lengths_are_edited(tmp_path):
     p.write_bytes(bytes(bad))
     with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
         load_model(p)
+
+
+def test_directions_index_that_is_not_utf8_or_points_outside(tmp_path):
+    from style_transformer.editing import Direction, DirectionError, load_directions, save_directions
+
+    save_directions([Direction("Smiling", torch.ones(1, 4) / 2, "interfacegan")], tmp_path / "d")
+    index = tmp_path / "d" / "directions.json"
+    text = index.read_text()
+    index.write_bytes(text.encode().replace(b"Smiling.npy", b"Smiling\xa0.npy"))
+    with pytest.raises(DirectionError, match="invalid JSON"):
+        load_directions(tmp_path / "d")
+    index.write_text(text.replace("Smiling.npy", "../../outside.npy"))
+    with pytest.raises(DirectionError, match="a name inside the folder"):
+        load_directions(tmp_path / "d")
 
 
 def _peak_rss_mb() -> float:

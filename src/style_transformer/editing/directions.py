@@ -298,17 +298,28 @@ def load_directions(folder: PathLike) -> Dict[str, Direction]:
     if not path.is_file():
         raise DirectionError(f"{folder}: no {INDEX} (not a directions folder)")
     try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DirectionError(f"{path}: invalid JSON ({e})") from None
-    if index.get("format") != FORMAT:
-        raise DirectionError(f"{path}: not a directions index (format {index.get('format')!r})")
+        index = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DirectionError(f"{path}: invalid JSON ({str(e)[:120]})") from None
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        raise DirectionError(f"{path}: not a directions index (no format {FORMAT!r})")
+    entries = index.get("directions", {})
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        raise DirectionError(f"{path}: directions must map names to entries")
     out = {}
-    for name, entry in index.get("directions", {}).items():
-        d = load_boundary(folder / entry["file"], name)
-        d.method = entry.get("method", "file")
-        d.layers = tuple(entry["layers"]) if entry.get("layers") else None
-        d.info = dict(entry.get("info", {}))
+    for name, entry in entries.items():
+        file, layers, info = entry.get("file"), entry.get("layers"), entry.get("info", {})
+        if not isinstance(file, str) or Path(file).name != file or not file:
+            raise DirectionError(f"{path}: {name}: the file must be a name inside the folder, got {file!r}")
+        if layers and not (isinstance(layers, list) and len(layers) == 2 and all(type(v) is int for v in layers)
+                           and 0 <= layers[0] < layers[1]):
+            raise DirectionError(f"{path}: {name}: layers must be [start, stop] with 0 <= start < stop")
+        if not isinstance(info, dict):
+            raise DirectionError(f"{path}: {name}: info must be an object")
+        d = load_boundary(folder / file, name)
+        d.method = str(entry.get("method", "file"))
+        d.layers = tuple(layers) if layers else None
+        d.info = dict(info)
         out[name] = d
     return out
 
