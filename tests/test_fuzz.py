@@ -210,3 +210,18 @@ def test_editing_json_of_any_structure_loads_or_is_refused(tmp_path, settings_js
     for per in models.settings.values():  # what loads is usable: numbers where numbers belong
         for s in per.values():
             assert s.strength is None or np.isfinite(s.strength)
+
+
+def test_snapshot_whose_records_hold_the_wrong_types(tmp_path, monkeypatch):
+    """What a mutated snapshot once gave: a parameter keyed by a tensor instead of a name (a TypeError
+    while converting)."""
+    from style_transformer.checkpoints import io as ckio
+    from style_transformer.checkpoints.nvidia import PersistentObject
+
+    g = PersistentObject(class_name="Generator", version=0, module_src="", parameters={torch.zeros(1): torch.zeros(1)},
+                         init_kwargs={"z_dim": 8, "w_dim": 8, "img_resolution": 32, "img_channels": 3})
+    monkeypatch.setattr(ckio, "read_snapshot", lambda path: {"G_ema": g})
+    monkeypatch.setattr(ckio, "architecture", lambda g: "stylegan2")
+    (tmp_path / "snap.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(CheckpointError, match="malformed G_ema|lacks|unsupported"):
+        load_model(tmp_path / "snap.pkl")

@@ -132,13 +132,16 @@ def read_checkpoint(path: PathLike) -> Tuple[Path, str, object, dict, str]:
 def read_nvidia_generator(path: Path) -> Tuple[str, object, dict]:
     """``("generator", config, state)`` of an NVIDIA snapshot's ``G_ema``."""
     snap = read_snapshot(path)
-    arch = architecture(snap["G_ema"])
     try:
+        arch = architecture(snap["G_ema"])
         cfg, state = (convert_stylegan2 if arch == "stylegan2" else convert_stylegan3)(snap["G_ema"])
     except KeyError as e:
         raise CheckpointError(f"{path}: the StyleGAN2 generator lacks {e}") from None
     except ConfigError as e:
         raise CheckpointError(f"{path}: unsupported generator configuration ({e})") from None
+    except (TypeError, AttributeError, ValueError, IndexError, RuntimeError) as e:  # records of the wrong types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: a malformed G_ema in the snapshot ({msg[:150]})") from None
     return "generator", cfg, state
 
 
