@@ -92,7 +92,7 @@ class _Client:
         """Sends one request of a random kind: (kind, valid, status, expected statuses)."""
         kinds = ["page", "info", "sample", "invert", "invert", "edit", "reference", "download_png",
                  "download_npz", "oversized", "not_image", "multipart", "bad_json", "bad_length", "put", "unknown"]
-        kind = self.rng.choice(kinds)
+        kind = self.kind = self.rng.choice(kinds)
         if kind in ("edit", "reference", "download_png", "download_npz") and len(self.ids) < 2:
             kind = "invert"
         ok = {200}
@@ -163,7 +163,7 @@ def run_load(port: int, clients: int, requests: int, seed: int, max_upload: int)
                 with lock:
                     report.requests += 1
                     report.dropped += 1
-                    report.unexpected.append(f"connection failed: {type(e).__name__}")
+                    report.unexpected.append(f"{getattr(c, 'kind', '?')}: connection failed: {type(e).__name__}")
                 continue
             dt = time.perf_counter() - t0
             with lock:

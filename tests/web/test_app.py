@@ -140,3 +140,13 @@ def test_serve_cli_refuses_a_busy_port(tiny_checkpoint, capsys):
         port = s.getsockname()[1]
         assert main(["serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port), "--device", "cpu"]) == 2
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+
+
+def test_edits_without_editing_models_are_a_400_not_a_500(tiny_checkpoint):
+    from style_transformer.web.app import WebError
+
+    app = EditorApp(load_pipeline(checkpoint=tiny_checkpoint, device="cpu"))
+    sid = app.invert(_png_bytes())["id"]
+    with pytest.raises(WebError) as e:
+        app.edit({"id": sid, "sliders": {"Smiling": 1.0}})
+    assert e.value.status == 400 and "no editing models" in e.value.message

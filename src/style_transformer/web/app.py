@@ -157,9 +157,11 @@ class EditorApp:
                     if not np.isfinite(strength):
                         raise WebError(400, f"slider {name}: not a number")
                     if strength != 0.0:
+                        self._needs_editing()
                         ws = self.pipe.edit_ws(ws, name, strength=strength, method="interfacegan")
                 ref_id, ref_attr = request.get("reference"), request.get("reference_attribute")
                 if ref_id and ref_attr:
+                    self._needs_editing()
                     scale = request.get("reference_strength")
                     if scale is not None:
                         try:
@@ -176,6 +178,10 @@ class EditorApp:
             img = self.pipe.generate(ws)[0]
         s["edited_ws"], s["edited"] = ws, img
         return {"image": _data_url(_png(img))}
+
+    def _needs_editing(self) -> None:
+        if self.editing is None:
+            raise WebError(400, "this server has no editing models loaded: inversion only")
 
     def download(self, sid: str, what: str) -> Tuple[bytes, str]:
         s = self._session(sid)
@@ -296,6 +302,7 @@ def make_handler(app: EditorApp, timeout: float = CONNECTION_TIMEOUT_S):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 resets connections of a burst of clients
 
     def handle_error(self, request, client_address):
         import sys
