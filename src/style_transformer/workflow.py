@@ -205,6 +205,20 @@ def write_images(out: Path, batch: ImageBatch, images: torch.Tensor, paste_back:
                 paste(src[0], face, src[1]).save(tmp, format="PNG")
 
 
+def latent_names(path: PathLike) -> List[str]:
+    """The names in a ``latents.npz`` without reading its arrays (empty when there is no file)."""
+    import zipfile
+
+    p = Path(path)
+    if not p.is_file():
+        return []
+    try:
+        with zipfile.ZipFile(p) as z:
+            return [n[:-4] if n.endswith(".npy") else n for n in z.namelist()]
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InputError(f"{p}: not a readable .npz of arrays ({e})") from None
+
+
 def write_latents(path: Path, latents: Dict[str, np.ndarray]) -> None:
     """An ``.npz`` of name -> array, written atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -261,14 +275,16 @@ def _run(inputs: Sequence[PathLike], out: PathLike, batch_size: int, aligner, al
     run = BatchRun(make_output_dir(out), len(files))
     redo: List[str] = []
     if skip_existing:  # a result counts as done when its PNG and its code are both there
-        done = set(load_latents(run.latents_path)) if run.latents_path.is_file() else set()
-        todo = []
+        done = set(latent_names(run.latents_path))  # names only: the codes stay on disk
+        todo, again = [], set()
         for f, stem in zip(files, unique_stems(files)):
             if stem in done and (run.out / f"{stem}.png").is_file():
                 run.skipped.append(stem)
             else:
                 todo.append(f)
-                redo += [n for n in done if n == stem or n.startswith(f"{stem}_face")]  # replaced by this run
+                again.add(stem)
+        # the old codes of what this run does again (``<stem>`` or, with all faces, ``<stem>_face<k>``)
+        redo = [n for n in done if n in again or n.rpartition("_face")[0] in again]
         files = todo
     writer = LatentsWriter(run.latents_path, keep=run.latents_path if skip_existing else None, replaced=redo)
     committed = False

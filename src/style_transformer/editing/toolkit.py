@@ -260,7 +260,8 @@ class EditingModels:
 
     def available(self) -> Dict[str, List[str]]:
         """Method -> the attributes it can edit."""
-        return {name: m.attributes(self) for name, m in EDIT_METHODS.items() if m.attributes(self) is not None}
+        found = {name: m.attributes(self) for name, m in EDIT_METHODS.items()}
+        return {name: attrs for name, attrs in found.items() if attrs is not None}
 
     def default_method(self, reference: bool) -> str:
         return "reference" if reference else "interfacegan"
