@@ -1,6 +1,7 @@
 """The procedural face renderer (groundwork for the default domain)."""
 
 import numpy as np
+import pytest
 
 from style_transformer.data.synthetic import (ATTRIBUTES, BINARY_ATTRIBUTES, render_dataset_batch,
                                               sample_attributes)
@@ -63,3 +64,96 @@ def test_cli_dataset_synth_writes_pngs_and_csv(tmp_path):
                 assert cell in ("0", "1") and int(cell) == ref.attributes[name][i]
             else:
                 assert abs(float(cell) - ref.attributes[name][i]) < 1e-6
+
+
+# -- the factor map of the distilled generator ----------------------------------------------------
+
+def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic (largest gap of the empirical CDFs)."""
+    grid = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    fb = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.abs(fa - fb).max())
+
+
+def test_label_distribution_is_the_renderers_product_of_rates():
+    from style_transformer.data.synthetic import attribute_rates, label_distribution
+
+    table = label_distribution()
+    assert table.shape == (3 * 2 ** 7, len(BINARY_ATTRIBUTES) + 1)
+    np.testing.assert_allclose(table[:, -1].sum(), 1.0, rtol=0, atol=1e-12)
+    assert len(np.unique(table[:, :-1], axis=0)) == len(table)  # every row once
+    blond, black = BINARY_ATTRIBUTES.index("Blond_Hair"), BINARY_ATTRIBUTES.index("Black_Hair")
+    assert not np.any((table[:, blond] == 1) & (table[:, black] == 1))
+    rates = attribute_rates()
+    for k, name in enumerate(BINARY_ATTRIBUTES):  # marginals: exactly the renderer's rates
+        np.testing.assert_allclose(table[table[:, k] == 1, -1].sum(), rates[name], atol=1e-12)
+    # independence: P(Smiling, Eyeglasses) = product
+    s, e = BINARY_ATTRIBUTES.index("Smiling"), BINARY_ATTRIBUTES.index("Eyeglasses")
+    joint = table[(table[:, s] == 1) & (table[:, e] == 1), -1].sum()
+    np.testing.assert_allclose(joint, rates["Smiling"] * rates["Eyeglasses"], atol=1e-12)
+
+
+def test_factor_map_matches_sample_attributes_on_100k_draws():
+    """Labels drawn from the label distribution and factors from z are distributed as the renderer's
+    own ``sample_attributes``: every rate within 0.5 point, and each continuous factor passes a
+    two-sample KS test (alpha 0.001)."""
+    import torch
+
+    from style_transformer.data.synthetic import CONTINUOUS_FACTORS, draw_codes, factors_from_code
+
+    n = 100_000
+    z, c = draw_codes(n, 256, torch.Generator().manual_seed(11))
+    mine = factors_from_code(z.double().numpy(), c.numpy())
+    ref = sample_attributes(12345, range(n))
+    for name in BINARY_ATTRIBUTES:
+        assert abs(mine[name].mean() - ref[name].mean()) <= 0.005, name
+    critical = 1.95 * np.sqrt(2 / n)  # alpha = 0.001
+    for name in CONTINUOUS_FACTORS:
+        assert _ks_statistic(mine[name], ref[name]) < critical, name
+
+
+def test_factor_map_closed_form_and_category_ranges():
+    from style_transformer.data.synthetic import FACTOR_RANGES, LABEL_NAMES, factors_from_code
+
+    labels = np.zeros((3, len(LABEL_NAMES)))
+    labels[0, LABEL_NAMES.index("Blond_Hair")] = 1
+    labels[1, LABEL_NAMES.index("Black_Hair")] = 1
+    labels[1, LABEL_NAMES.index("Pale_Skin")] = 1
+    # z with its first coordinate at 0 (Phi = 1/2), then +-large (Phi -> 1, 0), the rest balancing the norm
+    z = np.ones((3, 16))
+    z[:, :11] = 0.0
+    f = factors_from_code(z, labels)
+    np.testing.assert_allclose(f["yaw"], 0.0, atol=1e-12)  # midpoint of (-1, 1)
+    np.testing.assert_allclose(f["hair_value"], [0.85, 0.115, 0.45], atol=1e-12)
+    np.testing.assert_allclose(f["skin_tone"], [0.375, 0.875, 0.375], atol=1e-12)
+    for k, name in enumerate(LABEL_NAMES):
+        np.testing.assert_array_equal(f[name], labels[:, k])
+    from math import erf, sqrt
+
+    for v in (2.0, -0.7, 50.0):  # closed form: lo + (hi - lo) * Phi(zn), zn = z * sqrt(16) / |z|
+        z[:, 0] = v
+        zn = v * 4 / sqrt(v * v + 5)
+        lo, hi = FACTOR_RANGES["yaw"]
+        expected = lo + (hi - lo) * 0.5 * (1 + erf(zn / sqrt(2)))
+        np.testing.assert_allclose(factors_from_code(z, labels)["yaw"], expected, rtol=0, atol=1e-12)
+    # scale-free in z (the mapping network normalises it too)
+    np.testing.assert_allclose(factors_from_code(3 * z, labels)["hair_hue"], factors_from_code(z, labels)["hair_hue"])
+    bad = labels.copy()
+    bad[0, LABEL_NAMES.index("Black_Hair")] = 1
+    with pytest.raises(ValueError, match="hair"):
+        factors_from_code(z, bad)
+    with pytest.raises(ValueError, match="z must be"):
+        factors_from_code(z[:, :5], labels)
+
+
+def test_render_codes_renders_the_mapped_factors():
+    import torch
+
+    from style_transformer.data.synthetic import draw_codes, factors_from_code, render_codes, render_faces
+
+    z, c = draw_codes(4, 64, torch.Generator().manual_seed(0))
+    img = render_codes(z, c, 32)
+    assert img.shape == (4, 3, 32, 32) and img.min() >= -1 and img.max() <= 1
+    ref = render_faces(factors_from_code(z.double().numpy(), c.numpy()), 32)
+    np.testing.assert_array_equal(((img.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8), ref)

@@ -84,6 +84,9 @@ def _parser_eval_generator(sub) -> None:
     eg.add_argument("--seed", type=int, default=0)
     eg.add_argument("--batch-size", type=_positive_int, default=64)
     eg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    eg.add_argument("--paired", type=int, default=1000, metavar="N",
+                    help="a generator distilled from the renderer (train-gan --distill-renderer): PSNR against "
+                         "the paired renders of N held-out draws (default 1000; 0 skips it)")
     eg.add_argument("--json", help="also write the report as JSON here")
 
 
@@ -214,20 +217,23 @@ def _cmd_eval_generator(args: argparse.Namespace) -> int:
     from ..checkpoints import load_model
     from ..inference import resolve_device
     from ..metrics.fid import FIDError
-    from ..metrics.generator import evaluate_generator
+    from ..metrics.generator import evaluate_generator, is_distilled
     from ..pretrained import default_path
 
-    if args.no_fid and args.no_attributes:
+    if args.no_fid and args.no_attributes and args.paired <= 0:
         raise UsageError("nothing to measure: --no-fid and --no-attributes together")
     if not Path(args.reference).is_dir():
         raise UsageError(f"{args.reference}: no such folder")
     gen = load_model(args.generator or default_path("generator"), kind="generator")
+    if args.no_fid and args.no_attributes and not is_distilled(gen):
+        raise UsageError("nothing to measure: --no-fid and --no-attributes together, and --paired needs a "
+                         "generator distilled from the renderer")
     classifier = None if args.no_attributes else load_model(args.classifier or default_path("attribute_classifier"),
                                                              kind="attribute_classifier")
     try:
         report = evaluate_generator(gen, args.reference, n=args.n, classifier=classifier, fid=not args.no_fid,
                                     seed=args.seed, batch_size=args.batch_size, device=resolve_device(args.device),
-                                    progress=True)
+                                    progress=True, paired_n=args.paired)
     except FIDError as e:
         raise UsageError(str(e)) from None
     print(report.to_markdown())

@@ -15,9 +15,11 @@ from .common import _int_list, _positive_int
 def _parser_train_gan(sub) -> None:
     tg = sub.add_parser("train-gan", help="train a StyleGAN2 on an image folder",
                         epilog="examples:\n  style-transformer train-gan --data faces/ --out runs/gan --kimg 500\n"
-                               "  style-transformer train-gan --data faces/ --out runs/gan --kimg 800 --resume",
+                               "  style-transformer train-gan --data faces/ --out runs/gan --kimg 800 --resume\n"
+                               "  style-transformer train-gan --distill-renderer --out runs/distill --kimg 300 \\\n"
+                               "      --init-generator src/style_transformer/weights/faces64_generator.safetensors",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tg.add_argument("--data", required=True, help="folder of training images")
+    tg.add_argument("--data", help="folder of training images (not with --distill-renderer)")
     tg.add_argument("--out", required=True, help="run folder: checkpoint.pt, config.json, log.jsonl")
     tg.add_argument("--size", type=_positive_int, default=64, help="image size (must match the preset)")
     from ..training.gan import GAN_PRESETS
@@ -48,6 +50,18 @@ def _parser_train_gan(sub) -> None:
     tg.add_argument("--d-channels", metavar="W,W,...",
                     help="the discriminator's own widths for 4, 8, ..., SIZE px (default: the generator's), "
                          "e.g. 256,256,256,128,64 for 64 px")
+    tg.add_argument("--distill-renderer", action="store_true",
+                    help="no image folder: learn the procedural face renderer itself, a generator conditioned on "
+                         "its binary attributes (drawn at its rates) whose continuous factors come from z, "
+                         "regressed onto renders made on the fly (see docs/training.md)")
+    from ..training.distill import DISTILL_LOSSES
+
+    tg.add_argument("--loss", choices=DISTILL_LOSSES,
+                    help="--distill-renderer's regression loss: l1 (full + half scale) or pyramid "
+                         "(Laplacian-pyramid L1, fine levels weighted; the default)")
+    tg.add_argument("--adv-weight", type=float, metavar="W",
+                    help="--distill-renderer: weight of a conditional adversarial term trained together with "
+                         "the regression (0, the default: none; pix2pix's ratio is 0.01)")
     tg.add_argument("--ema-rampup", type=float, metavar="R",
                     help="EMA half-life at most R x the images seen (0: the full half-life from the start, "
                          "e.g. when the EMA starts from --init-generator)")
@@ -174,8 +188,44 @@ def _gan_label_columns(args: argparse.Namespace) -> List[str]:
     return columns
 
 
+def _resuming_distillation(args: argparse.Namespace) -> bool:
+    """Whether ``--resume`` continues a ``--distill-renderer`` run (its config.json says so)."""
+    import json
+
+    from ..training.distill import is_distill_config
+
+    if not args.resume:
+        return False
+    try:
+        data = json.loads((Path(args.out) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and is_distill_config(data)
+
+
+def _start_and_fit(trainer, args: argparse.Namespace) -> Path:
+    """A GAN or distillation trainer: ``--resume`` loads its checkpoint, ``--init-generator`` warm-starts
+    G; then it trains. Returns the final checkpoint."""
+    if args.resume:
+        if args.init_generator:
+            raise UsageError("--init-generator starts a new run; it cannot be combined with --resume")
+        trainer.load()
+    elif args.init_generator:
+        from ..checkpoints import load_model
+
+        trainer.init_generator(load_model(args.init_generator, kind="generator"))
+    return trainer.fit(progress=True)
+
+
 def _cmd_train_gan(args: argparse.Namespace) -> int:
     import dataclasses
+
+    if args.distill_renderer or _resuming_distillation(args):
+        return _cmd_distill(args)
+    if args.data is None:
+        raise UsageError("train-gan needs --data (a folder of training images), or --distill-renderer")
+    if args.loss is not None or args.adv_weight is not None:
+        raise UsageError("--loss and --adv-weight belong to --distill-renderer")
 
     from ..data.datasets import ImageFolderDataset
     from ..config import ConfigError
@@ -222,18 +272,47 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
         if dataset.skipped:
             print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
         trainer = GANTrainer(cfg, dataset, out, device=device)
-        if args.resume:
-            if args.init_generator:
-                raise UsageError("--init-generator starts a new run; it cannot be combined with --resume")
-            trainer.load()
-        elif args.init_generator:
-            from ..checkpoints import load_model
-
-            trainer.init_generator(load_model(args.init_generator, kind="generator"))
-        path = trainer.fit(progress=True)
+        path = _start_and_fit(trainer, args)
     except TrainingError as e:
         print(f"style-transformer: error: {e}", file=sys.stderr)
         return 1
+    print(f"trained to {cfg.kimg} kimg: {path}")
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    """``train-gan --distill-renderer``: the generator learns the renderer (no image folder)."""
+    import dataclasses
+
+    from ..config import ConfigError
+    from ..training.distill import DistillConfig, DistillTrainer, distill_preset
+
+    if args.data is not None:
+        raise UsageError("--distill-renderer renders its own training images: drop --data")
+    if args.conditional or args.labels:
+        raise UsageError("--distill-renderer is conditional on the renderer's labels already: drop "
+                         "--conditional/--labels")
+    if args.d_warmup_kimg is not None:
+        raise UsageError("--d-warmup-kimg is for adversarial training alone; --distill-renderer trains its "
+                         "discriminator (--adv-weight) together with the regression from the start")
+    out = Path(args.out)
+    try:
+        cfg = _run_config(out, args.resume, DistillConfig, lambda: distill_preset(args.preset))
+        if not args.resume and cfg.generator.size != args.size:
+            raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
+        if args.resume and args.d_channels is not None:
+            raise UsageError("--d-channels cannot change on --resume (the discriminator's weights are saved)")
+        overrides = {k: v for k, v in (("kimg", args.kimg), ("batch_size", args.batch_size),
+                                       ("snapshot_kimg", args.snapshot_kimg), ("ema_rampup", args.ema_rampup),
+                                       ("amp", args.amp), ("loss", args.loss), ("adv_weight", args.adv_weight))
+                     if v is not None}
+        if args.d_channels is not None:
+            overrides["d_channels"] = _int_list(args.d_channels, "--d-channels")
+        cfg = dataclasses.replace(cfg, **overrides)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    # a TrainingError (non-finite loss, unusable checkpoint) ends as one line and exit 1 in cli.main
+    path = _start_and_fit(DistillTrainer(cfg, out, device=_training_device(args.device)), args)
     print(f"trained to {cfg.kimg} kimg: {path}")
     return 0
 

@@ -33,6 +33,17 @@ _RATES = {"Smiling": 0.5, "Mouth_Slightly_Open": 0.45, "Eyeglasses": 0.3, "Bangs
           "Wearing_Hat": 0.25, "Pale_Skin": 0.3}
 _HAIR_P = (0.3, 0.3, 0.4)  # blond, black, other (brown / red / grey)
 
+# The range each continuous factor is drawn from, uniformly. ``skin_tone`` depends on Pale_Skin
+# (not pale, pale); ``hair_hue`` and ``hair_value`` on the hair category (blond, black, other).
+FACTOR_RANGES: Dict[str, object] = {
+    "yaw": (-1.0, 1.0), "tilt": (-0.25, 0.25), "face_width": (0.82, 1.15), "eye_size": (0.75, 1.3),
+    "skin_tone": ((0.1, 0.65), (0.75, 1.0)),
+    "hair_hue": ((0.11, 0.16), (0.0, 1.0), (0.0, 0.09)),
+    "hair_value": ((0.75, 0.95), (0.05, 0.18), (0.3, 0.6)),
+    "background_hue": (0.0, 1.0), "background_value": (0.3, 0.95), "light_x": (-1.0, 1.0),
+    "light_strength": (0.0, 0.35),
+}
+
 
 @dataclass(frozen=True)
 class FaceBatch:
@@ -52,20 +63,122 @@ def sample_attributes(seed: int, indices: Sequence[int]) -> Dict[str, np.ndarray
                   float(rng.random() < _RATES["Eyeglasses"]), float(rng.random() < _RATES["Bangs"]),
                   float(rng.random() < _RATES["No_Beard"]), float(hair == 0), float(hair == 1),
                   float(rng.random() < _RATES["Wearing_Hat"]), float(rng.random() < _RATES["Pale_Skin"])]
-        pale = binary[-1]
-        # hair colour: blond light/yellow, black dark, other a spread of browns, reds and greys
-        if hair == 0:
-            hue, value = rng.uniform(0.11, 0.16), rng.uniform(0.75, 0.95)
-        elif hair == 1:
-            hue, value = rng.uniform(0.0, 1.0), rng.uniform(0.05, 0.18)
-        else:
-            hue, value = rng.uniform(0.0, 0.09), rng.uniform(0.3, 0.6)
-        cont = [rng.uniform(-1, 1), rng.uniform(-0.25, 0.25), rng.uniform(0.82, 1.15), rng.uniform(0.75, 1.3),
-                rng.uniform(0.75, 1.0) if pale else rng.uniform(0.1, 0.65), hue, value, rng.uniform(0, 1),
-                rng.uniform(0.3, 0.95), rng.uniform(-1, 1), rng.uniform(0.0, 0.35)]
+        pale = int(binary[-1])
+        # hair colour first (the draw order is part of the dataset): blond light/yellow, black dark,
+        # other a spread of browns, reds and greys
+        hue = rng.uniform(*FACTOR_RANGES["hair_hue"][hair])
+        value = rng.uniform(*FACTOR_RANGES["hair_value"][hair])
+        r = FACTOR_RANGES
+        cont = [rng.uniform(*r["yaw"]), rng.uniform(*r["tilt"]), rng.uniform(*r["face_width"]),
+                rng.uniform(*r["eye_size"]), rng.uniform(*r["skin_tone"][pale]), hue, value,
+                rng.uniform(*r["background_hue"]), rng.uniform(*r["background_value"]), rng.uniform(*r["light_x"]),
+                rng.uniform(*r["light_strength"])]
         rows.append(binary + cont)
     table = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(ATTRIBUTES))
     return {name: table[:, k] for k, name in enumerate(ATTRIBUTES)}
+
+
+# -- the factor map of the distilled generator ------------------------------------------------------
+# A conditional generator learns the renderer: its label is the binary attributes (drawn with the
+# renderer's exact rates), its first ``len(CONTINUOUS_FACTORS)`` coordinates of the normalised z give
+# the continuous factors through the normal CDF. Discrete factors never come from z: a smooth network
+# cannot draw a step function of its input, and would blend categories the renderer keeps apart.
+LABEL_NAMES: Tuple[str, ...] = BINARY_ATTRIBUTES
+HAIR_CATEGORIES: Tuple[str, ...] = ("blond", "black", "other")
+
+
+def attribute_rates() -> Dict[str, float]:
+    """P(attribute = 1) of every binary attribute, as ``sample_attributes`` draws them."""
+    rates = {name: float(_RATES[name]) for name in _RATES}
+    rates["Blond_Hair"], rates["Black_Hair"] = float(_HAIR_P[0]), float(_HAIR_P[1])
+    return {name: rates[name] for name in BINARY_ATTRIBUTES}
+
+
+def label_distribution() -> np.ndarray:
+    """The renderer's joint distribution of the binary attributes ``[K, 10]`` (float64): each possible
+    row of ``LABEL_NAMES`` values (sorted), then its probability. Seven independent attributes times the
+    3-way hair category (one-hot through Blond_Hair / Black_Hair): K = 384, probabilities summing to 1.
+    This is what a distilled generator's ``label_dist`` holds."""
+    rows = []
+    independent = [n for n in BINARY_ATTRIBUTES if n in _RATES]
+    for bits in range(2 ** len(independent)):
+        values = {n: float((bits >> k) & 1) for k, n in enumerate(independent)}
+        p_bits = float(np.prod([_RATES[n] if values[n] else 1 - _RATES[n] for n in independent]))
+        for hair, p_hair in enumerate(_HAIR_P):
+            row = dict(values, Blond_Hair=float(hair == 0), Black_Hair=float(hair == 1))
+            rows.append([row[n] for n in BINARY_ATTRIBUTES] + [p_bits * p_hair])
+    table = np.asarray(rows, dtype=np.float64)
+    order = np.lexsort(table[:, :-1].T[::-1])  # sorted rows, first column most significant
+    return table[order]
+
+
+def hair_category(labels: np.ndarray) -> np.ndarray:
+    """Index into ``HAIR_CATEGORIES`` of label rows ``[N, len(LABEL_NAMES)]``."""
+    labels = np.asarray(labels)
+    blond = labels[:, LABEL_NAMES.index("Blond_Hair")] > 0.5
+    black = labels[:, LABEL_NAMES.index("Black_Hair")] > 0.5
+    if np.any(blond & black):
+        raise ValueError("a label row has both Blond_Hair and Black_Hair: the hair category is one of three")
+    return np.where(blond, 0, np.where(black, 1, 2))
+
+
+def factors_from_code(z: np.ndarray, labels: np.ndarray) -> Dict[str, np.ndarray]:
+    """The renderer's attributes of a distilled generator's input ``(z, labels)``.
+
+    Args:
+        z: latents ``[N, z_dim]`` with ``z_dim >= len(CONTINUOUS_FACTORS)``; normalised as the mapping
+            network does (``zn = z * sqrt(z_dim) / |z|``), and continuous factor ``k`` is
+            ``lo + (hi - lo) * Phi(zn[:, k])`` in its ``FACTOR_RANGES`` range (the one for the row's hair
+            category or Pale_Skin where it depends on them).
+        labels: 0/1 rows ``[N, len(LABEL_NAMES)]`` in ``LABEL_NAMES`` order.
+
+    Returns:
+        One float64 array ``[N]`` per name of ``ATTRIBUTES``: what ``render_faces`` takes.
+    """
+    from math import sqrt
+
+    import torch
+
+    z = np.asarray(z, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    nf = len(CONTINUOUS_FACTORS)
+    if z.ndim != 2 or z.shape[1] < nf:
+        raise ValueError(f"z must be [N, >= {nf}], got {z.shape}")
+    if labels.shape != (len(z), len(LABEL_NAMES)):
+        raise ValueError(f"labels must be [{len(z)}, {len(LABEL_NAMES)}], got {labels.shape}")
+    norm = np.linalg.norm(z, axis=1, keepdims=True)
+    zn = z[:, :nf] * sqrt(z.shape[1]) / np.maximum(norm, 1e-12)
+    u = torch.special.ndtr(torch.from_numpy(zn)).numpy()
+    hair = hair_category(labels)
+    pale = (labels[:, LABEL_NAMES.index("Pale_Skin")] > 0.5).astype(int)
+    out = {name: labels[:, k].copy() for k, name in enumerate(LABEL_NAMES)}
+    for k, name in enumerate(CONTINUOUS_FACTORS):
+        r = np.asarray(FACTOR_RANGES[name], dtype=np.float64)
+        if r.ndim == 2:  # per category
+            r = r[hair] if name.startswith("hair") else r[pale]
+        lo, hi = (r[..., 0], r[..., 1])
+        out[name] = lo + (hi - lo) * u[:, k]
+    return {name: out[name] for name in ATTRIBUTES}
+
+
+def draw_codes(n: int, z_dim: int, generator: "torch.Generator") -> Tuple["torch.Tensor", "torch.Tensor"]:
+    """``n`` inputs of a distilled generator, drawn on the CPU: ``z ~ N(0, I)`` ``[n, z_dim]`` and
+    labels ``[n, len(LABEL_NAMES)]`` from the renderer's joint distribution."""
+    import torch
+
+    table = torch.from_numpy(label_distribution()).float()
+    rows = torch.multinomial(table[:, -1], n, replacement=True, generator=generator)
+    z = torch.randn(n, z_dim, generator=generator)
+    return z, table[rows, :-1].contiguous()
+
+
+def render_codes(z: "torch.Tensor", c: "torch.Tensor", size: int) -> "torch.Tensor":
+    """The renderer's images of ``(z, c)`` as ``[N, 3, size, size]`` in [-1, 1] (8-bit, as on disk)."""
+    import torch
+
+    attrs = factors_from_code(z.detach().cpu().double().numpy(), c.detach().cpu().numpy())
+    pixels = torch.from_numpy(render_faces(attrs, size))
+    return pixels.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def _hsv(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Generator quality: FID against a reference folder and attribute frequencies of samples.
+"""Generator quality: FID against a reference folder, attribute frequencies of samples and, for a
+generator distilled from the renderer, PSNR against the paired renders.
 
 Frequencies are judged by the image attribute classifier on both sides (samples and reference
 images), so the classifier's own small errors cancel in the comparison; the reference's ground-truth
@@ -8,10 +9,11 @@ label rates (from its ``attributes.csv``) are reported beside them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -37,6 +39,10 @@ class GeneratorReport:
     sample_rates: Dict[str, float] = field(default_factory=dict)
     reference_rates: Dict[str, float] = field(default_factory=dict)
     label_rates: Dict[str, float] = field(default_factory=dict)
+    # a generator distilled from the renderer: PSNR of G(z, c) against render(factors(z, c)), dB
+    # (mean of per-image PSNR) over ``paired_n`` draws of a seed that training never used
+    paired_psnr: Optional[float] = None
+    paired_n: int = 0
 
     @property
     def max_rate_gap(self) -> float:
@@ -47,6 +53,8 @@ class GeneratorReport:
     def to_markdown(self) -> str:
         lines = [f"FID ({self.n_samples} samples): {self.fid:.2f}" if self.fid is not None else
                  f"{self.n_samples} samples"]
+        if self.paired_psnr is not None:
+            lines.append(f"PSNR against the paired renders ({self.paired_n} draws): {self.paired_psnr:.2f} dB")
         if self.fd_classifier is not None:
             lines.append(f"Frechet distance in the attribute classifier's features: {self.fd_classifier:.4f}")
         if self.sample_rates:
@@ -99,11 +107,53 @@ def _label_rates(folder: Path, names) -> Dict[str, float]:
     return {a: float(values[:, cols.index(a)].mean()) for a in names if a in cols}
 
 
+PAIRED_SEED = 777  # the draws of the paired PSNR: no trainer draws from this seed
+
+
+def is_distilled(generator) -> bool:
+    """Whether ``generator`` draws the renderer (conditioned on its labels, factors from z)."""
+    from ..data.synthetic import LABEL_NAMES
+
+    return bool(getattr(generator, "conditional", False)) and tuple(generator.cfg.label_names) == LABEL_NAMES
+
+
+@torch.no_grad()
+def paired_psnr(generator, n: int = 1000, seed: int = PAIRED_SEED, batch_size: int = 100,
+                device: Union[str, torch.device] = "cpu") -> Tuple[float, float]:
+    """PSNR (dB) of a distilled generator's samples, as 8-bit images, against their paired renders
+    over ``n`` draws of ``seed`` (random noise inputs, no truncation).
+
+    Returns:
+        (mean of the per-image PSNR, PSNR of the mean squared error).
+    """
+    from ..data.synthetic import draw_codes, render_codes
+
+    if not is_distilled(generator):
+        raise ValueError("not a generator distilled from the renderer (its labels are not the renderer's)")
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.get_rng_state()
+    torch.manual_seed(seed)
+    per_image, total = [], 0.0
+    try:
+        for i in range(0, n, batch_size):
+            z, c = draw_codes(min(batch_size, n - i), generator.z_dim, gen)
+            target = render_codes(z, c, generator.size).double()
+            img, _ = generator([z.to(device)], randomize_noise=True, c=c.to(device))
+            img = torch.from_numpy(to_uint8(img.float().cpu())).permute(0, 3, 1, 2).double() / 127.5 - 1
+            mse = (img - target).pow(2).flatten(1).mean(1)
+            per_image.append(10 * torch.log10(4.0 / mse.clamp_min(1e-12)))
+            total += float(mse.sum())
+    finally:
+        torch.set_rng_state(noise)
+    return float(torch.cat(per_image).mean()), 10 * math.log10(4.0 / max(total / n, 1e-12))
+
+
 @torch.no_grad()
 def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000,
                        classifier: Optional[AttributeClassifier] = None, fid: bool = True, seed: int = 0,
                        batch_size: int = 64, device: Union[str, torch.device] = "cpu",
-                       cache_dir: Optional[PathLike] = None, progress: bool = False) -> GeneratorReport:
+                       cache_dir: Optional[PathLike] = None, progress: bool = False,
+                       paired_n: int = 1000) -> GeneratorReport:
     """Samples ``n`` images (z ~ N(0, I) from ``seed``, no truncation, random noise) and compares them
     with the images of ``reference``.
 
@@ -118,6 +168,8 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
         device: where the generator, Inception and the classifier run.
         cache_dir: FID statistics cache for the reference folder.
         progress: progress bar.
+        paired_n: draws of the paired PSNR of a generator distilled from the renderer (0: skipped;
+            other generators: always skipped).
 
     Returns:
         ``GeneratorReport``.
@@ -154,6 +206,9 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
     finally:
         torch.set_rng_state(noise_state)
     report = GeneratorReport(n_samples=n)
+    if paired_n > 0 and is_distilled(generator):
+        report.paired_psnr, _ = paired_psnr(generator, paired_n, device=device)
+        report.paired_n = paired_n
     if inception is not None:
         mu, sigma = statistics(np.concatenate(feats))
         ref = folder_statistics(reference, inception, cache_dir=cache_dir, progress=progress)

@@ -248,7 +248,8 @@ class GANTrainer:
         """Writes the checkpoint atomically (rank 0; in multi-process runs every rank must call it)."""
         return write_checkpoint(self.state(), self.checkpoint_path, self.rank, self.world)
 
-    def load(self, path: Optional[os.PathLike] = None) -> None:
+    def load(self, path: Optional[os.PathLike] = None) -> Dict:
+        """Restores the run from ``path`` (default RUN/checkpoint.pt); returns the checkpoint read."""
         path = Path(path) if path is not None else self.checkpoint_path
         ck = read_checkpoint(path, ("rng", "g_optim", "config"), "train-gan", self.world)
         try:  # compared as configs: fields added since the checkpoint was written take their defaults
@@ -273,6 +274,7 @@ class GANTrainer:
         self.mean_path_length = rng["mean_path_length"]
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
+        return ck
 
     # -- one step ------------------------------------------------------------------------------
     def _real_batch(self) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
