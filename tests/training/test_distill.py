@@ -151,3 +151,30 @@ def test_cli_refusals(tmp_path, capsys, argv, message):
     code = main(["train-gan", "--out", str(tmp_path / "r"), *argv])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_torchrun_two_processes(tmp_path):
+    """Two ranks each draw their own labels, z and renders; gradients are averaged; resume continues."""
+    import socket
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+
+    def torchrun(kimg, *extra):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(port), "-m", "style_transformer.cli", "train-gan",
+               "--distill-renderer", "--out", str(run), "--size", "32", "--preset", "tiny-32", "--batch-size", "4",
+               "--kimg", kimg, "--device", "cpu", *extra]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    r = torchrun("0.016", "--adv-weight", "0.1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = torchrun("0.032", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 4 and ck["world_size"] == 2 and ck["nimg"] == 32
+    assert ck["config"]["adv_weight"] == 0.1 and len(ck["rng"]) == 2

@@ -52,6 +52,23 @@ t.fit(progress=False)
 print("done", t.step, flush=True)
 """
 
+DISTILL_DRIVER = """
+import sys
+from style_transformer import GeneratorConfig
+from style_transformer.training.common import previous_checkpoint
+from style_transformer.training.distill import DistillConfig, DistillTrainer, renderer_generator
+
+g = renderer_generator(GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 16, 8)))
+cfg = DistillConfig(generator=g, batch_size=4, kimg=0.048, checkpoint_every=1, sample_every=10 ** 6,
+                    d_reg_every=2, adv_weight=0.1, seed=3)
+t = DistillTrainer(cfg, sys.argv[2])  # no data: the renderer draws the targets (sys.argv[1] unused)
+if t.checkpoint_path.is_file() or previous_checkpoint(t.checkpoint_path).is_file():
+    t.load()
+print("start", t.step, flush=True)
+t.fit(progress=False)
+print("done", t.step, flush=True)
+"""
+
 
 def _run(driver, data, out, kill_after=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -87,7 +104,8 @@ def data(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("driver_text", [GAN_DRIVER, ENCODER_DRIVER], ids=["train-gan", "train-encoder"])
+@pytest.mark.parametrize("driver_text", [GAN_DRIVER, ENCODER_DRIVER, DISTILL_DRIVER],
+                         ids=["train-gan", "train-encoder", "train-gan-distill"])
 def test_sigkill_at_random_moments_then_resume_is_exact(data, tmp_path, driver_text):
     driver = tmp_path / "driver.py"
     driver.write_text(driver_text)
