@@ -54,8 +54,13 @@ class InversionPipeline:
     """
 
     def __init__(self, generator: Generator, model: Optional[Union[StyleTransformer, PSPModel]] = None,
-                 device: Union[str, torch.device] = "cpu", editing: Optional[Union[PathLike, "EditingModels"]] = None):
+                 device: Union[str, torch.device] = "cpu", editing: Optional[Union[PathLike, "EditingModels"]] = None,
+                 graphs: Optional["ExportedModel"] = None):
         self.device = resolve_device(device)
+        # exported graphs (deploy.ExportedModel) that run encode and generate instead of the torch modules
+        self.graphs = graphs
+        if graphs is not None and self.device.type != "cpu":
+            raise DeviceError(f"the {graphs.runtime} runtime runs on the CPU here; use --runtime torch on {self.device}")
         loaded = editing is not None and not isinstance(editing, (str, os.PathLike))
         self._editing_path = None if loaded else editing
         self._editing = editing if loaded else None
@@ -67,8 +72,8 @@ class InversionPipeline:
 
     @classmethod
     def from_pretrained(cls, checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
-                        device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None
-                        ) -> "InversionPipeline":
+                        device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
+                        runtime: str = "torch") -> "InversionPipeline":
         """Loads checkpoints (native safetensors or official ``.pt``).
 
         Args:
@@ -79,6 +84,9 @@ class InversionPipeline:
             device: ``"auto"``, ``"cpu"``, ``"cuda"``...
             editing: folder of editing models for ``edit`` (default with the shipped models: the
                 shipped editing folder, when the package has one).
+            runtime: ``"torch"``, or ``"onnxruntime"`` / ``"openvino"``: encoding and rendering run as
+                exported ONNX graphs on that runtime (CPU; exported once into a cache folder, see
+                ``deploy.exported_for``); editing works on the codes as with torch.
 
         Returns:
             The pipeline.
@@ -98,7 +106,22 @@ class InversionPipeline:
                 raise CheckpointError(f"{checkpoint}: this is a {kind_of(model).replace('_', ' ')} checkpoint, but an "
                                       "inversion model (Style Transformer, pSp or e4e) is needed here")
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
-        return cls(gen, model, device, editing=editing)
+        graphs = None
+        if runtime != "torch":
+            from .deploy import ExportedModel, check_runtime, exported_for
+
+            check_runtime(runtime)
+            if resolve_device(device).type != "cpu":
+                device = "cpu"  # the graph runtimes run on the CPU; "auto" means the CPU here
+            folder = exported_for(model if model is not None else gen, [checkpoint, generator],
+                                  generator=gen if model is not None and generator is not None else None)
+            graphs = ExportedModel(folder, runtime)
+        return cls(gen, model, device, editing=editing, graphs=graphs)
+
+    @property
+    def runtime(self) -> str:
+        """What runs encode and generate: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``."""
+        return "torch" if self.graphs is None else self.graphs.runtime
 
     @property
     def input_size(self) -> int:
@@ -116,8 +139,10 @@ class InversionPipeline:
     @torch.no_grad()
     def encode(self, images: Sequence[ImageLike]) -> torch.Tensor:
         """Images -> W+ ``[N, n_styles, w_dim]`` on CPU (one batch; see ``invert`` for many)."""
-        x = preprocess(images, self.input_shape).to(self.device)
-        return self.model.encode(x).float().cpu()
+        x = preprocess(images, self.input_shape)
+        if self.graphs is not None:
+            return self.graphs.encode(x)
+        return self.model.encode(x.to(self.device)).float().cpu()
 
     @torch.no_grad()
     def generate(self, ws: torch.Tensor, randomize_noise: bool = False, batch_size: int = 8) -> torch.Tensor:
@@ -133,6 +158,13 @@ class InversionPipeline:
             img ``[N, 3, size, size]`` in [-1, 1] on CPU.
         """
         ws = self.as_wplus(ws)
+        if self.graphs is not None:
+            if randomize_noise:
+                raise ValueError(f"the exported synthesis graph renders with the stored noise; random noise "
+                                 f"needs the torch runtime (this pipeline runs {self.runtime})")
+            rows = self.generator.num_ws
+            out = [self.graphs.synthesize(ws[i: i + batch_size, :rows]) for i in range(0, ws.shape[0], batch_size)]
+            return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
         out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=randomize_noise)
                .float().cpu() for i in range(0, ws.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
@@ -290,8 +322,9 @@ class InversionPipeline:
 
 
 def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
-                  device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None) -> InversionPipeline:
+                  device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
+                  runtime: str = "torch") -> InversionPipeline:
     """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``); with no arguments,
-    the shipped default models."""
+    the shipped default models. ``runtime``: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``."""
     return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device,
-                                             editing=editing)
+                                             editing=editing, runtime=runtime)

@@ -24,6 +24,12 @@ IMPLS = ("fast", "ref")
 PadArg = Union[int, Sequence[int]]
 
 
+def _exporting() -> bool:
+    """Whether the op is being recorded into a graph (ONNX export, TorchScript tracing): the fast
+    path then keeps to ops whose weights do not depend on the batch, and to no Python loops over it."""
+    return torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+
+
 def _check_impl(impl: str) -> None:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
@@ -101,8 +107,9 @@ def _upfirdn2d_ref(x, kernel, up, down, x0, x1, y0, y1):
 def _upfirdn2d_fast(x, kernel, up, down, x0, x1, y0, y1):
     # Depthwise convolution over the channel axis (no reshape to N*C planes). Upsampling uses a
     # strided transposed convolution, which skips the multiplications by inserted zeros; the
-    # crop/pad that follows aligns it with zero insertion + pad + filter.
-    c = x.shape[1]
+    # crop/pad that follows aligns it with zero insertion + pad + filter. (The channel count is a
+    # constant of the layer: int() keeps it one when a graph is exported, so the filter's shape is known.)
+    c = int(x.shape[1])
     kh, kw = kernel.shape
     if up > 1:
         weight = kernel.view(1, 1, kh, kw).expand(c, 1, kh, kw).contiguous()
@@ -141,7 +148,7 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float 
     """
     _check_impl(impl)
     bias = bias.view(1, -1, *([1] * (x.ndim - 2)))
-    if impl == "ref":
+    if impl == "ref" or _exporting():  # an exported graph has no autograd Function
         return F.leaky_relu(x + bias, negative_slope) * scale
     return _FusedLeakyReLU.apply(x, bias, negative_slope, scale, inplace)
 
@@ -229,7 +236,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if demodulate and weight_sq is None:
         weight_sq = weight.pow(2).sum([2, 3])  # [C_out, C_in]
     large_acts = (c_in + c_out) * h * w > c_out * c_in * kh * kw
-    if large_acts and (n == 1 or c_in * c_out * h * w * kh * kw > _LOOP_MACS):
+    # (a graph being exported takes the shared-weight branch below: its batch axis stays dynamic)
+    if large_acts and not _exporting() and (n == 1 or c_in * c_out * h * w * kh * kw > _LOOP_MACS):
         # Large activations (high resolution): modulating the weight once per sample is the cheaper
         # side, for a batch as a loop over samples, which pays off only when each sample's
         # convolution is large. No reshape of x: reshaping a size-1 batch rewrites its strides and

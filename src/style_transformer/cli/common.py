@@ -107,13 +107,31 @@ def _load_latents(path: str) -> Dict[str, np.ndarray]:
     return load_latents(path)
 
 
+def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
+    """``--runtime``: what runs the encoder and the synthesis network."""
+    from ..deploy.runtime import RUNTIMES
+
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="torch (default), or the exported ONNX graphs on onnxruntime or openvino (CPU; "
+                             "exported once into ~/.cache/style_transformer/onnx; the deploy extra)")
+
+
+def _runtime(args: argparse.Namespace) -> str:
+    """``--runtime``, checked against ``--noise`` (a graph renders with the stored noise only)."""
+    runtime = getattr(args, "runtime", "torch")
+    if runtime != "torch" and getattr(args, "noise", "fixed") == "random":
+        raise UsageError(f"--noise random needs --runtime torch (the exported graph renders with the stored noise)")
+    return runtime
+
+
 def _pipeline(args: argparse.Namespace):
     """The pipeline of ``--checkpoint``/``--generator`` (both default to the shipped models)."""
     from ..inference import load_pipeline
 
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
-    return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device)
+    return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
+                         runtime=_runtime(args))
 
 
 def _image_classifier(path: Optional[str], device):
@@ -130,7 +148,7 @@ def _editing_pipeline(args: argparse.Namespace):
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing)
+                         editing=args.editing, runtime=_runtime(args))
     from ..editing import DirectionError
 
     try:

@@ -9,8 +9,8 @@ from typing import List, Optional
 import numpy as np
 
 from ..errors import UsageError
-from .common import (_add_align_args, _check_align_args, _editing_pipeline, _image_classifier, _load_latents,
-                     _make_out_dir, _positive_int)
+from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _editing_pipeline, _image_classifier,
+                     _load_latents, _make_out_dir, _positive_int)
 
 
 def _parser_train_editor(sub) -> None:
@@ -71,6 +71,7 @@ def _parser_edit(sub) -> None:
     ed.add_argument("--editing", help="editing folder (default: the shipped one)")
     ed.add_argument("--batch-size", type=_positive_int, default=8)
     ed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(ed)
     _add_align_args(ed)
 
 

@@ -11,8 +11,8 @@ from typing import List
 import numpy as np
 
 from ..errors import RunError, UsageError
-from .common import (_add_align_args, _check_align_args, _label_values, _load_latents, _make_out_dir, _pipeline,
-                     _positive_int, _truncation, _write_npz_atomic)
+from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _label_values, _load_latents,
+                     _make_out_dir, _pipeline, _positive_int, _runtime, _truncation, _write_npz_atomic)
 
 
 def _parser_invert(sub) -> None:
@@ -27,6 +27,7 @@ def _parser_invert(sub) -> None:
     inv.add_argument("--out", required=True, help="output folder: <stem>.png and latents.npz")
     inv.add_argument("--batch-size", type=_positive_int, default=8)
     inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(inv)
     inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
                      help="fixed: the generator's stored noise buffers (reproducible)")
     inv.add_argument("--skip-existing", action="store_true",
@@ -56,6 +57,7 @@ def _parser_generate(sub) -> None:
     gen.add_argument("--out", required=True)
     gen.add_argument("--batch-size", type=_positive_int, default=8)
     gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(gen)
     gen.add_argument("--noise", choices=("fixed", "random"), default="fixed")
     cond = gen.add_mutually_exclusive_group()
     cond.add_argument("--labels", type=_label_values, metavar="NAME=V,...",
@@ -76,6 +78,7 @@ def _parser_demo(sub) -> None:
     dm.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
     dm.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     dm.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(dm)
 
 
 def _parser_inspect(sub) -> None:
@@ -83,7 +86,8 @@ def _parser_inspect(sub) -> None:
                          epilog="examples:\n  style-transformer inspect network-snapshot-000400.pkl\n"
                                 "  style-transformer inspect --json model.safetensors stylegan2-ffhq.pt",
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    ins.add_argument("files", nargs="+", metavar="FILE", help="checkpoint files (.safetensors, .pt, .pkl)")
+    ins.add_argument("files", nargs="+", metavar="FILE",
+                     help="checkpoint files (.safetensors, .pt, .pkl) or exported folders (style-transformer export)")
     ins.add_argument("--json", action="store_true", help="one JSON list of objects, for machines")
 
 
@@ -134,7 +138,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         from ..pretrained import default_path
 
         args.generator = str(default_path("generator"))
-    pipe = load_pipeline(generator=args.generator, device=args.device)
+    pipe = load_pipeline(generator=args.generator, device=args.device, runtime=_runtime(args))
     num_ws = pipe.generator.num_ws
     if (args.labels or args.class_index is not None) and args.latents is not None:
         raise UsageError("--labels and --class choose random samples' labels: use them with --n, not --latents")
@@ -204,11 +208,19 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from ..checkpoints import CheckpointError
     from ..checkpoints.inspect import format_inspection, inspect_checkpoint
 
+    from ..deploy.onnx import describe_export, format_export
+    from ..errors import InputError
+
     infos, failed = [], False
     for f in args.files:
         try:
+            if Path(f).is_dir():  # an exported folder (style-transformer export)
+                infos.append(describe_export(f))
+                if not args.json:
+                    print(format_export(infos[-1]))
+                continue
             infos.append(inspect_checkpoint(f))
-        except CheckpointError as e:
+        except (CheckpointError, InputError) as e:
             print(f"style-transformer: error: {e}", file=sys.stderr)
             failed = True
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from .common import _add_runtime_arg
 
 
 def _parser_serve(sub) -> None:
@@ -19,6 +20,7 @@ def _parser_serve(sub) -> None:
     sv.add_argument("--editing", help="editing folder (default with the shipped encoder: the shipped one)")
     sv.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this are refused")
     sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(sv)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -30,7 +32,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing)
+                         editing=args.editing, runtime=args.runtime)
     app = EditorApp(pipe, max_upload_mb=args.max_upload_mb)
     try:
         server = make_server(app, args.host, args.port)
