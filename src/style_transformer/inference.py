@@ -73,7 +73,7 @@ class InversionPipeline:
     @classmethod
     def from_pretrained(cls, checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                         device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
-                        runtime: str = "torch") -> "InversionPipeline":
+                        runtime: str = "torch", precision: str = "fp32") -> "InversionPipeline":
         """Loads checkpoints (native safetensors or official ``.pt``).
 
         Args:
@@ -87,6 +87,9 @@ class InversionPipeline:
             runtime: ``"torch"``, or ``"onnxruntime"`` / ``"openvino"``: encoding and rendering run as
                 exported ONNX graphs on that runtime (CPU; exported once into a cache folder, see
                 ``deploy.exported_for``); editing works on the codes as with torch.
+            precision: ``"fp32"``, or ``"int8"`` (with a graph runtime): the encoder quantised by ONNX
+                Runtime's quantiser. The shipped encoder is calibrated on renders of its training seed;
+                other checkpoints: ``style-transformer export CKPT OUT --int8 --calibration DIR``.
 
         Returns:
             The pipeline.
@@ -107,6 +110,10 @@ class InversionPipeline:
                                       "inversion model (Style Transformer, pSp or e4e) is needed here")
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         graphs = None
+        if precision != "fp32" and runtime == "torch":
+            from .errors import UsageError
+
+            raise UsageError(f"--precision {precision} runs exported graphs: add --runtime onnxruntime or openvino")
         if runtime != "torch":
             from .deploy import ExportedModel, check_runtime, exported_for
 
@@ -115,7 +122,11 @@ class InversionPipeline:
                 device = "cpu"  # the graph runtimes run on the CPU; "auto" means the CPU here
             folder = exported_for(model if model is not None else gen, [checkpoint, generator],
                                   generator=gen if model is not None and generator is not None else None)
-            graphs = ExportedModel(folder, runtime)
+            if precision == "int8":
+                from .deploy.quantize import ensure_int8_encoder
+
+                ensure_int8_encoder(folder, model, checkpoint)
+            graphs = ExportedModel(folder, runtime, precision)
         return cls(gen, model, device, editing=editing, graphs=graphs)
 
     @property
@@ -323,8 +334,9 @@ class InversionPipeline:
 
 def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                   device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
-                  runtime: str = "torch") -> InversionPipeline:
+                  runtime: str = "torch", precision: str = "fp32") -> InversionPipeline:
     """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``); with no arguments,
-    the shipped default models. ``runtime``: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``."""
+    the shipped default models. ``runtime``: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``;
+    ``precision``: ``"fp32"`` or ``"int8"`` (graph runtimes)."""
     return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device,
-                                             editing=editing, runtime=runtime)
+                                             editing=editing, runtime=runtime, precision=precision)

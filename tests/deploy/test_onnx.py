@@ -209,3 +209,41 @@ def test_runtime_refusals(tmp_path, capsys, monkeypatch, tiny_checkpoint, image_
     with pytest.raises(ValueError, match="stored noise"):
         pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu", runtime="onnxruntime")
         pipe.generate(torch.zeros(1, pipe.generator.num_ws, pipe.generator.style_dim), randomize_noise=True)
+
+
+def test_int8_encoder_export_and_runtime(tmp_path, tiny_checkpoint, tiny_editing, capsys):
+    out = tmp_path / "q"
+    assert main(["export", str(tiny_checkpoint), str(out), "--int8", "--calibration", str(tiny_editing / "faces"),
+                 "--calibration-n", "32"]) == 0
+    m = read_manifest(out)
+    assert m["graphs"]["encoder_int8"] == "encoder.int8.onnx" and m["int8"]["calibration_images"] == 32
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    fp32 = ExportedModel(out, "onnxruntime").encode(x)
+    int8 = ExportedModel(out, "onnxruntime", precision="int8").encode(x)
+    assert int8.shape == fp32.shape
+    # quantised, so not equal, but the same codes up to quantisation error
+    rel = ((int8 - fp32).norm() / (fp32 - fp32.mean((0, 1))).norm()).item()
+    assert 0 < rel < 0.2, rel
+    with pytest.raises(Exception, match="runs on --runtime onnxruntime"):
+        ExportedModel(out, "openvino", precision="int8")
+    with pytest.raises(Exception, match="no int8 encoder"):
+        export_onnx(tiny_checkpoint, tmp_path / "plain")
+        ExportedModel(tmp_path / "plain", "onnxruntime", precision="int8")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "{ckpt}", "{tmp}/a", "--int8"], "--int8 needs --calibration"),
+    (["export", "{ckpt}", "{tmp}/a", "--calibration", "{tmp}"], "--calibration is for --int8"),
+    (["export", "{ckpt}", "{tmp}/a", "--int8", "--calibration", "{tmp}"], "no image files found"),
+    (["invert", "{tmp}", "--checkpoint", "{ckpt}", "--out", "{tmp}/a", "--precision", "int8"], "add --runtime"),
+    (["invert", "{tmp}", "--checkpoint", "{ckpt}", "--out", "{tmp}/a", "--precision", "int8", "--runtime",
+      "onnxruntime"], "calibrates on images of the model's domain"),
+    (["generate", "--n", "1", "--out", "{tmp}/a", "--precision", "int8", "--runtime", "onnxruntime"], "no encoder"),
+])
+def test_int8_refusals(tmp_path, tiny_checkpoint, capsys, monkeypatch, argv, message):
+    monkeypatch.setenv("STYLE_TRANSFORMER_CACHE", str(tmp_path / "cache"))
+    argv = [a.format(ckpt=tiny_checkpoint, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "a").exists()

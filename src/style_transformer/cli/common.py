@@ -109,11 +109,14 @@ def _load_latents(path: str) -> Dict[str, np.ndarray]:
 
 def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
     """``--runtime``: what runs the encoder and the synthesis network."""
-    from ..deploy.runtime import RUNTIMES
+    from ..deploy.runtime import PRECISIONS, RUNTIMES
 
     parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
                         help="torch (default), or the exported ONNX graphs on onnxruntime or openvino (CPU; "
                              "exported once into ~/.cache/style_transformer/onnx; the deploy extra)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="with a graph --runtime: int8 runs the encoder quantised by ONNX Runtime's quantiser "
+                             "(the shipped encoder; see docs/deploy.md for its measured quality and speed)")
 
 
 def _runtime(args: argparse.Namespace) -> str:
@@ -131,7 +134,7 @@ def _pipeline(args: argparse.Namespace):
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
     return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         runtime=_runtime(args))
+                         runtime=_runtime(args), precision=args.precision)
 
 
 def _image_classifier(path: Optional[str], device):
@@ -148,7 +151,7 @@ def _editing_pipeline(args: argparse.Namespace):
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=_runtime(args))
+                         editing=args.editing, runtime=_runtime(args), precision=args.precision)
     from ..editing import DirectionError
 
     try:

@@ -19,12 +19,27 @@ def _parser_export(sub) -> None:
     ex.add_argument("--format", choices=("onnx",), default="onnx", help="graph format (onnx)")
     ex.add_argument("--generator", help="with an inversion CHECKPOINT: render with this generator instead of its own")
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    ex.add_argument("--int8", action="store_true",
+                    help="also write encoder.int8.onnx: the encoder quantised by ONNX Runtime's quantiser (static, "
+                         "QDQ, per-channel), calibrated on --calibration")
+    ex.add_argument("--calibration", nargs="+", metavar="DIR",
+                    help="images of the model's domain (files and/or folders) to calibrate --int8 on")
+    ex.add_argument("--calibration-n", type=int, default=300, metavar="N",
+                    help="calibration images used (default 300)")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..deploy import export_onnx
+    from ..errors import UsageError
 
-    manifest = export_onnx(args.checkpoint, args.out, generator=args.generator, opset=args.opset)
+    if args.int8 and not args.calibration:
+        raise UsageError("--int8 needs --calibration DIR: a few hundred images of the model's domain")
+    if args.calibration and not args.int8:
+        raise UsageError("--calibration is for --int8")
+    if args.calibration_n < 1:
+        raise UsageError("--calibration-n must be >= 1")
+    manifest = export_onnx(args.checkpoint, args.out, generator=args.generator, opset=args.opset,
+                           int8_calibration=args.calibration, calibration_n=args.calibration_n)
     graphs = ", ".join(manifest["graphs"].values())
     print(f"exported {graphs} and manifest.json into {args.out}/")
     return 0

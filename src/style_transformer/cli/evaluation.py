@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import _write_text_atomic, _image_classifier, _make_out_dir, _pipeline, _positive_int
+from .common import _add_runtime_arg, _image_classifier, _make_out_dir, _pipeline, _positive_int, _write_text_atomic
 
 
 def _parser_fid(sub) -> None:
@@ -33,6 +33,7 @@ def _parser_eval_encoder(sub) -> None:
     ee.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     ee.add_argument("--batch-size", type=_positive_int, default=32)
     ee.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_runtime_arg(ee)
     ee.add_argument("--json", help="also write the report as JSON here")
 
 

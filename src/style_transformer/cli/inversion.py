@@ -138,6 +138,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         from ..pretrained import default_path
 
         args.generator = str(default_path("generator"))
+    if args.precision != "fp32":
+        raise UsageError("--precision int8 quantises the encoder; generate runs no encoder")
     pipe = load_pipeline(generator=args.generator, device=args.device, runtime=_runtime(args))
     num_ws = pipe.generator.num_ws
     if (args.labels or args.class_index is not None) and args.latents is not None:

@@ -191,14 +191,30 @@ def export_model(model: nn.Module, out: PathLike, source: Optional[PathLike] = N
 
 
 def export_onnx(checkpoint: PathLike, out: PathLike, generator: Optional[PathLike] = None,
-                opset: int = OPSET) -> Dict[str, Any]:
+                opset: int = OPSET, int8_calibration=None, calibration_n: int = 300) -> Dict[str, Any]:
     """``export_model`` of what ``load_model(checkpoint)`` reads (any supported format); ``generator``
-    renders instead of an inversion model's own decoder."""
+    renders instead of an inversion model's own decoder. ``int8_calibration`` (image files and/or
+    folders): also quantise the encoder (``deploy.quantize``), calibrated on up to ``calibration_n`` of
+    them; the images are read before anything is written."""
     from ..checkpoints import load_model
 
     model = load_model(checkpoint)
     gen = load_model(generator, kind="generator") if generator is not None else None
-    return export_model(model, out, source=checkpoint, opset=opset, generator=gen)
+    images = None
+    if int8_calibration:
+        from .quantize import calibration_images
+
+        if not hasattr(model, "encode"):
+            from ..errors import UsageError
+
+            raise UsageError(f"{checkpoint}: a generator; --int8 quantises an encoder (an inversion checkpoint)")
+        images = calibration_images(int8_calibration, model.cfg.encoder.input_shape, calibration_n)
+    manifest = export_model(model, out, source=checkpoint, opset=opset, generator=gen)
+    if images is not None:
+        from .quantize import quantize_encoder
+
+        manifest = quantize_encoder(out, images, source=", ".join(map(str, int8_calibration)))
+    return manifest
 
 
 def read_manifest(folder: PathLike) -> Dict[str, Any]:

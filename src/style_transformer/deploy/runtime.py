@@ -21,6 +21,7 @@ from .onnx import FORMAT_VERSION, OPSET, export_model, file_sha256, read_manifes
 
 PathLike = Union[str, os.PathLike]
 RUNTIMES = ("torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "int8")  # int8: the encoder quantised (deploy.quantize); synthesis stays fp32
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -81,12 +82,19 @@ class ExportedModel:
         runtime: which runtime runs the graphs.
     """
 
-    def __init__(self, folder: PathLike, runtime: str):
+    def __init__(self, folder: PathLike, runtime: str, precision: str = "fp32"):
         check_runtime(runtime)
         if runtime == "torch":
             raise UsageError("ExportedModel runs graphs on onnxruntime or openvino, not torch")
-        self.folder, self.runtime = Path(folder), runtime
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        self.folder, self.runtime, self.precision = Path(folder), runtime, precision
         self.manifest = read_manifest(self.folder)
+        if precision == "int8" and runtime != "onnxruntime":
+            # OpenVINO does not compile ONNX Runtime's QDQ encoder graph (its transformer layers)
+            raise UsageError(f"--precision int8 runs on --runtime onnxruntime, not {runtime}")
+        if precision == "int8" and "encoder_int8" not in self.manifest["graphs"]:
+            raise UsageError(f"{self.folder}: no int8 encoder; export with --int8 --calibration DIR")
         self._graphs: Dict[str, _Graph] = {}
 
     def graph(self, name: str) -> _Graph:
@@ -99,7 +107,8 @@ class ExportedModel:
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, 3, H, W]`` in [-1, 1] -> W+ ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""
-        return torch.from_numpy(self.graph("encoder")(image=image.detach().cpu().numpy()))
+        name = "encoder_int8" if self.precision == "int8" else "encoder"
+        return torch.from_numpy(self.graph(name)(image=image.detach().cpu().numpy()))
 
     def synthesize(self, wplus: torch.Tensor) -> torch.Tensor:
         """W+ ``[N, num_ws, w_dim]`` -> images ``[N, 3, S, S]`` in [-1, 1] (stored noise)."""
