@@ -247,3 +247,26 @@ def test_int8_refusals(tmp_path, tiny_checkpoint, capsys, monkeypatch, argv, mes
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "a").exists()
+
+
+def test_official_cars_model_through_the_runtime(tmp_path, monkeypatch):
+    """The official cars checkpoint (192x256 input, 512 px output) run as graphs gives the official
+    implementation's codes and images, as the torch pipeline does."""
+    import parity_rule
+    from pathlib import Path
+
+    monkeypatch.setenv("STYLE_TRANSFORMER_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "cars.pt"
+    torch.save(parity_rule.official_cars_checkpoint(1), path)
+    ref = torch.load(Path(__file__).parents[1] / "data" / "parity" / "public_styletransformer_cars.pt",
+                     weights_only=True)
+    pipe = load_pipeline(checkpoint=path, device="cpu", runtime="onnxruntime")
+    torch_pipe = load_pipeline(checkpoint=path, device="cpu")
+    assert pipe.input_shape == (192, 256)
+    x = torch.rand(2, 3, 192, 256, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    got, want = pipe.invert(list(x)), torch_pipe.invert(list(x))
+    assert (got.ws - want.ws).abs().max() < W_TOL and (got.images - want.images).abs().max() < IMG_TOL
+    assert got.images.shape == (2, 3, 512, 512)
+    res = pipe.invert(ref["inputs"]["x"])  # the official implementation's outputs (tests/test_parity.py's bound)
+    torch.testing.assert_close(res.ws, ref["outputs"]["codes"], rtol=0, atol=1e-3)
+    torch.testing.assert_close(res.images, ref["outputs"]["images"], rtol=0, atol=1e-3)
