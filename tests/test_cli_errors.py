@@ -59,6 +59,7 @@ BAD = {  # one expected mistake per command: a path that does not exist, or a wr
     "train-classifier": ["train-classifier", "--data", MISSING, "--out", "{tmp}/o"],
     "inspect": ["inspect", MISSING + ".pkl"],
     "convert": ["convert", MISSING + ".pkl", "{tmp}/o.safetensors"],
+    "export": ["export", MISSING + ".pt", "{tmp}/o", "--format", "onnx"],
 }
 
 

@@ -134,7 +134,7 @@ def _pipeline(args: argparse.Namespace):
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
     return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         runtime=_runtime(args), precision=args.precision)
+                         runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
 
 
 def _image_classifier(path: Optional[str], device):
@@ -151,7 +151,7 @@ def _editing_pipeline(args: argparse.Namespace):
     if args.checkpoint is None and args.generator is not None:
         raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=_runtime(args), precision=args.precision)
+                         editing=args.editing, runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
     from ..editing import DirectionError
 
     try:
