@@ -19,9 +19,10 @@ DEFAULT_FILES: Dict[str, str] = {
     # the shipped generator: what generate, eval-generator and train-encoder use by default
     "generator": "faces64_generator.safetensors",
     # the generator the shipped encoder and editing models were trained for: the default pipeline
-    # renders with it, and the commands that work on the shipped encoder's codes default to it (it is
-    # the shipped generator itself whenever the encoder has been retrained for that one)
-    "encoder_generator": "faces64_generator.safetensors",
+    # renders with it, and the commands that work on the shipped encoder's codes default to it. It is
+    # the encoder file's own decoder (the synthesis network it was trained against, frozen, and its
+    # fine-tuned mapping), so the shipped generator can move on without the encoder's codes changing
+    "encoder_generator": "faces64_style_transformer.safetensors",
     "attribute_classifier": "faces64_attribute_classifier.safetensors",
 }
 # the editing models of the default generator: a folder (directions, W+ classifier, reference editors)
