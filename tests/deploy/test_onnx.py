@@ -92,6 +92,7 @@ def test_the_graphs_run_with_the_runtime_alone(shipped_export):
     assert np.abs(ws - ref.ws.numpy()).max() < W_TOL and np.abs(img - ref.images.numpy()).max() < IMG_TOL
 
 
+@pytest.mark.openvino
 def test_official_style_transformer_and_rosinality_generator(official_checkpoint, rosinality_checkpoint, tmp_path):
     out = tmp_path / "official"
     export_onnx(official_checkpoint, out)
