@@ -18,7 +18,13 @@ import parity_rule  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
-    """GPU tests are skipped, not failed, where there is no CUDA device."""
+    """GPU tests are skipped, not failed, where there is no CUDA device.
+
+    Tests that run graphs on OpenVINO go last. Its CPU plugin keeps worker threads for the life of
+    the process, and beside them the trainers' stop tests (a step loop that sends itself SIGTERM)
+    end in a segmentation fault most of the time; in separate processes both pass."""
+    late = [i for i in items if i.get_closest_marker("openvino") or "[openvino" in i.nodeid]
+    items[:] = [i for i in items if i not in late] + late
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")
@@ -109,10 +115,3 @@ def tiny_editing(tmp_path_factory, tiny_checkpoint):
                  "--generator", str(tiny_checkpoint)]) == 0
     return root
 
-
-def pytest_collection_modifyitems(config, items):
-    """Tests that run graphs on OpenVINO go last. Its CPU plugin keeps worker threads for the life of
-    the process, and beside them the trainers' stop tests (a step loop that sends itself SIGTERM)
-    end in a segmentation fault most of the time; in separate processes both pass."""
-    late = [i for i in items if i.get_closest_marker("openvino") or "[openvino" in i.nodeid]
-    items[:] = [i for i in items if i not in late] + late
