@@ -184,5 +184,5 @@ def test_generate_without_generator_uses_the_shipped_model(tmp_path):
     assert ws.shape == (g.num_ws, g.style_dim)
     with Image.open(out / "sample_0001.png") as im:
         assert im.size == (g.size, g.size)
-    # the shipped file carries a real W mean (truncation pulls toward it)
-    torch.testing.assert_close(g.latent_avg, g.mean_latent(4096, seed=0), atol=2e-3, rtol=0)
+    # the shipped file carries a real W mean (truncation pulls toward it), within fp16's precision
+    torch.testing.assert_close(g.latent_avg, g.mean_latent(4096, seed=0), atol=2e-3, rtol=2e-3)

@@ -9,10 +9,18 @@ from style_transformer.cli import main
 from style_transformer.demo import held_out_faces
 
 
-def test_default_encoder_was_trained_for_the_shipped_generator():
+def test_default_encoder_renders_with_the_generator_it_was_trained_for():
+    """The default pipeline renders the shipped encoder's codes with its own decoder; the shipped
+    generator (distilled from the renderer) has the same synthesis architecture, so an encoder can be
+    retrained for it."""
     st = pretrained.load_default("style_transformer")
-    g = pretrained.load_default("generator")
+    g = pretrained.load_default("encoder_generator")
     assert st.cfg.generator == g.cfg and st.cfg.encoder.n_styles == g.num_ws
+    shipped = pretrained.load_default("generator")
+    assert shipped.num_ws == g.num_ws and shipped.cfg.channels == g.cfg.channels and shipped.conditional
+    pipe = load_pipeline(device="cpu")
+    mine = pipe.generator.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in st.decoder.state_dict().items())
     mine = st.decoder.state_dict()
     for k, v in g.state_dict().items():  # the synthesis network is the shipped generator's, frozen
         if not k.startswith("style.") and k != "latent_avg":
@@ -77,6 +85,11 @@ def test_model_registry_builds_every_architecture_and_the_shipped_ones():
     for kind, preset in (("style_transformer", "faces-64"), ("generator", "faces-64-generator"),
                          ("attribute_classifier", "faces-64-classifier")):
         shipped = load_model(default_path(kind))
+        if kind == "generator":  # distilled from the renderer: the architecture conditioned on its labels
+            from style_transformer.training.distill import renderer_generator
+
+            assert shipped.cfg == renderer_generator(MODEL_PRESETS[preset])
+            continue
         assert shipped.cfg == MODEL_PRESETS[preset]
         create_model(preset).load_state_dict(shipped.state_dict(), strict=True)
     assert gan_preset("faces-64").generator == MODEL_PRESETS["faces-64-generator"]

@@ -144,10 +144,14 @@ def test_snapshots_and_ema_rampup(faces, tmp_path):
 
 
 def test_default_preset_is_the_shipped_architecture():
+    """The shipped generator is the faces-64 architecture, distilled from the renderer (conditioned on
+    its labels); the encoder's generator is the faces-64 GAN architecture."""
     from style_transformer.pretrained import load_default
     from style_transformer.training import gan_preset
+    from style_transformer.training.distill import distill_preset
 
-    assert load_default("generator").cfg == gan_preset("faces-64").generator
+    assert load_default("generator").cfg == distill_preset("faces-64").generator
+    assert load_default("encoder_generator").cfg == gan_preset("faces-64").generator
 
 
 @pytest.mark.gpu
