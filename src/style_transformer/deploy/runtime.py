@@ -53,6 +53,8 @@ class _Graph:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = _threads()
             opts.log_severity_level = 3
+            # no busy-waiting between ops: spinning workers compete with the caller for the cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             self.inputs = [i.name for i in self._session.get_inputs()]
         elif runtime == "openvino":
