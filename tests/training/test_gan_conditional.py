@@ -168,7 +168,12 @@ def test_cli_conditional_train_generate_convert(tmp_path):
     for bad in (["--labels", "Smile=1"], ["--class", "1"], ["--labels", "Smiling=1,Smiling=1,Blond_Hair=1,Black_Hair=1"]):
         assert main(["generate", "--generator", str(ck), "--n", "2", "--out", str(tmp_path / "bad"), *bad]) == 2
     assert not (tmp_path / "bad").exists()
-    assert main(["generate", "--n", "2", "--out", str(tmp_path / "bad2"), "--labels", "Smiling=1"]) == 2
+    # an unconditional generator takes no labels
+    assert main(["generate", "--generator", str(tmp_path / "u" / "checkpoint.pt"), "--n", "2", "--out",
+                 str(tmp_path / "bad2"), "--labels", "Smiling=1"]) == 2
+    assert not (tmp_path / "bad2").exists()
+    # the shipped generator is distilled from the renderer: conditional on its attributes
+    assert main(["generate", "--n", "2", "--out", str(tmp_path / "smiling"), "--labels", "Smiling=1"]) == 0
 
 
 def test_torchrun_two_processes_conditional(tmp_path):
