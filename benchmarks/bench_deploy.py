@@ -1,5 +1,5 @@
 """Inversion speed on each runtime, side by side in one run: torch fp32 against the exported ONNX graphs
-on ONNX Runtime and OpenVINO (fp32) and ONNX Runtime with the int8 encoder (calibrated on 300 renders
+on ONNX Runtime and OpenVINO (fp32) and both with their int8 encoders (calibrated on 300 renders
 of the training seed), for the shipped default model (batch 1 and 32) and the official-256 layout
 (IR-SE50 encoder, 256 in, StyleGAN2 256 out; random weights, batch 1 and 8).
 
@@ -29,7 +29,7 @@ from style_transformer.deploy.quantize import quantize_encoder
 from style_transformer.models import StyleTransformer
 from style_transformer.pretrained import TRAIN_SEED, default_path
 
-VARIANTS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"))
+VARIANTS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"))
 
 
 def bench(name: str, model, batches, reps: int, folder: Path) -> None:

@@ -87,13 +87,16 @@ class InversionPipeline:
             runtime: ``"torch"``, or ``"onnxruntime"`` / ``"openvino"``: encoding and rendering run as
                 exported ONNX graphs on that runtime (CPU; exported once into a cache folder, see
                 ``deploy.exported_for``); editing works on the codes as with torch.
-            precision: ``"fp32"``, or ``"int8"`` (with a graph runtime): the encoder quantised by ONNX
-                Runtime's quantiser. The shipped encoder is calibrated on renders of its training seed;
+            precision: ``"fp32"``, or ``"int8"`` (with a graph runtime): the encoder quantised by the
+                runtime's own tooling (ONNX Runtime's quantiser; NNCF for OpenVINO). The shipped encoder is calibrated on renders of its training seed;
                 other checkpoints: ``style-transformer export CKPT OUT --int8 --calibration DIR``.
 
         Returns:
             The pipeline.
         """
+        from .deploy.runtime import check_runtime
+
+        check_runtime(runtime, precision)  # before anything is loaded, exported or quantised
         if checkpoint is None and generator is None:  # the shipped default encoder and generator
             from .pretrained import EDITING_DIR, WEIGHTS_DIR, default_path
 
@@ -110,14 +113,9 @@ class InversionPipeline:
                                       "inversion model (Style Transformer, pSp or e4e) is needed here")
         gen = load_model(generator, kind="generator") if generator is not None else model.decoder
         graphs = None
-        if precision != "fp32" and runtime == "torch":
-            from .errors import UsageError
-
-            raise UsageError(f"--precision {precision} runs exported graphs: add --runtime onnxruntime or openvino")
         if runtime != "torch":
-            from .deploy import ExportedModel, check_runtime, exported_for
+            from .deploy import ExportedModel, exported_for
 
-            check_runtime(runtime)
             if resolve_device(device).type != "cpu":
                 device = "cpu"  # the graph runtimes run on the CPU; "auto" means the CPU here
             folder = exported_for(model if model is not None else gen, [checkpoint, generator],
@@ -125,7 +123,7 @@ class InversionPipeline:
             if precision == "int8":
                 from .deploy.quantize import ensure_int8_encoder
 
-                ensure_int8_encoder(folder, model, checkpoint)
+                ensure_int8_encoder(folder, model, checkpoint, runtime)
             graphs = ExportedModel(folder, runtime, precision)
         return cls(gen, model, device, editing=editing, graphs=graphs)
 

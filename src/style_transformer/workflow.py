@@ -352,6 +352,37 @@ def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: in
     return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "invert", step, skip_existing)
 
 
+def prepare_edit(pipe, attribute: str, strength: Optional[float], reference: Optional[PathLike],
+                 method: Optional[str], layers: Optional[Tuple[int, int]], aligner=None,
+                 default_strength: bool = False):
+    """Checks an edit before anything is written (attribute, method, strength, reference: one trial
+    edit of a sampled code) and inverts the reference image (aligned like the inputs). Without a
+    strength or a reference, ``default_strength`` takes the editing folder's calibrated strength (else
+    it is an error). Returns ``(method, ws_ref)``."""
+    from .data.align import NoFaceError
+    from .data.images import load_image
+
+    if strength is None and reference is None and not default_strength:
+        raise UsageError("an edit needs a strength or a reference image")
+    if strength is not None and not np.isfinite(strength):
+        raise UsageError(f"the strength must be a finite number, got {strength}")
+    ws_ref = None
+    if reference is not None:
+        ref = load_image(reference)
+        if aligner is not None:
+            try:
+                ref = aligner.align(ref)[0].image
+            except NoFaceError:
+                raise InputError(f"{reference}: no face found in the reference (without alignment the whole "
+                                 "image is used)") from None
+        ws_ref = pipe.invert([ref]).ws
+    method = method or pipe.editing.default_method(ws_ref is not None)
+    if (method == "reference") != (ws_ref is not None):
+        raise UsageError("reference edits need a reference image, and a reference image needs the reference method")
+    pipe.edit_ws(pipe.sample_ws(1), attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+    return method, ws_ref
+
+
 def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, strength: Optional[float] = None,
                reference: Optional[PathLike] = None, method: Optional[str] = None,
                layers: Optional[Tuple[int, int]] = None, batch_size: int = 8, align: bool = False,
@@ -373,28 +404,8 @@ def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, 
     Returns:
         ``BatchRun`` (its latents are the edited codes).
     """
-    from .data.align import NoFaceError
-    from .data.images import load_image
-
-    if strength is None and reference is None:
-        raise UsageError("an edit needs a strength or a reference image")
-    if strength is not None and not np.isfinite(strength):
-        raise UsageError(f"the strength must be a finite number, got {strength}")
     aligner = face_aligner(pipe, align, all_faces, paste_back)
-    ws_ref = None
-    if reference is not None:
-        ref = load_image(reference)
-        if aligner is not None:
-            try:
-                ref = aligner.align(ref)[0].image
-            except NoFaceError:
-                raise InputError(f"{reference}: no face found in the reference (without alignment the whole "
-                                 "image is used)") from None
-        ws_ref = pipe.invert([ref]).ws
-    method = method or pipe.editing.default_method(ws_ref is not None)
-    if (method == "reference") != (ws_ref is not None):
-        raise UsageError("reference edits need a reference image, and a reference image needs the reference method")
-    pipe.edit_ws(pipe.sample_ws(1), attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+    method, ws_ref = prepare_edit(pipe, attribute, strength, reference, method, layers, aligner)
 
     def step(batch: ImageBatch):
         res = pipe.invert(batch.images, batch_size=batch_size)

@@ -13,6 +13,7 @@ from style_transformer import load_model, load_pipeline
 from style_transformer.cli import main
 from style_transformer.config import EncoderConfig, GeneratorConfig, PSPConfig
 from style_transformer.deploy import ExportedModel, export_model, export_onnx, read_manifest
+from style_transformer.errors import UsageError
 from style_transformer.models import PSPModel
 from style_transformer.pretrained import default_path
 
@@ -212,24 +213,45 @@ def test_runtime_refusals(tmp_path, capsys, monkeypatch, tiny_checkpoint, image_
         pipe.generate(torch.zeros(1, pipe.generator.num_ws, pipe.generator.style_dim), randomize_noise=True)
 
 
+@pytest.mark.openvino
 def test_int8_encoder_export_and_runtime(tmp_path, tiny_checkpoint, tiny_editing, capsys):
+    """``--int8`` writes one int8 encoder per runtime (ONNX Runtime's QDQ graph, OpenVINO IR by NNCF),
+    each giving the fp32 codes up to quantisation error."""
     out = tmp_path / "q"
     assert main(["export", str(tiny_checkpoint), str(out), "--int8", "--calibration", str(tiny_editing / "faces"),
                  "--calibration-n", "32"]) == 0
     m = read_manifest(out)
     assert m["graphs"]["encoder_int8"] == "encoder.int8.onnx" and m["int8"]["calibration_images"] == 32
+    assert m["graphs"]["encoder_int8_openvino"] == "encoder.int8.xml" and (out / "encoder.int8.bin").is_file()
+    assert sorted(m["int8"]["methods"]) == ["encoder_int8", "encoder_int8_openvino"]
+    assert not [p for p in out.iterdir() if p.is_dir()]  # no temporary folder left behind
     x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     fp32 = ExportedModel(out, "onnxruntime").encode(x)
-    int8 = ExportedModel(out, "onnxruntime", precision="int8").encode(x)
-    assert int8.shape == fp32.shape
-    # quantised, so not equal, but the same codes up to quantisation error
-    rel = ((int8 - fp32).norm() / (fp32 - fp32.mean((0, 1))).norm()).item()
-    assert 0 < rel < 0.2, rel
-    with pytest.raises(Exception, match="runs on --runtime onnxruntime"):
-        ExportedModel(out, "openvino", precision="int8")
+    for runtime in RUNTIMES:
+        int8 = ExportedModel(out, runtime, precision="int8").encode(x)
+        assert int8.shape == fp32.shape
+        # quantised, so not equal, but the same codes up to quantisation error
+        rel = ((int8 - fp32).norm() / (fp32 - fp32.mean((0, 1))).norm()).item()
+        assert 0 < rel < 0.2, (runtime, rel)
     with pytest.raises(Exception, match="no int8 encoder"):
         export_onnx(tiny_checkpoint, tmp_path / "plain")
         ExportedModel(tmp_path / "plain", "onnxruntime", precision="int8")
+
+
+def test_int8_without_nncf_writes_the_onnxruntime_encoder_only(tmp_path, tiny_checkpoint, tiny_editing, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))
+    export_onnx(tiny_checkpoint, tmp_path / "q", int8_calibration=[tiny_editing / "faces"], calibration_n=32)
+    m = read_manifest(tmp_path / "q")
+    assert "encoder_int8" in m["graphs"] and "encoder_int8_openvino" not in m["graphs"]
+    with pytest.raises(UsageError, match="no int8 encoder for openvino.*nncf"):
+        ExportedModel(tmp_path / "q", "openvino", precision="int8")
+    from style_transformer.deploy.quantize import quantize_encoder
+
+    with pytest.raises(UsageError, match="int8 for openvino needs nncf"):
+        quantize_encoder(tmp_path / "q", np.zeros((2, 3, 32, 32), np.float32), runtimes=["openvino"])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -15,7 +15,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..errors import StyleTransformerError, UsageError  # noqa: F401  (UsageError: callers import it here)
-from . import data, deploy, directions, editing, editing_eval, evaluation, inversion, serve, training
+from . import data, deploy, directions, editing, editing_eval, evaluation, inversion, serve, training, video
 from .editing import _latents_and_labels  # noqa: F401
 from .training import _training_device  # noqa: F401
 
@@ -27,10 +27,10 @@ EXAMPLES = """examples:
   style-transformer dataset synth --n 1000 --out faces/ --size 64 --seed 0
 """
 
-ORDER = ['invert', 'generate', 'dataset', 'fid', 'train-gan', 'train-encoder', 'demo', 'eval-encoder', 'directions', 'train-editor', 'edit', 'calibrate', 'eval-editing', 'evaluate', 'serve', 'eval-generator', 'train-classifier', 'inspect', 'convert', 'export']
+ORDER = ['invert', 'generate', 'dataset', 'fid', 'train-gan', 'train-encoder', 'demo', 'eval-encoder', 'directions', 'train-editor', 'edit', 'invert-video', 'edit-video', 'eval-video', 'calibrate', 'eval-editing', 'evaluate', 'serve', 'eval-generator', 'train-classifier', 'inspect', 'convert', 'export']
 COMMANDS = {**inversion.COMMANDS, **training.COMMANDS, **directions.COMMANDS, **editing.COMMANDS,
             **editing_eval.COMMANDS, **evaluation.COMMANDS, **data.COMMANDS, **serve.COMMANDS,
-            **deploy.COMMANDS}
+            **deploy.COMMANDS, **video.COMMANDS}
 
 
 def build_parser() -> argparse.ArgumentParser:

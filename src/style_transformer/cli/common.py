@@ -115,8 +115,9 @@ def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
                         help="torch (default), or the exported ONNX graphs on onnxruntime or openvino (CPU; "
                              "exported once into ~/.cache/style_transformer/onnx; the deploy extra)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="with a graph --runtime: int8 runs the encoder quantised by ONNX Runtime's quantiser "
-                             "(the shipped encoder; see docs/deploy.md for its measured quality and speed)")
+                        help="with a graph --runtime: int8 runs the encoder quantised by the runtime's own tooling "
+                             "(ONNX Runtime's quantiser, NNCF for OpenVINO; the shipped encoder; see docs/deploy.md "
+                             "for the measured quality and speed)")
 
 
 def _runtime(args: argparse.Namespace) -> str:

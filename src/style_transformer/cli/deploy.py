@@ -20,8 +20,9 @@ def _parser_export(sub) -> None:
     ex.add_argument("--generator", help="with an inversion CHECKPOINT: render with this generator instead of its own")
     ex.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     ex.add_argument("--int8", action="store_true",
-                    help="also write encoder.int8.onnx: the encoder quantised by ONNX Runtime's quantiser (static, "
-                         "QDQ, per-channel), calibrated on --calibration")
+                    help="also write the int8 encoder of each installed runtime, calibrated on --calibration: "
+                         "encoder.int8.onnx (ONNX Runtime's quantiser: static, QDQ, per-channel) and "
+                         "encoder.int8.xml/.bin (OpenVINO IR by NNCF)")
     ex.add_argument("--calibration", nargs="+", metavar="DIR",
                     help="images of the model's domain (files and/or folders) to calibrate --int8 on")
     ex.add_argument("--calibration-n", type=int, default=300, metavar="N",

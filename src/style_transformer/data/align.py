@@ -116,6 +116,14 @@ def ffhq_quad(lm: np.ndarray) -> np.ndarray:
 def align_face(image: Image.Image, lm: np.ndarray, size: int) -> AlignedFace:
     """The FFHQ crop of one face (module docstring): shrink, crop, reflect-pad, resample."""
     quad = ffhq_quad(lm)
+    return AlignedFace(crop_quad(image, quad, size), quad, lm)
+
+
+def crop_quad(image: Image.Image, quad: np.ndarray, size: int) -> Image.Image:
+    """The ``size x size`` crop of ``image`` inside the square ``quad`` (``ffhq_quad``'s corner order):
+    shrink, crop, reflect-pad where the square leaves the image, resample."""
+    quad = np.asarray(quad, dtype=np.float64)
+    image = image.convert("RGB")
     work = quad.copy()
     qsize = np.hypot(*(quad[3] - quad[0])) * 1.0  # side of the square
     img = image
@@ -152,8 +160,7 @@ def align_face(image: Image.Image, lm: np.ndarray, size: int) -> AlignedFace:
         img = Image.fromarray(np.uint8(np.clip(np.rint(arr), 0, 255)), "RGB")
         work += pad[:2]
     out = img.transform((size * 4, size * 4), Image.QUAD, (work + 0.5).flatten(), Image.BILINEAR)
-    out = out.resize((size, size), Image.LANCZOS)
-    return AlignedFace(out, quad, lm)
+    return out.resize((size, size), Image.LANCZOS)
 
 
 def paste_back(photo: Image.Image, face: Image.Image, quad: np.ndarray, feather: float = 0.08) -> Image.Image:

@@ -309,6 +309,31 @@ def render_faces(attrs: Dict[str, np.ndarray], size: int = 64) -> np.ndarray:
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def animate_attributes(seed: int, n_frames: int, subject: int = 0) -> Dict[str, np.ndarray]:
+    """Per-frame attributes of a rendered clip: face ``subject`` of the dataset ``seed`` turning its
+    head, with the light moving across and a smile appearing half-way.
+
+    Every factor is smooth in time except the smile, which switches on at the middle frame (a step,
+    as the renderer draws a smile). The rest is the subject's own and constant: yaw sweeps -0.6 -> 0.6
+    (a half sine), tilt swings +-0.1 (a full sine), ``light_x`` moves -0.8 -> 0.8 linearly at a
+    strength of at least 0.25, Smiling is 0 before frame ``n_frames // 2`` and 1 from it.
+
+    Returns:
+        one array ``[n_frames]`` per name of ``ATTRIBUTES`` (as ``sample_attributes``).
+    """
+    if n_frames < 2:
+        raise ValueError(f"a clip needs at least 2 frames, got {n_frames}")
+    base = sample_attributes(seed, [subject])
+    t = np.linspace(0.0, 1.0, n_frames)
+    attrs = {name: np.full(n_frames, base[name][0]) for name in ATTRIBUTES}
+    attrs["yaw"] = 0.6 * np.sin(np.pi * (t - 0.5))
+    attrs["tilt"] = 0.1 * np.sin(2 * np.pi * t)
+    attrs["light_x"] = -0.8 + 1.6 * t
+    attrs["light_strength"] = np.full(n_frames, max(float(base["light_strength"][0]), 0.25))
+    attrs["Smiling"] = (np.arange(n_frames) >= n_frames // 2).astype(np.float64)
+    return attrs
+
+
 def render_dataset_batch(seed: int, indices: Sequence[int], size: int = 64) -> FaceBatch:
     """Faces ``indices`` of the dataset with ``seed``: images and their attributes."""
     attrs = sample_attributes(seed, indices)

@@ -16,20 +16,26 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from .onnx import FORMAT_VERSION, OPSET, export_model, file_sha256, read_manifest
 
 PathLike = Union[str, os.PathLike]
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "int8")  # int8: the encoder quantised (deploy.quantize); synthesis stays fp32
+INT8_GRAPHS = {"onnxruntime": "encoder_int8", "openvino": "encoder_int8_openvino"}  # runtime -> manifest graph
 _PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
-def check_runtime(runtime: str) -> None:
-    """Raises ``UsageError`` for an unknown runtime, or one whose package is not installed."""
+def check_runtime(runtime: str, precision: str = "fp32") -> None:
+    """Raises ``UsageError`` for an unknown runtime or precision, a precision the runtime does not
+    run, or a runtime whose package is not installed: before anything is exported or quantised."""
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if runtime == "torch":
+        if precision != "fp32":
+            raise UsageError(f"--precision {precision} runs exported graphs: add --runtime onnxruntime or openvino")
         return
     import importlib.util
 
@@ -85,18 +91,15 @@ class ExportedModel:
     """
 
     def __init__(self, folder: PathLike, runtime: str, precision: str = "fp32"):
-        check_runtime(runtime)
         if runtime == "torch":
             raise UsageError("ExportedModel runs graphs on onnxruntime or openvino, not torch")
-        if precision not in PRECISIONS:
-            raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        check_runtime(runtime, precision)
         self.folder, self.runtime, self.precision = Path(folder), runtime, precision
         self.manifest = read_manifest(self.folder)
-        if precision == "int8" and runtime != "onnxruntime":
-            # OpenVINO does not compile ONNX Runtime's QDQ encoder graph (its transformer layers)
-            raise UsageError(f"--precision int8 runs on --runtime onnxruntime, not {runtime}")
-        if precision == "int8" and "encoder_int8" not in self.manifest["graphs"]:
-            raise UsageError(f"{self.folder}: no int8 encoder; export with --int8 --calibration DIR")
+        self._encoder = INT8_GRAPHS[runtime] if precision == "int8" else "encoder"
+        if self._encoder not in self.manifest["graphs"]:
+            raise UsageError(f"{self.folder}: no int8 encoder for {runtime}; export with --int8 --calibration DIR"
+                             + (" (with nncf installed)" if runtime == "openvino" else ""))
         self._graphs: Dict[str, _Graph] = {}
 
     def graph(self, name: str) -> _Graph:
@@ -109,8 +112,7 @@ class ExportedModel:
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """``[N, 3, H, W]`` in [-1, 1] -> W+ ``[N, n_styles, w_dim]`` (``latent_avg`` added)."""
-        name = "encoder_int8" if self.precision == "int8" else "encoder"
-        return torch.from_numpy(self.graph(name)(image=image.detach().cpu().numpy()))
+        return torch.from_numpy(self.graph(self._encoder)(image=image.detach().cpu().numpy()))
 
     def synthesize(self, wplus: torch.Tensor) -> torch.Tensor:
         """W+ ``[N, num_ws, w_dim]`` -> images ``[N, 3, S, S]`` in [-1, 1] (stored noise)."""
@@ -151,7 +153,7 @@ def exported_for(model: torch.nn.Module, sources: Sequence[Optional[PathLike]], 
     try:
         read_manifest(folder)
         return folder
-    except Exception:
+    except InputError:  # not there yet, or left half-written: export (again)
         pass
     if progress:
         print(f"exporting ONNX graphs to {folder} (once)")

@@ -1,0 +1,292 @@
+"""Video: PyAV I/O (timestamps, audio, atomic output), the temporal smoother against a float64
+reference, the streamed pipeline against frame-by-frame library calls, rendered clips with ground
+truth, the measures, the commands and their refusals."""
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av", reason="video is an optional extra (pip install av)")
+
+from style_transformer import load_pipeline  # noqa: E402
+from style_transformer.cli import main  # noqa: E402
+from style_transformer.data.synthetic import ATTRIBUTES, animate_attributes, render_faces  # noqa: E402
+from style_transformer.data.video import (VideoInfo, VideoReader, VideoWriter, read_clip_attributes,  # noqa: E402
+                                          write_synth_clip, write_video)
+from style_transformer.errors import InputError, UsageError  # noqa: E402
+from style_transformer.metrics.video import code_change, temporal_measures  # noqa: E402
+from style_transformer.video import TemporalSmoother, process_video, smooth_sequence  # noqa: E402
+
+
+def _reference_smooth(values, sigma, present=None):
+    """The smoother's definition computed directly in float64: for each frame with a value, the
+    Gaussian-weighted mean of the frames within ceil(3 sigma) that have one."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    present = np.ones(n, bool) if present is None else present
+    if sigma == 0:
+        return values.copy()
+    r = int(np.ceil(3 * sigma))
+    out = np.zeros_like(values)
+    for i in range(n):
+        js = [j for j in range(max(0, i - r), min(n, i + r + 1)) if present[j]]
+        w = np.exp(-0.5 * ((np.array(js) - i) / sigma) ** 2)
+        out[i] = np.tensordot(w, values[js], axes=1) / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5, 1.5, 4.0])
+def test_smoother_matches_the_definition(sigma):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(23, 3, 2))
+    np.testing.assert_allclose(smooth_sequence(x, sigma), _reference_smooth(x, sigma), rtol=0, atol=1e-12)
+
+
+def test_smoother_streams_in_order_with_gaps_and_bounded_memory():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4))
+    present = rng.random(40) > 0.25
+    s = TemporalSmoother(2.0)
+    got, held = [], 0
+    for i in range(40):
+        got += s.push(x[i] if present[i] else None, i)
+        held = max(held, len(s._values))
+    got += s.flush()
+    assert [item for _, item in got] == list(range(40))  # every frame, in order
+    assert all((v is None) == (not present[i]) for v, i in got)  # a frame without a value stays without
+    ref = _reference_smooth(x, 2.0, present)
+    for v, i in got:
+        if v is not None:
+            np.testing.assert_allclose(v, ref[i], atol=1e-12)
+    assert held <= 2 * s.radius + 1  # a window, not the clip
+    # a constant signal stays constant (weights renormalised at the ends), a ramp stays a ramp inside
+    np.testing.assert_allclose(smooth_sequence(np.full((9, 2), 3.0), 1.0), 3.0)
+    ramp = np.arange(20.0)[:, None]
+    np.testing.assert_allclose(smooth_sequence(ramp, 1.0)[3:-3], ramp[3:-3], atol=1e-12)
+    with pytest.raises(UsageError):
+        TemporalSmoother(-1)
+    with pytest.raises(UsageError):
+        TemporalSmoother(float("nan"))
+
+
+def test_animated_attributes_and_clip_roundtrip(tmp_path):
+    a = animate_attributes(7, 31, subject=2)
+    assert set(a) == set(ATTRIBUTES) and all(len(v) == 31 for v in a.values())
+    assert a["Smiling"][:15].max() == 0 and a["Smiling"][15:].min() == 1  # the smile appears half-way
+    assert a["yaw"][0] == pytest.approx(-0.6) and a["yaw"][-1] == pytest.approx(0.6)
+    assert np.abs(np.diff(a["yaw"])).max() < 0.1 and np.all(np.diff(a["light_x"]) > 0)  # smooth motion
+    for k in ("Eyeglasses", "face_width", "hair_hue"):  # the subject's own, constant
+        assert np.ptp(a[k]) == 0
+    with pytest.raises(ValueError):
+        animate_attributes(7, 1)
+    video, csv = write_synth_clip(tmp_path / "c.mp4", 12, fps=24, size=32, seed=7, subject=2, crf=0)
+    back = read_clip_attributes(csv)
+    truth = animate_attributes(7, 12, subject=2)
+    for k in ATTRIBUTES:
+        np.testing.assert_allclose(back[k], truth[k], rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(back["time"], np.arange(12) / 24, atol=1e-6)
+    with VideoReader(video) as r:
+        assert (r.info.width, r.info.height, r.info.fps) == (32, 32, 24) and not r.info.has_audio
+        frames = np.stack([f.rgb for f in r.frames()])
+    want = render_faces(truth, 32)
+    # crf 0 is lossless in YUV; the RGB <-> YUV 4:2:0 round trip costs a few levels
+    assert frames.shape == want.shape and np.abs(frames.astype(int) - want).mean() < 4
+    (tmp_path / "bad.csv").write_text("frame,time,yaw\n0,0,1\n")
+    with pytest.raises(InputError, match="not a clip attribute table"):
+        read_clip_attributes(tmp_path / "bad.csv")
+
+
+def _clip_with_audio(path: Path, pts_ms, size=(48, 32)):
+    """A variable-frame-rate H.264 clip (timestamps in ms) with an AAC tone."""
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=30)
+    vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+    vs.codec_context.time_base = Fraction(1, 1000)
+    aus = out.add_stream("aac", rate=16000, layout="mono")
+    for i, p in enumerate(pts_ms):
+        f = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 20 * i, np.uint8), format="rgb24")
+        f.pts, f.time_base = p, Fraction(1, 1000)
+        for pk in vs.encode(f):
+            out.mux(pk)
+    for pk in vs.encode(None):
+        out.mux(pk)
+    n = int(16000 * (pts_ms[-1] + 100) / 1000)
+    tone = (0.3 * np.sin(np.arange(n) * 2 * np.pi * 440 / 16000)).astype(np.float32)[None]
+    af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+    af.sample_rate, af.pts = 16000, 0
+    for pk in aus.encode(af):
+        out.mux(pk)
+    for pk in aus.encode(None):
+        out.mux(pk)
+    out.close()
+
+
+def _times_and_audio(path: Path):
+    with VideoReader(path) as r:
+        times = [f.time for f in r.frames()]
+        audio = sum(1 for _ in r.audio_packets)
+        return times, audio, r.info
+
+
+def test_variable_frame_rate_and_audio_survive_a_run(tmp_path, tiny_checkpoint):
+    pts = [0, 33, 66, 150, 183, 400, 433, 466]
+    _clip_with_audio(tmp_path / "in.mp4", pts)
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu")
+    run = process_video(pipe, tmp_path / "in.mp4", tmp_path / "out.mp4", batch_size=3)
+    t_in, a_in, info_in = _times_and_audio(tmp_path / "in.mp4")
+    t_out, a_out, info_out = _times_and_audio(tmp_path / "out.mp4")
+    assert run.frames == run.faces == len(pts)
+    np.testing.assert_allclose(t_out, t_in, atol=1e-3)  # the gaps of a variable frame rate are kept
+    np.testing.assert_allclose(t_in, np.array(pts) / 1000, atol=1e-3)
+    assert info_out.has_audio and a_out == a_in > 0  # every audio packet copied
+    assert (info_out.width, info_out.height) == (48, 32)  # the input's size, not the model's
+
+
+def test_odd_size_and_interrupted_writer_leave_nothing_behind(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (5, 17, 23, 3), dtype=np.uint8)
+    write_video(tmp_path / "odd.mp4", frames, fps=10)
+    with VideoReader(tmp_path / "odd.mp4") as r:
+        assert (r.info.width, r.info.height) == (23, 17) and len(list(r.frames())) == 5
+    info = VideoInfo(23, 17, Fraction(10), Fraction(1, 10), 0, 0.0, False, "h264")
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(tmp_path / "cut.mp4", info) as w:
+            w.write(frames[0], 0)
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mp4"]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clip")
+    return write_synth_clip(d / "clip.mp4", 20, fps=30, size=32, seed=7000, subject=1)[0]
+
+
+def test_pipeline_codes_match_the_library_frame_by_frame(tmp_path, clip, tiny_checkpoint, tiny_editing):
+    """Per-frame codes are the encoder's on each decoded frame; smoothed codes are the smoother's
+    definition applied to them; an edit is the editing models' on every frame; batch size changes
+    nothing."""
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu", editing=tiny_editing / "editing")
+    with VideoReader(clip) as r:
+        frames = [f.rgb for f in r.frames()]
+    raw = pipe.encode(frames).numpy()[:, : pipe.generator.num_ws]
+    process_video(pipe, clip, tmp_path / "a.mp4", smooth=0, latents=tmp_path / "a.npz", batch_size=7, crf=0)
+    a = np.load(tmp_path / "a.npz")
+    assert a["wplus"].shape == raw.shape and a["face"].all() and list(a["pts"]) == sorted(a["pts"])
+    np.testing.assert_allclose(a["wplus"], raw, atol=1e-5)
+    for bs in (4, 32):
+        process_video(pipe, clip, tmp_path / f"s{bs}.mp4", smooth=1.5, latents=tmp_path / f"s{bs}.npz", batch_size=bs)
+    s4, s32 = np.load(tmp_path / "s4.npz")["wplus"], np.load(tmp_path / "s32.npz")["wplus"]
+    np.testing.assert_allclose(s4, _reference_smooth(raw, 1.5), atol=1e-5)
+    np.testing.assert_allclose(s4, s32, atol=1e-6)
+    process_video(pipe, clip, tmp_path / "e.mp4", attribute="Smiling", strength=2.0, smooth=0,
+                  latents=tmp_path / "e.npz")
+    edited = pipe.edit_ws(torch.from_numpy(raw), "Smiling", strength=2.0).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "e.npz")["wplus"], edited[:, : raw.shape[1]], atol=1e-4)
+    # the written video is the render of the codes at the frame's size (crf 0: lossless luma; the
+    # 4:2:0 chroma of the tiny model's noisy renders is not compared)
+    from PIL import Image
+
+    from style_transformer.data.images import to_uint8
+
+    with VideoReader(tmp_path / "a.mp4") as r:
+        out = np.stack([f.rgb for f in r.frames()]).astype(float)
+    want = np.stack([np.asarray(Image.fromarray(w).resize(out.shape[1:3][::-1], Image.LANCZOS))
+                     for w in to_uint8(pipe.generate(torch.from_numpy(raw)))]).astype(float)
+    luma = np.array([0.299, 0.587, 0.114])
+    assert np.abs(out @ luma - want @ luma).mean() < 3
+
+
+def test_ctrl_c_leaves_no_output(tmp_path, clip, tiny_checkpoint, monkeypatch):
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu")
+    calls = {"n": 0}
+    real = pipe.generate
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(pipe, "generate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        process_video(pipe, clip, tmp_path / "o.mp4", latents=tmp_path / "o.npz", batch_size=4)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_measures_against_their_closed_forms():
+    true = torch.zeros(4, 3, 2, 2)
+    true[1:] += 0.5  # one step of 0.5 between frames 0 and 1
+    out = true.clone()
+    out[2] += 0.2  # a flicker on frame 2: two extra changes of 0.2
+    m = temporal_measures(out, true)
+    assert m["true_change"] == pytest.approx(0.5 / 3)
+    assert m["change"] == pytest.approx((0.5 + 0.2 + 0.2) / 3)
+    assert m["jitter"] == pytest.approx(0.4 / 3)
+    ws = np.zeros((3, 2, 4))
+    ws[1, :, 0] = 3.0
+    ws[2, :, 0] = 3.0
+    ws[2, :, 1] = 4.0
+    assert code_change(ws) == pytest.approx((3.0 + 4.0) / 2)
+
+
+def test_commands_and_refusals(tmp_path, capsys, tiny_checkpoint, tiny_editing, monkeypatch):
+    clip = tmp_path / "c.mp4"
+    assert main(["dataset", "synth-video", "--out", str(clip), "--frames", "12", "--size", "32", "--seed", "3"]) == 0
+    assert (tmp_path / "c.csv").is_file()
+    ck = ["--checkpoint", str(tiny_checkpoint)]
+    assert main(["invert-video", str(clip), "--out", str(tmp_path / "r.mp4"), *ck]) == 0
+    assert np.load(tmp_path / "r.npz")["wplus"].shape[0] == 12
+    assert main(["edit-video", str(clip), "--attribute", "Smiling", "--strength", "2", "--out", str(tmp_path / "e.mp4"),
+                 "--editing", str(tiny_editing / "editing"), "--no-smooth", *ck]) == 0
+    assert main(["eval-video", str(clip), "--json", str(tmp_path / "ev.json"), *ck]) == 0
+    out = capsys.readouterr().out
+    assert "| jitter |" in out and "per-frame" in out and (tmp_path / "ev.json").is_file()
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    cases = [
+        (["invert-video", str(tmp_path / "none.mp4"), "--out", str(tmp_path / "x.mp4")], "no such file"),
+        (["invert-video", str(tmp_path / "junk.mp4"), "--out", str(tmp_path / "x.mp4")], "not a readable video"),
+        (["invert-video", str(clip), "--out", str(tmp_path / "x.avi")], "write the video as .mp4"),
+        (["invert-video", str(clip), "--out", str(tmp_path / "x.mp4"), "--smooth", "-1"], "--smooth must be"),
+        (["edit-video", str(clip), "--attribute", "Nope", "--strength", "1", "--out", str(tmp_path / "x.mp4"),
+          "--editing", str(tiny_editing / "editing"), *ck], "Nope"),
+        (["dataset", "synth-video", "--out", str(tmp_path / "x.avi")], "as .mp4"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "x.mp4").exists() and not list(tmp_path.glob(".x*"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    assert main(["invert-video", str(clip), "--out", str(tmp_path / "x.mp4")]) == 2
+    assert "pip install 'style-transformer[video]'" in capsys.readouterr().err
+
+
+dlib = importlib.util.find_spec("dlib")
+
+
+@pytest.mark.skipif(dlib is None or importlib.util.find_spec("skimage") is None,
+                    reason="alignment needs dlib and scikit-image's photographs")
+def test_aligned_video_pastes_back_and_keeps_faceless_frames(tmp_path, tiny_checkpoint):
+    from PIL import Image
+
+    spec = importlib.util.find_spec("skimage")
+    photo = Image.open(Path(list(spec.submodule_search_locations)[0]) / "data" / "astronaut.png").convert("RGB")
+    photo = np.asarray(photo.resize((256, 256)))
+    frames = [np.roll(photo, 2 * i, axis=1) for i in range(6)]
+    frames[3] = np.full_like(photo, 128)  # a frame without a face
+    write_video(tmp_path / "a.mp4", np.stack(frames), fps=10, crf=0)
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu")
+    run = process_video(pipe, tmp_path / "a.mp4", tmp_path / "o.mp4", align=True, latents=tmp_path / "o.npz")
+    assert (run.frames, run.faces) == (6, 5)
+    z = np.load(tmp_path / "o.npz")
+    assert list(z["face"]) == [True, True, True, False, True, True]
+    with VideoReader(tmp_path / "o.mp4") as r:
+        out = np.stack([f.rgb for f in r.frames()]).astype(int)
+    assert np.abs(out[3] - 128).mean() < 2  # the faceless frame is written as it is
+    corner = (slice(0, 20), slice(0, 20))  # far from the face: the photo, not the render
+    assert np.abs(out[0][corner] - frames[0][corner]).mean() < 6
