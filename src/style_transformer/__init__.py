@@ -18,6 +18,7 @@ from .config import (MODEL_PRESETS, PRESETS, EncoderConfig, GeneratorConfig, Sty
 from .inference import InversionPipeline, InversionResult, load_pipeline
 from .errors import StyleTransformerError
 from .models import Discriminator, Generator, StyleEncoder, StyleGAN3Generator, StyleTransformer, set_ops_impl
+from .video import VideoRun, edit_video, invert_video
 from .workflow import edit_files, invert_files
 
 __version__ = "0.1.0"
@@ -25,8 +26,9 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "Discriminator", "EncoderConfig", "Generator", "GeneratorConfig", "InversionPipeline",
     "InversionResult", "MODEL_PRESETS", "PRESETS", "StyleEncoder", "StyleGAN3Config", "StyleGAN3Generator",
-    "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "create_model", "edit_files", "get_preset",
-    "invert_files", "load_model", "load_pipeline", "model_preset", "save_model", "set_ops_impl",
+    "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "VideoRun", "create_model", "edit_files",
+    "edit_video", "get_preset", "invert_files", "invert_video", "load_model", "load_pipeline", "model_preset",
+    "save_model", "set_ops_impl",
 ]
 
 

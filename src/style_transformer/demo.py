@@ -7,7 +7,11 @@ edit), and writes into ``out/``:
 * ``grid.png``: one row per image: input | reconstruction | edits;
 * ``index.html``: the same as a page, with PSNR and attribute verdicts;
 * ``latents.npz``: the W+ code of every image (key = image name);
-* ``images/``: every tile as its own PNG.
+* ``images/``: every tile as its own PNG;
+* with ``video=True``, ``video/``: a held-out rendered clip (``clip.mp4``, ``clip.csv``), its
+  reconstruction and an edited version (``reconstruction.mp4``, ``edited.mp4``: an attribute toggled
+  on every frame, through the video pipeline) and ``side_by_side.mp4`` (input | reconstruction |
+  edit, enlarged 4x), shown in the page.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class DemoResult:
     latents: Path
     names: List[str]
     psnr: List[float]
+    video: Optional[Path] = None
 
 
 def held_out_faces(n: int, size: int = 64):
@@ -62,7 +67,7 @@ def _tile_row(tiles: Sequence[torch.Tensor]) -> np.ndarray:
 
 def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] = None,
              names: Optional[Sequence[str]] = None, n: int = 6, pipe: Optional[InversionPipeline] = None,
-             classifier=None) -> DemoResult:
+             classifier=None, video: bool = False) -> DemoResult:
     """Inverts images (default: ``n`` held-out rendered faces) and writes grid, page and latents.
 
     Args:
@@ -73,6 +78,7 @@ def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] =
         pipe: the pipeline (default: ``load_pipeline()``, the shipped models).
         classifier: image attribute classifier for the verdicts in the page (default: the shipped one
             when the pipeline is the default; None skips them).
+        video: also invert and edit a held-out rendered clip (needs PyAV and editing models).
 
     Returns:
         ``DemoResult``.
@@ -115,11 +121,46 @@ def run_demo(out: PathLike = "demo_out", images: Optional[Sequence[ImageLike]] =
     with atomic_path(latents_path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **{name: w.numpy().astype(np.float32) for name, w in zip(names, res.ws)})
-    page = _page(names, columns, psnr, labels, verdicts, classifier)
+    clip = _video_demo(pipe, out / "video") if video else None
+    page = _page(names, columns, psnr, labels, verdicts, classifier, clip)
     html_path = out / "index.html"
     with atomic_path(html_path) as tmp:
         tmp.write_text(page)
-    return DemoResult(out, grid_path, html_path, latents_path, names, psnr)
+    return DemoResult(out, grid_path, html_path, latents_path, names, psnr,
+                      video=out / "video" / "side_by_side.mp4" if clip else None)
+
+
+VIDEO_FRAMES, VIDEO_FPS, VIDEO_ATTRIBUTE = 60, 30, "Eyeglasses"
+
+
+def _video_demo(pipe: InversionPipeline, folder: Path) -> Dict[str, str]:
+    """The clip part of the demo (module docstring). Returns what the page says of it."""
+    from .data.video import VideoReader, read_clip_attributes, require_av, write_synth_clip, write_video
+    from .errors import UsageError
+    from .pretrained import TEST_SEED
+    from .video import edit_video, invert_video
+
+    require_av()
+    strengths = pipe.editing.strengths("interfacegan")
+    attribute = VIDEO_ATTRIBUTE if VIDEO_ATTRIBUTE in strengths else next(iter(strengths), None)
+    if attribute is None:
+        raise UsageError("the video demo edits with a calibrated direction: the editing models have none")
+    folder.mkdir(parents=True, exist_ok=True)
+    clip, csv = write_synth_clip(folder / "clip.mp4", VIDEO_FRAMES, fps=VIDEO_FPS, size=pipe.input_size,
+                                 seed=TEST_SEED, subject=0)
+    present = attribute in read_clip_attributes(csv) and read_clip_attributes(csv)[attribute][0] > 0.5
+    strength = (-1 if present else 1) * strengths[attribute]
+    recon: List[np.ndarray] = []
+    edited: List[np.ndarray] = []
+    run = invert_video(pipe, clip, folder / "reconstruction.mp4", latents=folder / "latents.npz", on_frame=recon.append)
+    edit_video(pipe, clip, folder / "edited.mp4", attribute, strength=strength, on_frame=edited.append)
+    with VideoReader(clip) as r:
+        frames = [f.rgb for f in r.frames()]
+    side = np.concatenate([np.stack(frames), np.stack(recon), np.stack(edited)], axis=2)
+    side = side.repeat(4, axis=1).repeat(4, axis=2)  # enlarged, pixels kept sharp
+    write_video(folder / "side_by_side.mp4", side, fps=VIDEO_FPS)
+    what = f"{attribute} {'removed' if present else 'added'} (strength {strength:+g})"
+    return {"edit": what, "frames": str(run.frames), "fps": f"{run.fps:.0f}"}
 
 
 DEMO_ATTRIBUTES = ("Smiling", "Eyeglasses", "Bangs", "Wearing_Hat", "Blond_Hair")
@@ -153,7 +194,7 @@ def _edits(pipe: InversionPipeline, ws: torch.Tensor, verdicts, classifier) -> D
     return out
 
 
-def _page(names, columns, psnr, labels, verdicts, classifier) -> str:
+def _page(names, columns, psnr, labels, verdicts, classifier, clip: Optional[Dict[str, str]] = None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for i, name in enumerate(names):
@@ -172,4 +213,15 @@ def _page(names, columns, psnr, labels, verdicts, classifier) -> str:
             "vertical-align:middle}</style></head><body>\n<h1>Style Transformer inversion</h1>\n"
             f"<p>Mean PSNR {np.mean(psnr):.2f} dB over {len(names)} images. Latents: "
             "<a href=\"latents.npz\">latents.npz</a>.</p>\n"
-            f"<table><tr><th></th>{head}<th>notes</th></tr>\n" + "\n".join(body) + "\n</table></body></html>\n")
+            f"<table><tr><th></th>{head}<th>notes</th></tr>\n" + "\n".join(body) + "\n</table>\n"
+            + (_video_section(clip) if clip else "") + "</body></html>\n")
+
+
+def _video_section(clip: Dict[str, str]) -> str:
+    return ("<h2>Video</h2>\n<p>A held-out rendered clip (" + html.escape(clip["frames"]) + " frames): input | "
+            "reconstruction | " + html.escape(clip["edit"]) + " on every frame; the W+ codes smoothed over time "
+            "(style-transformer edit-video). Files: <a href=\"video/clip.mp4\">clip.mp4</a>, "
+            "<a href=\"video/reconstruction.mp4\">reconstruction.mp4</a>, <a href=\"video/edited.mp4\">edited.mp4</a>, "
+            "<a href=\"video/latents.npz\">latents.npz</a>.</p>\n"
+            "<video src=\"video/side_by_side.mp4\" width=\"768\" height=\"256\" controls loop autoplay muted "
+            "playsinline></video>\n")

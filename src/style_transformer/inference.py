@@ -304,6 +304,21 @@ class InversionPipeline:
         ws = self.edit_ws(res.ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
         return InversionResult(ws, self.generate(ws, batch_size=batch_size))
 
+    def invert_video(self, src: PathLike, out: PathLike, latents: Optional[PathLike] = None, **kwargs):
+        """Inverts every frame of the video ``src`` into the video ``out`` (``video.invert_video``:
+        smoothing, alignment and the rest as keyword arguments). Returns ``VideoRun``."""
+        from .video import invert_video
+
+        return invert_video(self, src, out, latents=latents, **kwargs)
+
+    def edit_video(self, src: PathLike, out: PathLike, attribute: str, strength: Optional[float] = None,
+                   reference: Optional[PathLike] = None, **kwargs):
+        """Edits ``attribute`` in every frame of the video ``src`` into ``out`` (``video.edit_video``).
+        Returns ``VideoRun``."""
+        from .video import edit_video
+
+        return edit_video(self, src, out, attribute, strength=strength, reference=reference, **kwargs)
+
     @torch.no_grad()
     def sample_ws(self, n: int, seed: int = 0, truncation: float = 1.0,
                   labels: Optional[torch.Tensor] = None, given: Optional[Dict[str, float]] = None) -> torch.Tensor:

@@ -27,12 +27,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from .errors import InputError, OutputError, UsageError
+from .errors import OutputError, UsageError
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_SMOOTH = 1.5  # sigma, in frames, of the Gaussian over the W+ codes
@@ -179,7 +179,8 @@ def process_video(pipe, src: PathLike, out: PathLike, attribute: Optional[str] =
                   strength: Optional[float] = None, reference: Optional[PathLike] = None, method: Optional[str] = None,
                   layers: Optional[Tuple[int, int]] = None, smooth: float = DEFAULT_SMOOTH, align: bool = False,
                   smooth_crop: float = DEFAULT_SMOOTH_CROP, batch_size: int = DEFAULT_BATCH,
-                  latents: Optional[PathLike] = None, crf: int = 18, progress: bool = False) -> VideoRun:
+                  latents: Optional[PathLike] = None, crf: int = 18, progress: bool = False,
+                  on_frame: Optional[Callable[[np.ndarray], None]] = None) -> VideoRun:
     """Inverts (and, with ``attribute``, edits) every frame of ``src`` into the video ``out`` (module
     docstring). Everything is checked before the first frame is decoded; ``out`` and ``latents`` are
     written beside their destinations and renamed into place at the end, so an error or Ctrl-C leaves
@@ -197,6 +198,7 @@ def process_video(pipe, src: PathLike, out: PathLike, attribute: Optional[str] =
         latents: also write the per-frame codes here (``.npz``).
         crf: libx264's quality (18: near-transparent).
         progress: a progress bar.
+        on_frame: called with every output frame (``[H, W, 3]`` uint8) as it goes to the encoder.
 
     Returns:
         ``VideoRun``.
@@ -253,7 +255,10 @@ def process_video(pipe, src: PathLike, out: PathLike, attribute: Optional[str] =
                     rendered = pipe.generate(ws, batch_size=batch_size)
                     images = {id(r): img for r, img in zip(faces, rendered)}
                 for r in batch:
-                    writer.write(_compose(r, images.get(id(r)), info), r.frame.pts)
+                    rgb = _compose(r, images.get(id(r)), info)
+                    writer.write(rgb, r.frame.pts)
+                    if on_frame is not None:
+                        on_frame(rgb)
                     if codes is not None:
                         codes.add(r)
                     faces_seen += r.face

@@ -75,6 +75,9 @@ def _parser_demo(sub) -> None:
                     help="images and/or folders (default: held-out rendered faces)")
     dm.add_argument("--out", default="demo_out", help="output folder (default demo_out/)")
     dm.add_argument("--n", type=_positive_int, default=6, help="rendered faces when no INPUT is given")
+    dm.add_argument("--video", action="store_true",
+                    help="also invert and edit a held-out rendered clip: video/ and a side-by-side MP4 in the page "
+                         "(needs PyAV)")
     dm.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
     dm.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
     dm.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -256,10 +259,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from ..pretrained import load_default
 
         classifier = load_default("attribute_classifier")
-    res = run_demo(args.out, images=images, names=names, n=args.n, pipe=pipe, classifier=classifier)
+    if args.video:
+        from ..data.video import require_av
+
+        require_av()
+    res = run_demo(args.out, images=images, names=names, n=args.n, pipe=pipe, classifier=classifier, video=args.video)
     print(f"inverted {len(res.names)} {'images' if args.inputs else 'held-out rendered faces'} "
           f"(mean PSNR {sum(res.psnr) / len(res.psnr):.2f} dB) in {time.perf_counter() - t0:.1f} s")
     print(f"  grid:    {res.grid}\n  page:    {res.html}\n  latents: {res.latents}"
+          + (f"\n  video:   {res.video}" if res.video else "")
           + (f"\n{len(failed)} unreadable inputs skipped" if failed else ""))
     return 1 if failed else 0
 
