@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install browser test fuzz loadtest demo demo-parity bench clean
+.PHONY: install browser test test-fast fuzz loadtest demo demo-parity bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ browser:
 
 test: install browser
 	STYLE_TRANSFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+
+# The edit-test loop: everything but the tests marked slow (kill -9, browser, fuzz, load, torchrun).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 # The long fuzz run of every loader (the test suite runs a short one): 20,000 mutated inputs, seeded.
 FUZZ_N ?= 20000

@@ -1,7 +1,8 @@
 """Inversion speed on each runtime, side by side in one run: torch fp32 against the exported ONNX graphs
 on ONNX Runtime and OpenVINO (fp32) and both with their int8 encoders (calibrated on 300 renders
 of the training seed), for the shipped default model (batch 1 and 32) and the official-256 layout
-(IR-SE50 encoder, 256 in, StyleGAN2 256 out; random weights, batch 1 and 8).
+(IR-SE50 encoder, 256 in, StyleGAN2 256 out; random weights, batch 1 and 8; its int8 encoders are
+calibrated on 32 renders: timed, not judged).
 
 Inversion here = encoder + synthesis on a prepared [-1, 1] batch (the graphs' own work; decoding and
 resizing are the same for every runtime). Prints images/s (median of ``--reps`` timed runs after a
@@ -32,11 +33,11 @@ from style_transformer.pretrained import TRAIN_SEED, default_path
 VARIANTS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8"))
 
 
-def bench(name: str, model, batches, reps: int, folder: Path) -> None:
+def bench(name: str, model, batches, reps: int, folder: Path, calibration: int = 300) -> None:
     export_model(model, folder)
     g = model.decoder
     h, w = model.cfg.encoder.input_shape
-    faces = render_dataset_batch(TRAIN_SEED, range(300), h).images
+    faces = render_dataset_batch(TRAIN_SEED, range(calibration), h).images
     quantize_encoder(folder, faces.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1)
     graphs = {(rt, p): ExportedModel(folder, rt, p) for rt, p in VARIANTS}
 
@@ -68,18 +69,22 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="threads of every runtime (0: PyTorch's default)")
     p.add_argument("--skip-official", action="store_true", help="only the shipped default model")
+    p.add_argument("--skip-default", action="store_true", help="only the official-256 layout")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)  # the graph runtimes take the same count
     with tempfile.TemporaryDirectory() as tmp:
-        model = load_model(default_path("style_transformer")).eval().requires_grad_(False)
-        bench("shipped default (faces-64)", model, (1, 32), args.reps, Path(tmp) / "default")
+        if not args.skip_default:
+            model = load_model(default_path("style_transformer")).eval().requires_grad_(False)
+            bench("shipped default (faces-64)", model, (1, 32), args.reps, Path(tmp) / "default")
         if not args.skip_official:
             torch.manual_seed(0)
             model = StyleTransformer(get_preset("official-256")).eval().requires_grad_(False)
             with torch.no_grad():
                 model.decoder.latent_avg.copy_(model.decoder.mean_latent(256))
-            bench("official-256 layout (random weights)", model, (1, 8), args.reps, Path(tmp) / "official")
+            # random weights: the int8 graphs are timed, not judged, so a short calibration does
+            bench("official-256 layout (random weights)", model, (1, 8), args.reps, Path(tmp) / "official",
+                  calibration=32)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from style_transformer.data.datasets import LabelError, load_labels  # noqa: E40
 from style_transformer.errors import InputError, StyleTransformerError  # noqa: E402
 from style_transformer.workflow import load_latents  # noqa: E402
 
+pytestmark = pytest.mark.slow  # fuzzing the loaders: `make test` runs it, `make test-fast` does not
+
 
 def test_short_fuzz_run_finds_nothing(tmp_path):
     report = run_fuzz(2700, seed=1, tmp=tmp_path)

@@ -309,3 +309,33 @@ def test_demo_video_page_and_pipeline_methods(tmp_path):
     pipe = load_pipeline()
     pipe.invert_video(v / "clip.mp4", tmp_path / "again.mp4", latents=tmp_path / "again.npz")
     np.testing.assert_allclose(np.load(tmp_path / "again.npz")["wplus"], np.load(v / "latents.npz")["wplus"], atol=1e-5)
+
+
+def test_corrupt_middle_is_one_error_and_no_output(tmp_path, tiny_checkpoint):
+    frames = render_faces(animate_attributes(1, 60), 32)
+    write_video(tmp_path / "ok.mp4", frames, fps=30)
+    data = bytearray((tmp_path / "ok.mp4").read_bytes())
+    rng = np.random.default_rng(0)
+    start = len(data) // 3
+    data[start: start + 1500] = rng.integers(0, 256, 1500, dtype=np.uint8).tobytes()
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu")
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        process_video(pipe, tmp_path / "bad.mp4", tmp_path / "o.mp4", latents=tmp_path / "o.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "ok.mp4"]
+
+
+def test_memory_stays_flat_on_a_long_clip(tmp_path, tiny_checkpoint):
+    """Frames are streamed: ten times the clip holds about the same pixels at its peak."""
+    import tracemalloc
+
+    pipe = load_pipeline(checkpoint=tiny_checkpoint, device="cpu")
+    peaks = {}
+    for n in (40, 400):
+        write_video(tmp_path / f"c{n}.mp4", np.repeat(render_faces(animate_attributes(2, 8), 64), n // 8, axis=0), fps=30)
+        tracemalloc.start()
+        process_video(pipe, tmp_path / f"c{n}.mp4", tmp_path / f"o{n}.mp4", batch_size=8)
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    held_all = 400 * 64 * 64 * 3  # what holding every decoded frame would take
+    assert peaks[400] - peaks[40] < held_all / 4, peaks

@@ -153,6 +153,7 @@ def test_cli_refusals(tmp_path, capsys, argv, message):
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow  # torchrun: `make test-fast` skips it
 def test_torchrun_two_processes(tmp_path):
     """Two ranks each draw their own labels, z and renders; gradients are averaged; resume continues."""
     import socket

@@ -168,6 +168,7 @@ def test_cli_train_encoder_and_resume(faces, gen_file, tmp_path, capsys):
                  "--out", str(tmp_path / "z"), "--preset", "tiny"]) == 2
 
 
+@pytest.mark.slow  # torchrun: `make test-fast` skips it
 def test_torchrun_two_cpu_processes(faces, gen_file, tmp_path):
     import socket
     import subprocess

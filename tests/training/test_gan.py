@@ -89,6 +89,7 @@ def test_cli_train_gan_and_resume(tmp_path):
     assert main(base[:-2] + ["--preset", "small-64", "--out", str(tmp_path / "x")]) == 2  # size mismatch
 
 
+@pytest.mark.slow  # torchrun: `make test-fast` skips it
 def test_torchrun_two_cpu_processes_and_resume(tmp_path):
     """Multi-process training with torchrun (gloo, 2 CPU processes): ranks stay identical (checked at
     the end of fit), the checkpoint keeps every rank's RNG state, and resume needs the same count."""

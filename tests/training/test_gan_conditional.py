@@ -176,6 +176,7 @@ def test_cli_conditional_train_generate_convert(tmp_path):
     assert main(["generate", "--n", "2", "--out", str(tmp_path / "smiling"), "--labels", "Smiling=1"]) == 0
 
 
+@pytest.mark.slow  # torchrun: `make test-fast` skips it
 def test_torchrun_two_processes_conditional(tmp_path):
     write_dataset(tmp_path / "faces", 8, size=32, seed=1)
     run = tmp_path / "run"

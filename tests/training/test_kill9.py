@@ -12,6 +12,8 @@ import time
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # kill -9 of real training processes: `make test` runs it, `make test-fast` does not
+
 GAN_DRIVER = """
 import sys
 from style_transformer import GeneratorConfig

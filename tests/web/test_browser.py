@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from cdp import Browser, chromium_binary  # noqa: E402
 
-pytestmark = pytest.mark.skipif(chromium_binary() is None and not os.environ.get("STYLE_TRANSFORMER_REQUIRE_BROWSER"),
-                                reason="no Chromium (make test installs Debian's chromium package)")
+pytestmark = [pytest.mark.skipif(chromium_binary() is None and not os.environ.get("STYLE_TRANSFORMER_REQUIRE_BROWSER"),
+                                 reason="no Chromium (make test installs Debian's chromium package)"),
+              pytest.mark.slow]  # a real browser: `make test` runs it, `make test-fast` does not
 
 
 @pytest.fixture(scope="module")

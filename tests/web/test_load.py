@@ -15,6 +15,8 @@ from loadtest import run_load, slowloris  # noqa: E402
 from style_transformer import load_pipeline  # noqa: E402
 from style_transformer.web import EditorApp, make_server  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the server under load: `make test` runs it, `make test-fast` does not
+
 
 @pytest.fixture(scope="module")
 def served(tiny_editing, tiny_checkpoint):
