@@ -2,7 +2,9 @@
 
 Inversion = preprocessing of uint8 images + encoder + generator synthesis, through the public API
 (``InversionPipeline.invert``), no gradients. Prints the median of ``--reps`` timed runs after a
-warm-up, per batch size, and the encoder-only and generator-only shares at batch 32.
+warm-up, per batch size, the encoder-only and generator-only shares at batch 32, and an edit at
+batch 32 (``InversionPipeline.edit``: encode, edit, render once) against the same edit through
+``invert`` (which renders the reconstructions too).
 
     python benchmarks/bench_default.py [--reps 5] [--threads N] [--device cpu|cuda] [--checkpoint CKPT --generator G]
 """
@@ -44,6 +46,17 @@ def main() -> None:
         ws = pipe.model.encode(x)
         t_gen = _median_time(lambda: pipe.generator.synthesis(ws[:, :pipe.generator.num_ws]), args.reps)
     print(f"batch 32 parts: encoder {32 / t_enc:.1f} images/s, generator {32 / t_gen:.1f} images/s")
+    if args.checkpoint is None:  # an edit with the shipped editing models: encode, edit, render once
+        imgs = list(faces)
+        t_edit = _median_time(lambda: pipe.edit(imgs, "Smiling", strength=3.0, batch_size=32), args.reps)
+
+        def render_twice():  # what an edit cost when it went through invert (reconstructions rendered too)
+            res = pipe.invert(imgs, batch_size=32)
+            return pipe.generate(pipe.edit_ws(res.ws, "Smiling", strength=3.0), batch_size=32)
+
+        t_twice = _median_time(render_twice, args.reps)
+        print(f"edit batch 32: {32 / t_edit:.1f} images/s; through invert (two generator passes) "
+              f"{32 / t_twice:.1f} images/s; speed-up {t_twice / t_edit:.2f}x")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 
 from bench_speed import _time as _median_time  # median of timed runs after a warm-up
 from style_transformer import load_model
-from style_transformer.config import get_preset
+from style_transformer.config import model_preset
 from style_transformer.data.synthetic import render_dataset_batch
 from style_transformer.deploy import ExportedModel, export_model
 from style_transformer.deploy.quantize import quantize_encoder
@@ -79,7 +79,7 @@ def main() -> None:
             bench("shipped default (faces-64)", model, (1, 32), args.reps, Path(tmp) / "default")
         if not args.skip_official:
             torch.manual_seed(0)
-            model = StyleTransformer(get_preset("official-256")).eval().requires_grad_(False)
+            model = StyleTransformer(model_preset("official-256")).eval().requires_grad_(False)
             with torch.no_grad():
                 model.decoder.latent_avg.copy_(model.decoder.mean_latent(256))
             # random weights: the int8 graphs are timed, not judged, so a short calibration does

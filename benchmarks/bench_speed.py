@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from style_transformer import Discriminator, Generator, GeneratorConfig, StyleTransformer, get_preset, set_ops_impl
+from style_transformer import Discriminator, Generator, GeneratorConfig, StyleTransformer, model_preset, set_ops_impl
 
 
 def _time(fn, reps: int) -> float:
@@ -54,7 +54,7 @@ def bench_matmul(reps: int) -> float:
 
 def bench_inversion(reps: int) -> None:
     torch.manual_seed(0)
-    model = StyleTransformer(get_preset("official-256")).eval().requires_grad_(False)
+    model = StyleTransformer(model_preset("official-256")).eval().requires_grad_(False)
     print("inversion: official-256 (IR-SE50, 256 -> 256), CPU, float32")
     print(f"{'batch':>5} {'fast img/s':>11} {'ref img/s':>10} {'speed-up':>9} {'max|diff|':>10} {'GFLOP/s fast':>13}")
     for batch in (1, 8):

@@ -12,7 +12,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))  # for parity_rule
 
-from style_transformer import StyleTransformer, get_preset  # noqa: E402
+from style_transformer import StyleTransformer, model_preset  # noqa: E402
 
 import parity_rule  # noqa: E402
 
@@ -40,12 +40,12 @@ def _seed():
 
 @pytest.fixture
 def tiny_cfg():
-    return get_preset("tiny")
+    return model_preset("tiny")
 
 
 def make_tiny_model(seed: int = 0) -> StyleTransformer:
     torch.manual_seed(seed)
-    model = StyleTransformer(get_preset("tiny")).eval()
+    model = StyleTransformer(model_preset("tiny")).eval()
     with torch.no_grad():  # non-trivial BN statistics and latent_avg, so that loading them matters
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

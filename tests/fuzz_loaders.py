@@ -123,7 +123,7 @@ def _model_files(tmp: Path):
     """(safetensors seeds, .pt seeds) of tiny models."""
     import torch
 
-    from style_transformer import GeneratorConfig, StyleTransformer, get_preset, save_model
+    from style_transformer import GeneratorConfig, StyleTransformer, model_preset, save_model
     from style_transformer.config import AttributeClassifierConfig
     from style_transformer.models import Generator
     from style_transformer.models.classifier import AttributeClassifier
@@ -131,7 +131,7 @@ def _model_files(tmp: Path):
     torch.manual_seed(0)
     gen = Generator(GeneratorConfig(size=32, style_dim=8, n_mlp=1, channels=(8, 8, 8, 8)))
     clf = AttributeClassifier(AttributeClassifierConfig(attributes=("a", "b"), size=8, channels=(4, 4)))
-    st = StyleTransformer(get_preset("tiny"))
+    st = StyleTransformer(model_preset("tiny"))
     safes = []
     for k, m in enumerate((gen, clf)):
         safes.append(save_model(m, tmp / f"m{k}.safetensors").read_bytes())

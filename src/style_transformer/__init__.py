@@ -13,8 +13,10 @@ Public API::
 """
 
 from .checkpoints import CheckpointError, load_model, save_model
-from .config import (MODEL_PRESETS, PRESETS, EncoderConfig, GeneratorConfig, StyleGAN3Config, StyleTransformerConfig,
-                     get_preset, model_preset)
+from .config import (MODEL_PRESETS, EncoderConfig, GeneratorConfig, StyleGAN3Config, StyleTransformerConfig,
+                     list_models, model_preset)
+from .config import PRESETS, get_preset  # noqa: F401  (deprecated aliases, kept for one release)
+from .editing.toolkit import EditingModels
 from .inference import InversionPipeline, InversionResult, load_pipeline
 from .errors import StyleTransformerError
 from .models import Discriminator, Generator, StyleEncoder, StyleGAN3Generator, StyleTransformer, set_ops_impl
@@ -24,10 +26,10 @@ from .workflow import edit_files, invert_files
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "Discriminator", "EncoderConfig", "Generator", "GeneratorConfig", "InversionPipeline",
-    "InversionResult", "MODEL_PRESETS", "PRESETS", "StyleEncoder", "StyleGAN3Config", "StyleGAN3Generator",
+    "CheckpointError", "Discriminator", "EditingModels", "EncoderConfig", "Generator", "GeneratorConfig",
+    "InversionPipeline", "InversionResult", "MODEL_PRESETS", "StyleEncoder", "StyleGAN3Config", "StyleGAN3Generator",
     "StyleTransformer", "StyleTransformerConfig", "StyleTransformerError", "VideoRun", "create_model", "edit_files",
-    "edit_video", "get_preset", "invert_files", "invert_video", "load_model", "load_pipeline", "model_preset",
+    "edit_video", "invert_files", "invert_video", "list_models", "load_model", "load_pipeline", "model_preset",
     "save_model", "set_ops_impl",
 ]
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, Dict, List, Optional, Tuple, Type, TypeVar
 
 from .errors import UsageError
 
@@ -455,15 +455,18 @@ def model_preset(name: str):
         raise ConfigError(f"unknown model preset {name!r}; choose from {', '.join(sorted(MODEL_PRESETS))}") from None
 
 
+def list_models() -> List[str]:
+    """The names ``model_preset`` and ``create_model`` take (``MODEL_PRESETS``), sorted."""
+    return sorted(MODEL_PRESETS)
+
+
 def get_preset(name: str) -> StyleTransformerConfig:
-    """Looks up a named preset.
+    """Deprecated alias of ``model_preset`` restricted to the inversion models (``PRESETS``); kept for
+    one release."""
+    import warnings
 
-    Args:
-        name: one of ``PRESETS``.
-
-    Returns:
-        The preset's config.
-    """
+    warnings.warn("get_preset is deprecated: use model_preset (and list_models for the names)", DeprecationWarning,
+                  stacklevel=2)
     try:
         return PRESETS[name]
     except KeyError:

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .data.images import ImageLike, pool_to_size, preprocess, save_image, to_uint8
 from .inference import InversionPipeline
-from .utils import atomic_path
+from .utils import PathLike, atomic_path
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass

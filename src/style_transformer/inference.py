@@ -12,11 +12,11 @@ from .checkpoints import CheckpointError, load_model
 from .data.images import ImageLike, preprocess
 from .errors import DeviceError
 from .models import Generator, PSPModel, StyleTransformer
+from .utils import PathLike
 
 if TYPE_CHECKING:
     from .editing.toolkit import EditingModels
 
-PathLike = Union[str, os.PathLike]
 
 
 def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
@@ -31,16 +31,21 @@ def resolve_device(device: Union[str, torch.device] = "auto") -> torch.device:
 
 @dataclass
 class InversionResult:
-    """Output of ``InversionPipeline.invert``.
+    """Codes and their renders: what ``invert``, ``edit`` and ``sample`` return.
 
     Attributes:
         ws: ``[N, n_styles, w_dim]`` float32 on CPU: exactly the W+ given to the generator
             (``latent_avg`` included; rows past the generator's ``num_ws`` are unused by it).
-        images: reconstructions ``[N, 3, G, G]`` in [-1, 1] (not clamped) on CPU.
+        images: the renders ``[N, 3, G, G]`` in [-1, 1] (not clamped) on CPU.
+
+    Unpacks as ``ws, images = result``.
     """
 
     ws: torch.Tensor
     images: torch.Tensor
+
+    def __iter__(self):
+        return iter((self.ws, self.images))
 
 
 class InversionPipeline:
@@ -98,11 +103,11 @@ class InversionPipeline:
 
         check_runtime(runtime, precision)  # before anything is loaded, exported or quantised
         if checkpoint is None and generator is None:  # the shipped default encoder and generator
-            from .pretrained import EDITING_DIR, WEIGHTS_DIR, default_path
+            from .pretrained import resolve_models
 
-            checkpoint, generator = default_path("style_transformer"), default_path("encoder_generator")
-            if editing is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
-                editing = WEIGHTS_DIR / EDITING_DIR
+            files = resolve_models(editing=editing if isinstance(editing, (str, os.PathLike)) else None)
+            checkpoint, generator = files.checkpoint, files.generator
+            editing = editing if editing is not None else files.editing
         model = None
         if checkpoint is not None:
             model = load_model(checkpoint)
@@ -299,9 +304,13 @@ class InversionPipeline:
         Returns:
             ``InversionResult`` of the edited codes and their renders.
         """
-        res = images if isinstance(images, InversionResult) else self.invert(images, batch_size=batch_size)
-        ws_ref = self.invert([reference]).ws if reference is not None else None
-        ws = self.edit_ws(res.ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+        if isinstance(images, InversionResult):
+            ws = images.ws
+        else:  # encode only: the edited codes are the only ones rendered
+            images = list(images) if isinstance(images, (list, tuple)) else [images]
+            ws = torch.cat([self.encode(images[i: i + batch_size]) for i in range(0, len(images), batch_size)])
+        ws_ref = self.encode([reference]) if reference is not None else None
+        ws = self.edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
         return InversionResult(ws, self.generate(ws, batch_size=batch_size))
 
     def invert_video(self, src: PathLike, out: PathLike, latents: Optional[PathLike] = None, **kwargs):
@@ -338,11 +347,11 @@ class InversionPipeline:
         return w[:, None, :].expand(-1, g.num_ws, -1).contiguous()
 
     def sample(self, n: int, seed: int = 0, truncation: float = 1.0, batch_size: int = 8,
-               labels: Optional[torch.Tensor] = None, given: Optional[Dict[str, float]] = None):
-        """Random samples (``labels``/``given``: see ``sample_ws``). Returns (ws ``[n, num_ws, w_dim]``,
-        img ``[n, 3, size, size]``) on CPU."""
+               labels: Optional[torch.Tensor] = None, given: Optional[Dict[str, float]] = None) -> InversionResult:
+        """Random samples (``labels``/``given``: see ``sample_ws``): ``InversionResult`` of the codes
+        ``[n, num_ws, w_dim]`` and their renders ``[n, 3, size, size]`` on CPU (unpacks as ``ws, img``)."""
         ws = self.sample_ws(n, seed, truncation, labels=labels, given=given)
-        return ws, self.generate(ws, batch_size=batch_size)
+        return InversionResult(ws, self.generate(ws, batch_size=batch_size))
 
 
 def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,

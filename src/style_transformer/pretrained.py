@@ -7,10 +7,13 @@ summaries. Everything runs offline: nothing is ever downloaded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from .checkpoints.legacy import CheckpointError
+from .utils import PathLike
+
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -48,6 +51,38 @@ def default_path(kind: str) -> Path:
         raise CheckpointError(f"the shipped default {kind.replace('_', ' ')} is missing ({path}); "
                               "reinstall the package or pass a checkpoint path")
     return path
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Which files a pipeline loads (``resolve_models``)."""
+
+    checkpoint: Optional[Path]
+    generator: Optional[Path]
+    editing: Optional[Path]
+
+
+def resolve_models(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
+                   editing: Optional[PathLike] = None, encoder: bool = True) -> ModelFiles:
+    """The one rule for the default models and the checkpoint/generator pairing.
+
+    With an encoder (``encoder=True``): no ``checkpoint`` means the shipped encoder, the generator it was
+    trained for and (when ``editing`` is None) the shipped editing folder; a ``generator`` without a
+    ``checkpoint`` is a ``UsageError`` (the shipped encoder's codes belong to its own generator).
+    Without one (``encoder=False``, e.g. ``generate``): no ``generator`` means the shipped generator.
+    """
+    from .errors import UsageError
+
+    path = (lambda x: None if x is None else Path(x))
+    if not encoder:
+        return ModelFiles(None, path(generator) or default_path("generator"), path(editing))
+    if checkpoint is None:
+        if generator is not None:
+            raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+        if editing is None and (WEIGHTS_DIR / EDITING_DIR / "editing.json").is_file():
+            editing = WEIGHTS_DIR / EDITING_DIR
+        return ModelFiles(default_path("style_transformer"), default_path("encoder_generator"), path(editing))
+    return ModelFiles(path(checkpoint), path(generator), path(editing))
 
 
 def load_default(kind: str):

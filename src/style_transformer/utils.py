@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
 
+PathLike = Union[str, os.PathLike]  # the one path type of the package's signatures
+
 
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it; put it straight back

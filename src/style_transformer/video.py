@@ -27,14 +27,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .errors import OutputError, UsageError
+from .utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 DEFAULT_SMOOTH = 1.5  # sigma, in frames, of the Gaussian over the W+ codes
 DEFAULT_SMOOTH_CROP = 2.0  # sigma, in frames, of the Gaussian over the crop square's corners
 DEFAULT_BATCH = 32

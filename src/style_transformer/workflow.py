@@ -10,19 +10,20 @@ result; the rest is still written.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from .errors import InputError, OutputError, RunError, StyleTransformerError, UsageError
-from .utils import atomic_path
+from .utils import PathLike, atomic_path
 
-PathLike = Union[str, os.PathLike]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -165,7 +166,7 @@ def image_batches(files: Sequence[Path], batch_size: int, failures: List[str], a
                 im = load_image(f)
             except ImageLoadError as e:
                 failures.append(str(f))
-                tqdm.write(f"warning: skipping {e}", file=sys.stderr)
+                log.warning("skipping %s", e)
                 continue
             if aligner is None:
                 batch.names.append(stem)
@@ -176,8 +177,7 @@ def image_batches(files: Sequence[Path], batch_size: int, failures: List[str], a
                 faces = aligner.align(im, all_faces=all_faces)
             except NoFaceError:
                 failures.append(str(f))
-                tqdm.write(f"warning: skipping {f}: no face found (without alignment the whole image is used)",
-                           file=sys.stderr)
+                log.warning("skipping %s: no face found (without alignment the whole image is used)", f)
                 continue
             for k, face in enumerate(faces):
                 batch.names.append(f"{stem}_face{k}" if all_faces else stem)
@@ -352,6 +352,57 @@ def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: in
     return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "invert", step, skip_existing)
 
 
+def latents_file_codes(pipe, path: PathLike) -> Tuple[List[str], torch.Tensor]:
+    """The codes of a latents ``.npz`` for ``pipe``'s generator: (file-safe names, W+ ``[N, num_ws, w_dim]``),
+    one image per array (``(num_ws, w_dim)`` W+ or a single ``(w_dim,)`` w; rows past the generator's count
+    are dropped, as officially). ``UsageError`` names an array that does not fit."""
+    import re
+
+    arrays = load_latents(path)
+    if not arrays:
+        raise UsageError(f"{path}: holds no arrays")
+    keys, rows = [], []
+    for key, arr in arrays.items():
+        if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.number):
+            raise UsageError(f"{path}: array {key!r} has shape {arr.shape} and dtype {arr.dtype}; "
+                             "expected numbers shaped (num_ws, w_dim) or (w_dim,)")
+        ws = torch.from_numpy(arr.astype(np.float32))
+        try:
+            ws = pipe.as_wplus(ws[None] if ws.ndim == 2 else ws)  # one image per array
+        except ValueError as e:
+            raise UsageError(f"{path}: array {key!r}: {e}") from None
+        keys.append(re.sub(r"[^A-Za-z0-9._-]", "_", key))
+        rows.append(ws[0, : pipe.generator.num_ws])
+    return keys, torch.stack(rows)
+
+
+def generate_files(pipe, out: PathLike, ws: torch.Tensor, names: Sequence[str], batch_size: int = 8,
+                   randomize_noise: bool = False, save_latents: bool = True, progress: bool = True) -> Path:
+    """Renders codes ``ws`` into ``out/<name>.png`` (each PNG written atomically), and ``out/latents.npz``
+    of the codes when ``save_latents``. Returns the output folder."""
+    from .data.images import save_image
+
+    out = make_output_dir(out)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names), desc="generate", unit="img")
+    try:
+        for i in range(0, len(names), batch_size):
+            imgs = pipe.generate(ws[i: i + batch_size], randomize_noise=randomize_noise, batch_size=batch_size)
+            for name, img in zip(names[i: i + batch_size], imgs):
+                save_image(img, out / f"{name}.png")
+            if bar is not None:
+                bar.update(len(imgs))
+    finally:
+        if bar is not None:
+            bar.close()
+    if save_latents:
+        write_latents(out / "latents.npz", {k: w.numpy() for k, w in zip(names, ws)})
+    return out
+
+
 def prepare_edit(pipe, attribute: str, strength: Optional[float], reference: Optional[PathLike],
                  method: Optional[str], layers: Optional[Tuple[int, int]], aligner=None,
                  default_strength: bool = False):
@@ -375,7 +426,7 @@ def prepare_edit(pipe, attribute: str, strength: Optional[float], reference: Opt
             except NoFaceError:
                 raise InputError(f"{reference}: no face found in the reference (without alignment the whole "
                                  "image is used)") from None
-        ws_ref = pipe.invert([ref]).ws
+        ws_ref = pipe.encode([ref])
     method = method or pipe.editing.default_method(ws_ref is not None)
     if (method == "reference") != (ws_ref is not None):
         raise UsageError("reference edits need a reference image, and a reference image needs the reference method")
@@ -407,9 +458,9 @@ def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, 
     aligner = face_aligner(pipe, align, all_faces, paste_back)
     method, ws_ref = prepare_edit(pipe, attribute, strength, reference, method, layers, aligner)
 
-    def step(batch: ImageBatch):
-        res = pipe.invert(batch.images, batch_size=batch_size)
-        ws = pipe.edit_ws(res.ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+    def step(batch: ImageBatch):  # encode, edit, render once
+        ws = torch.cat([pipe.encode(batch.images[i: i + batch_size]) for i in range(0, len(batch.images), batch_size)])
+        ws = pipe.edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
         return ws, pipe.generate(ws, batch_size=batch_size)
 
     return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "edit", step)

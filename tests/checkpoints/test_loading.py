@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import parity_rule
-from style_transformer import (CheckpointError, Generator, GeneratorConfig, StyleTransformer, get_preset,
+from style_transformer import (CheckpointError, Generator, GeneratorConfig, StyleTransformer, model_preset,
                                load_model, save_model)
 from style_transformer.checkpoints.legacy import infer_encoder_config, infer_generator_config, strip_prefixes
 
@@ -79,7 +79,7 @@ def test_wrong_kind_and_junk_files(tmp_path, official_checkpoint, rosinality_che
 
 
 def test_config_is_inferred_from_shapes_not_opts():
-    cfg = get_preset("official-256")
+    cfg = model_preset("official-256")
     sd = parity_rule.rule_state_dict("styletransformer", 1)
     sd = strip_prefixes(sd)
     enc = {k[8:]: v for k, v in sd.items() if k.startswith("encoder.")}
@@ -88,7 +88,7 @@ def test_config_is_inferred_from_shapes_not_opts():
     assert infer_generator_config(dec) == cfg.generator
     custom = GeneratorConfig(size=64, style_dim=24, n_mlp=3, channels=(48, 40, 32, 24, 16))
     assert infer_generator_config(Generator(custom).state_dict()) == custom
-    small = get_preset("small-64")
+    small = model_preset("small-64")
     # input_size is not visible in weights; official files are 256
     inferred = infer_encoder_config(StyleTransformer(small).encoder.state_dict())
     assert inferred == dataclasses.replace(small.encoder, input_size=256)

@@ -13,9 +13,9 @@ from style_transformer.errors import InputError
 @pytest.fixture(scope="module")
 def latents(tiny_editing):
     """(ws [N, L, d], labels [N, 2], columns) of the tiny editing set."""
-    from style_transformer.cli import _latents_and_labels
+    from style_transformer.editing.build import latents_and_labels
 
-    _, ws, columns, labels = _latents_and_labels(str(tiny_editing / "inv" / "latents.npz"),
+    _, ws, columns, labels = latents_and_labels(str(tiny_editing / "inv" / "latents.npz"),
                                                  str(tiny_editing / "faces" / "attributes.csv"), ["Smiling", "Bangs"])
     return ws, labels, columns
 

@@ -225,11 +225,11 @@ def test_train_editor_label_renders_trains_on_what_the_codes_draw(setup, monkeyp
     """--label-renders: the columns the image classifier judges become its verdicts on the latents'
     renders (checked against judge_codes computed here); the others keep the file's labels."""
     import style_transformer.training.editing as te
-    from style_transformer.cli import _latents_and_labels
+    from style_transformer.editing.build import latents_and_labels
     from style_transformer.editing import judge_codes
 
     root, ckpt = setup
-    _, ws, columns, file_labels = _latents_and_labels(str(root / "inv" / "latents.npz"),
+    _, ws, columns, file_labels = latents_and_labels(str(root / "inv" / "latents.npz"),
                                                      str(root / "faces" / "attributes.csv"), None)
     gen, clf = _split_judge(root, ckpt, ws)
     seen = {}
@@ -292,11 +292,11 @@ def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, 
     """--mix-codes K: the W+ classifier also sees K mixed codes per latent, labelled by the image
     classifier's verdicts on their renders; every label column must be one it judges."""
     import style_transformer.training.editing as te
-    from style_transformer.cli import _latents_and_labels
+    from style_transformer.editing.build import latents_and_labels
     from style_transformer.editing import judge_codes, mixed_codes
 
     root, ckpt = setup
-    _, ws, _, _ = _latents_and_labels(str(root / "inv" / "latents.npz"), str(root / "faces" / "attributes.csv"), None)
+    _, ws, _, _ = latents_and_labels(str(root / "inv" / "latents.npz"), str(root / "faces" / "attributes.csv"), None)
     gen, clf = _split_judge(root, ckpt, ws)
     lines = (root / "faces" / "attributes.csv").read_text().splitlines()
     head = lines[0].split(",")

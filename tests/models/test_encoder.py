@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from style_transformer import EncoderConfig, StyleTransformer, get_preset, load_model, save_model
+from style_transformer import EncoderConfig, StyleTransformer, model_preset, load_model, save_model
 from style_transformer.config import ConfigError
 
 MANIFEST = Path(__file__).parents[1] / "data" / "parity" / "manifest_styletransformer.json"
 
 
 def test_official_preset_layout_matches_manifest():
-    model = StyleTransformer(get_preset("official-256"))
+    model = StyleTransformer(model_preset("official-256"))
     manifest = {k.replace(".module", ""): tuple(s) for k, s, _ in json.loads(MANIFEST.read_text())}
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "decoder.latent_avg"}
     assert ours == manifest
@@ -76,8 +76,8 @@ def test_config_validation():
     with pytest.raises(ConfigError):
         EncoderConfig(stage_channels=(64, 128, 256, 256))  # last stage must be d_model
     with pytest.raises(ConfigError):
-        get_preset("nope")
-    cfg = get_preset("small-64")
+        model_preset("nope")
+    cfg = model_preset("small-64")
     assert type(cfg).from_dict(cfg.to_dict()) == cfg
 
 

@@ -190,7 +190,8 @@ def test_torchrun_two_cpu_processes(faces, gen_file, tmp_path):
 
 def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch):
     """Local process 1 of a node with one GPU: a usage error that says what to do, before any CUDA call."""
-    from style_transformer.cli import UsageError, _training_device
+    from style_transformer.errors import UsageError
+    from style_transformer.training.common import training_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -199,7 +200,7 @@ def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     for name in ("auto", "cuda"):
         with pytest.raises(UsageError, match="local process 1, but this node has 1 CUDA device.*--nproc_per_node 1"):
-            _training_device(name)
+            training_device(name)
 
 
 def test_stop_signal_saves_at_the_step_boundary(faces, generator, lpips, tmp_path):

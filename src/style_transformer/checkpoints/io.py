@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -24,7 +23,7 @@ from ..models import (AttributeClassifier, Generator, LatentClassifier, PSPModel
                       StyleTransformer, build_generator)
 from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
 from .nvidia import architecture, convert_stylegan2, convert_stylegan3, is_pickle, read_snapshot
-from ..utils import atomic_path
+from ..utils import PathLike, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ KINDS = {"style_transformer": (StyleTransformer, StyleTransformerConfig), "gener
          "attribute_classifier": (AttributeClassifier, AttributeClassifierConfig),
          "latent_classifier": (LatentClassifier, LatentClassifierConfig),
          "reference_editor": (ReferenceEditor, ReferenceEditorConfig), "psp": (PSPModel, PSPConfig)}
-PathLike = Union[str, os.PathLike]
 
 
 def kind_of(model: nn.Module) -> str:

@@ -16,8 +16,6 @@ from typing import Optional, Sequence
 
 from ..errors import StyleTransformerError, UsageError  # noqa: F401  (UsageError: callers import it here)
 from . import data, deploy, directions, editing, editing_eval, evaluation, inversion, serve, training, video
-from .editing import _latents_and_labels  # noqa: F401
-from .training import _training_device  # noqa: F401
 
 EXAMPLES = """examples:
   style-transformer invert photos/ face.jpg --checkpoint style_transformer_ffhq.pt --out out/
@@ -43,9 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _WarningLines(logging.Handler):
+    """The CLI's one way to show the library's warnings: ``warning: MESSAGE``, one line each on stderr,
+    written between progress-bar redraws (``tqdm.write``) so a bar is not broken."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        except Exception:  # noqa: BLE001 (a warning must never end the run)
+            self.handleError(record)
+
+
+def _show_warnings() -> None:
+    package = logging.getLogger("style_transformer")
+    if not any(isinstance(h, _WarningLines) for h in package.handlers):
+        package.addHandler(_WarningLines(logging.WARNING))
+        package.setLevel(logging.INFO)
+        package.propagate = False  # shown once, by this handler
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the CLI; returns the exit code (the console script exits with it)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    _show_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {name: handler for name, (_, handler) in COMMANDS.items()}

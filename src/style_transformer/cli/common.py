@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Dict, Optional
 
-import numpy as np
-
 from ..errors import UsageError
 from ..utils import atomic_path
 
@@ -79,12 +77,6 @@ def _make_out_dir(path: str) -> Path:
     return make_output_dir(path)
 
 
-def _write_npz_atomic(path: Path, arrays: Dict[str, np.ndarray]) -> None:
-    from ..workflow import write_latents
-
-    write_latents(path, arrays)
-
-
 def _check_align_args(args: argparse.Namespace) -> None:
     if not args.align and (args.all_faces or args.paste_back):
         raise UsageError("--all-faces and --paste-back need --align")
@@ -99,12 +91,6 @@ def _add_align_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-faces", action="store_true", help="with --align: every face, not only the largest")
     p.add_argument("--paste-back", action="store_true",
                    help="with --align: also write <name>_pasted.png, the result blended into the photo")
-
-
-def _load_latents(path: str) -> Dict[str, np.ndarray]:
-    from ..workflow import load_latents
-
-    return load_latents(path)
 
 
 def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
@@ -124,16 +110,16 @@ def _runtime(args: argparse.Namespace) -> str:
     """``--runtime``, checked against ``--noise`` (a graph renders with the stored noise only)."""
     runtime = getattr(args, "runtime", "torch")
     if runtime != "torch" and getattr(args, "noise", "fixed") == "random":
-        raise UsageError(f"--noise random needs --runtime torch (the exported graph renders with the stored noise)")
+        raise UsageError("--noise random needs --runtime torch (the exported graph renders with the stored noise)")
     return runtime
 
 
 def _pipeline(args: argparse.Namespace):
     """The pipeline of ``--checkpoint``/``--generator`` (both default to the shipped models)."""
     from ..inference import load_pipeline
+    from ..pretrained import resolve_models
 
-    if args.checkpoint is None and args.generator is not None:
-        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    resolve_models(args.checkpoint, args.generator)  # the checkpoint/generator rule, before loading anything
     return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
                          runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
 
@@ -147,10 +133,11 @@ def _image_classifier(path: Optional[str], device):
 
 
 def _editing_pipeline(args: argparse.Namespace):
+    """``_pipeline`` with its editing models loaded now (``--editing``, default the shipped ones)."""
     from ..inference import load_pipeline
+    from ..pretrained import resolve_models
 
-    if args.checkpoint is None and args.generator is not None:
-        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    resolve_models(args.checkpoint, args.generator)
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
                          editing=args.editing, runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
     from ..editing import DirectionError

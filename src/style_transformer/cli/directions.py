@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 from typing import Dict, List
 
 from ..errors import UsageError
 from .common import (_positive_int, _make_out_dir)
-from .editing import _latent_label_args, _labelled_samples, _latents_and_labels
+from .editing import _latent_label_args, _labelled_samples, latents_and_labels
 
 
 def _parser_directions(sub) -> None:
@@ -102,14 +102,14 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     elif not (args.latents and args.labels):
         raise UsageError("give --latents and --labels, or --samples N")
     else:
-        keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, args.attributes)
+        keys, ws, columns, labels = latents_and_labels(args.latents, args.labels, args.attributes)
         codes = ws.mean(1) if args.space == "w" else ws
     dirs = []
     for j, name in enumerate(columns):
         try:
             normal, _, info = fit_boundary(codes, labels[:, j], args.method)
         except DirectionError as e:
-            print(f"warning: {name}: {e}; skipped", file=sys.stderr)
+            logging.getLogger("style_transformer").warning("%s: %s; skipped", name, e)
             continue
         dirs.append(Direction(name, normal[None] if args.space == "w" else normal, "interfacegan", info=info))
         print(f"{name:<22} boundary accuracy {100 * info['accuracy']:.1f}% ({len(keys)} latents)")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import UsageError
 from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _editing_pipeline, _image_classifier,
-                     _load_latents, _make_out_dir, _positive_int)
+                     _make_out_dir, _positive_int)
+
+
+def latents_and_labels(latents: str, labels: str, columns):
+    """``editing.build.latents_and_labels`` (imported when a command needs it)."""
+    from ..editing.build import latents_and_labels
+
+    return latents_and_labels(latents, labels, columns)
 
 
 def _parser_train_editor(sub) -> None:
@@ -80,36 +87,6 @@ def _latent_label_args(p: argparse.ArgumentParser, required: bool = True) -> Non
     p.add_argument("--labels", required=required, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
 
 
-def _latents_and_labels(latents: str, labels: str, columns: Optional[List[str]]):
-    """(keys, codes [N, L, d], label names, labels [N, C]) for the images present in both files."""
-    import torch
-
-    from ..data.datasets import LabelError, binary_columns, load_labels
-    from ..training.editing import label_matrix
-
-    arrays = _load_latents(latents)
-    try:
-        names, table = load_labels(labels)
-        binary = binary_columns(labels)
-    except LabelError as e:
-        raise UsageError(str(e)) from None
-    columns = columns or binary
-    bad = [c for c in columns if c not in binary]
-    if bad:
-        raise UsageError(f"{labels}: {', '.join(bad)} is not a 0/1 column (0/1 columns: {', '.join(binary)})")
-    stems = {k.rsplit(".", 1)[0] for k in table} | set(table)
-    keys = [k for k in arrays if k in stems]
-    if not keys:
-        raise UsageError(f"no latent in {latents} has a label row in {labels} (keys are image stems)")
-    shapes = {arrays[k].shape for k in keys}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-        raise UsageError(f"{latents}: expected W+ arrays of one (num_ws, w_dim) shape, got {sorted(shapes)[:3]}")
-    ws = torch.from_numpy(np.stack([arrays[k] for k in keys]).astype(np.float32))
-    if not torch.isfinite(ws).all():
-        raise UsageError(f"{latents}: latents contain NaN or Inf")
-    return keys, ws, columns, label_matrix(names, table, keys, columns)
-
-
 def _generator_and_judge(args: argparse.Namespace, judge: bool = True):
     """(generator, image attribute classifier or None without ``judge``) on ``--device``: ``--generator``
     / ``--classifier``, else the generator the shipped encoder was trained for and the shipped classifier
@@ -142,7 +119,7 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
 
     from ..editing.build import UNCALIBRATED_STRENGTH, EditingBuildConfig, build_editing_models
 
-    keys, ws, columns, labels = _latents_and_labels(args.latents, args.labels, None)
+    keys, ws, columns, labels = latents_and_labels(args.latents, args.labels, None)
     if args.mix_codes < 0:
         raise UsageError(f"--mix-codes must be >= 0, got {args.mix_codes}")
     missing = [a for a in args.attributes or [] if a not in columns]

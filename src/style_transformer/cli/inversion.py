@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import List
 
-import numpy as np
-
 from ..errors import RunError, UsageError
-from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _label_values, _load_latents,
-                     _make_out_dir, _pipeline, _positive_int, _runtime, _truncation, _write_npz_atomic)
+from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _label_values, _pipeline, _positive_int,
+                     _runtime, _truncation)
 
 
 def _parser_invert(sub) -> None:
@@ -131,20 +128,15 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from ..data.images import save_image
     from ..inference import load_pipeline
+    from ..workflow import generate_files, latents_file_codes
 
-    if args.generator is None:
-        from ..pretrained import default_path
+    from ..pretrained import resolve_models
 
-        args.generator = str(default_path("generator"))
     if args.precision != "fp32":
         raise UsageError("--precision int8 quantises the encoder; generate runs no encoder")
-    pipe = load_pipeline(generator=args.generator, device=args.device, runtime=_runtime(args))
-    num_ws = pipe.generator.num_ws
+    generator = resolve_models(generator=args.generator, encoder=False).generator
+    pipe = load_pipeline(generator=generator, device=args.device, runtime=_runtime(args))
     if (args.labels or args.class_index is not None) and args.latents is not None:
         raise UsageError("--labels and --class choose random samples' labels: use them with --n, not --latents")
     labels = None
@@ -154,40 +146,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         elif args.labels:
             pipe.generator.sample_labels(1, given=args.labels)  # checks the names and values first
     except ValueError as e:
-        raise UsageError(f"{args.generator}: {e}") from None
+        raise UsageError(f"{generator}: {e}") from None
     if args.latents is not None:
-        arrays = _load_latents(args.latents)
-        if not arrays:
-            raise UsageError(f"{args.latents}: holds no arrays")
-        keys, rows = [], []
-        for key, arr in arrays.items():
-            if arr.ndim not in (1, 2) or not np.issubdtype(arr.dtype, np.number):
-                raise UsageError(f"{args.latents}: array {key!r} has shape {arr.shape} and dtype {arr.dtype}; "
-                                 "expected numbers shaped (num_ws, w_dim) or (w_dim,)")
-            ws = torch.from_numpy(arr.astype(np.float32))
-            try:
-                ws = pipe.as_wplus(ws[None] if ws.ndim == 2 else ws)  # one image per array
-            except ValueError as e:
-                raise UsageError(f"{args.latents}: array {key!r}: {e}") from None
-            keys.append(re.sub(r"[^A-Za-z0-9._-]", "_", key))
-            rows.append(ws[0, :num_ws])  # rows past the generator's count are unused, as officially
-        all_ws = torch.stack(rows)
+        keys, all_ws = latents_file_codes(pipe, args.latents)
     else:
         all_ws = pipe.sample_ws(args.n, seed=args.seed, truncation=args.truncation, labels=labels, given=args.labels)
         keys = [f"sample_{i:04d}" for i in range(args.n)]
-    out = _make_out_dir(args.out)
-    bar = tqdm(total=len(keys), desc="generate", unit="img")
-    for i in range(0, len(keys), args.batch_size):
-        imgs = pipe.generate(all_ws[i: i + args.batch_size], randomize_noise=args.noise == "random",
-                             batch_size=args.batch_size)
-        for key, img in zip(keys[i: i + args.batch_size], imgs):
-            save_image(img, out / f"{key}.png")
-        bar.update(len(imgs))
-    bar.close()
+    out = generate_files(pipe, args.out, all_ws, keys, batch_size=args.batch_size,
+                         randomize_noise=args.noise == "random", save_latents=args.latents is None)
     if args.latents is not None:
         print(f"rendered {len(keys)} latents into {out}/")
     else:
-        _write_npz_atomic(out / "latents.npz", {k: w.numpy() for k, w in zip(keys, all_ws)})
         print(f"wrote {args.n} samples (seed {args.seed}, truncation {args.truncation}) into {out}/ "
               "(latents.npz)")
     return 0

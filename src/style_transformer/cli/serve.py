@@ -25,10 +25,10 @@ def _parser_serve(sub) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ..inference import load_pipeline
+    from ..pretrained import resolve_models
     from ..web import EditorApp, make_server
 
-    if args.checkpoint is None and args.generator is not None:
-        raise UsageError("--generator needs --checkpoint (the shipped encoder is trained for the shipped generator)")
+    resolve_models(args.checkpoint, args.generator)  # the checkpoint/generator rule
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,

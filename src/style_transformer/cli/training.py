@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
 from pathlib import Path
 from typing import List
 
 from ..errors import UsageError
 from .common import _int_list, _positive_int
+
+
+def run_config(*args):
+    from ..training.common import run_config
+
+    return run_config(*args)
+
+
+def training_device(name: str):
+    from ..training.common import training_device
+
+    return training_device(name)
+
+
+def use_cache(choice: str, data: str, size: int) -> bool:
+    from ..training.common import use_cache
+
+    return use_cache(choice, data, size)
 
 
 def _parser_train_gan(sub) -> None:
@@ -115,59 +133,6 @@ def _parser_train_classifier(sub) -> None:
     tc.add_argument("--seed", type=int, default=0)
 
 
-def _training_device(name: str):
-    """``--device`` of the trainers; under torchrun also joins the process group (NCCL on GPUs with
-    one GPU per LOCAL_RANK, gloo on CPU)."""
-    import torch
-
-    from ..inference import resolve_device
-
-    device = resolve_device(name)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
-        import torch.distributed as dist
-
-        if device.type == "cuda":
-            rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
-            if rank >= gpus:
-                raise UsageError(f"torchrun started local process {rank}, but this node has {gpus} CUDA "
-                                 f"device(s), one per process: use --nproc_per_node {gpus}, or --device cpu")
-            device = torch.device("cuda", rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def _use_cache(choice: str, data: str, size: int) -> bool:
-    """``--cache``: on, off, or auto (decode into memory when the images fit in 4 GB at ``size``)."""
-    if choice != "auto":
-        return choice == "on"
-    from ..data.images import list_image_files
-
-    n = len(list_image_files(data)) if Path(data).is_dir() else 0
-    return n * 3 * size ** 2 <= 4 << 30
-
-
-def _run_config(out: Path, resume: bool, config_cls, preset):
-    """A trainer's config: RUN/config.json with ``--resume`` (RUN/checkpoint.pt must exist), else the
-    preset (and RUN/checkpoint.pt must not exist: never overwrite a run by accident)."""
-    import json
-
-    from ..training.common import previous_checkpoint
-
-    ckpt = out / "checkpoint.pt"
-    if resume:
-        if not ckpt.is_file() and not previous_checkpoint(ckpt).is_file():
-            raise UsageError(f"{ckpt}: nothing to resume")
-        try:
-            return config_cls.from_dict(json.loads((out / "config.json").read_text()))
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{out / 'config.json'}: unreadable run config ({e})") from None
-    if ckpt.exists():
-        raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
-    return preset()
-
-
 def _gan_labels_path(args: argparse.Namespace) -> Path:
     path = Path(args.labels) if args.labels else Path(args.data) / "attributes.csv"
     if not path.is_file():
@@ -229,53 +194,49 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
     from ..data.datasets import ImageFolderDataset
     from ..config import ConfigError
-    from ..training.gan import GANTrainConfig, GANTrainer, TrainingError, conditional_generator, gan_preset
+    from ..training.gan import GANTrainConfig, GANTrainer, conditional_generator, gan_preset
 
     out = Path(args.out)
-    try:
-        cfg = _run_config(out, args.resume, GANTrainConfig, lambda: gan_preset(args.preset))
-        if not args.resume:
-            if cfg.generator.size != args.size:
-                raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
-        if args.kimg is not None:
-            cfg = dataclasses.replace(cfg, kimg=args.kimg)
-        if args.batch_size is not None:
-            cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
-        if args.d_warmup_kimg is not None:
-            cfg = dataclasses.replace(cfg, d_warmup_kimg=args.d_warmup_kimg)
-        if args.ema_rampup is not None:
-            cfg = dataclasses.replace(cfg, ema_rampup=args.ema_rampup)
-        if args.amp is not None:
-            cfg = dataclasses.replace(cfg, amp=args.amp)
-        if args.d_channels is not None:
-            if args.resume:
-                raise UsageError("--d-channels cannot change on --resume (the discriminator's weights are saved)")
-            try:
-                cfg = dataclasses.replace(cfg, d_channels=_int_list(args.d_channels, "--d-channels"))
-            except ConfigError as e:
-                raise UsageError(f"--d-channels: {e}") from None
-        device = _training_device(args.device)
-        if args.snapshot_kimg is not None:
-            cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
-        cache = _use_cache(args.cache, args.data, cfg.generator.size)
-        columns = cfg.generator.label_names if cfg.generator.conditional else None
-        if args.conditional and not args.resume:
-            columns = _gan_label_columns(args)
-        labels = _gan_labels_path(args) if columns else None
-        dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache,
-                                     labels=labels, columns=list(columns) if columns else None)
-        if args.conditional and not args.resume:
-            cfg = dataclasses.replace(cfg, generator=conditional_generator(cfg.generator, dataset.attribute_names,
-                                                                           dataset.label_table()))
-        elif args.conditional and not cfg.generator.conditional:
-            raise UsageError(f"{out}: the run being resumed is not conditional")
-        if dataset.skipped:
-            print(f"warning: {dataset.skipped} unreadable files skipped", file=sys.stderr)
-        trainer = GANTrainer(cfg, dataset, out, device=device)
-        path = _start_and_fit(trainer, args)
-    except TrainingError as e:
-        print(f"style-transformer: error: {e}", file=sys.stderr)
-        return 1
+    cfg = run_config(out, args.resume, GANTrainConfig, lambda: gan_preset(args.preset))
+    if not args.resume:
+        if cfg.generator.size != args.size:
+            raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
+    if args.kimg is not None:
+        cfg = dataclasses.replace(cfg, kimg=args.kimg)
+    if args.batch_size is not None:
+        cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+    if args.d_warmup_kimg is not None:
+        cfg = dataclasses.replace(cfg, d_warmup_kimg=args.d_warmup_kimg)
+    if args.ema_rampup is not None:
+        cfg = dataclasses.replace(cfg, ema_rampup=args.ema_rampup)
+    if args.amp is not None:
+        cfg = dataclasses.replace(cfg, amp=args.amp)
+    if args.d_channels is not None:
+        if args.resume:
+            raise UsageError("--d-channels cannot change on --resume (the discriminator's weights are saved)")
+        try:
+            cfg = dataclasses.replace(cfg, d_channels=_int_list(args.d_channels, "--d-channels"))
+        except ConfigError as e:
+            raise UsageError(f"--d-channels: {e}") from None
+    device = training_device(args.device)
+    if args.snapshot_kimg is not None:
+        cfg = dataclasses.replace(cfg, snapshot_kimg=args.snapshot_kimg)
+    cache = use_cache(args.cache, args.data, cfg.generator.size)
+    columns = cfg.generator.label_names if cfg.generator.conditional else None
+    if args.conditional and not args.resume:
+        columns = _gan_label_columns(args)
+    labels = _gan_labels_path(args) if columns else None
+    dataset = ImageFolderDataset(args.data, cfg.generator.size, cache=cache, progress=cache,
+                                 labels=labels, columns=list(columns) if columns else None)
+    if args.conditional and not args.resume:
+        cfg = dataclasses.replace(cfg, generator=conditional_generator(cfg.generator, dataset.attribute_names,
+                                                                       dataset.label_table()))
+    elif args.conditional and not cfg.generator.conditional:
+        raise UsageError(f"{out}: the run being resumed is not conditional")
+    if dataset.skipped:
+        logging.getLogger("style_transformer").warning("%d unreadable files skipped", dataset.skipped)
+    trainer = GANTrainer(cfg, dataset, out, device=device)
+    path = _start_and_fit(trainer, args)
     print(f"trained to {cfg.kimg} kimg: {path}")
     return 0
 
@@ -297,7 +258,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
                          "discriminator (--adv-weight) together with the regression from the start")
     out = Path(args.out)
     try:
-        cfg = _run_config(out, args.resume, DistillConfig, lambda: distill_preset(args.preset))
+        cfg = run_config(out, args.resume, DistillConfig, lambda: distill_preset(args.preset))
         if not args.resume and cfg.generator.size != args.size:
             raise UsageError(f"preset {args.preset!r} is for size {cfg.generator.size}, not {args.size}")
         if args.resume and args.d_channels is not None:
@@ -312,7 +273,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise UsageError(str(e)) from None
     # a TrainingError (non-finite loss, unusable checkpoint) ends as one line and exit 1 in cli.main
-    path = _start_and_fit(DistillTrainer(cfg, out, device=_training_device(args.device)), args)
+    path = _start_and_fit(DistillTrainer(cfg, out, device=training_device(args.device)), args)
     print(f"trained to {cfg.kimg} kimg: {path}")
     return 0
 
@@ -323,65 +284,59 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
     from ..checkpoints import load_model
     from ..data.datasets import ImageFolderDataset
     from ..data.images import InputError
-    from ..losses import IDLoss, IDLossError, LPIPS, LPIPSError
+    from ..losses import IDLoss, LPIPS
     from ..config import ConfigError
     from ..training.encoder import EncoderTrainConfig, EncoderTrainer, encoder_preset
-    from ..training.common import TrainingError
 
     out = Path(args.out)
-    try:
-        cfg = _run_config(out, args.resume, EncoderTrainConfig, lambda: encoder_preset(args.preset))
-        overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
-                                       ("val_every", args.val_every), ("val_images", args.val_images),
-                                       ("id_lambda", args.id_lambda), ("lpips_net", args.lpips),
-                                       ("seed", None if args.resume else args.seed)) if v is not None}
-        cfg = dataclasses.replace(cfg, **overrides)
-        if args.generator is None:
-            from ..pretrained import default_path
+    cfg = run_config(out, args.resume, EncoderTrainConfig, lambda: encoder_preset(args.preset))
+    overrides = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size), ("lr", args.lr),
+                                   ("val_every", args.val_every), ("val_images", args.val_images),
+                                   ("id_lambda", args.id_lambda), ("lpips_net", args.lpips),
+                                   ("seed", None if args.resume else args.seed)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    from ..pretrained import resolve_models
 
-            args.generator = str(default_path("generator"))
-        generator = load_model(args.generator, kind="generator")
-        fit = dict(n_styles=generator.num_ws, d_model=generator.style_dim,
-                   stage_channels=(*cfg.encoder.stage_channels[:3], generator.style_dim),
-                   z_dim=0 if generator.z_dim == generator.style_dim else generator.z_dim)
-        if any(getattr(cfg.encoder, k) != v for k, v in fit.items()):
-            if args.resume:
-                raise UsageError(f"{out}: the run's encoder was made for another generator "
-                                 f"({cfg.encoder.n_styles} codes of width {cfg.encoder.d_model})")
-            if cfg.encoder.d_model != generator.style_dim:
-                print(f"note: the encoder's tokens follow the generator's w: width {generator.style_dim} "
-                      f"(preset {args.preset!r}: {cfg.encoder.d_model})", file=sys.stderr)
-            try:
-                cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, **fit))
-            except ConfigError as e:
-                raise UsageError(f"preset {args.preset!r} cannot fit the generator's w ({e})") from None
-        if cfg.id_lambda > 0 and args.id_weights is None:
-            raise UsageError(f"the identity loss (id_lambda {cfg.id_lambda}) needs --id-weights model_ir_se50.pth "
-                             "(or --id-lambda 0)")
-        lpips = LPIPS.load(cfg.lpips_net, trunk=args.lpips_trunk, heads=args.lpips_heads)
-        id_loss = IDLoss.load(args.id_weights) if cfg.id_lambda > 0 else None
-        device = _training_device(args.device)
-        size = cfg.encoder.input_size
-        cache = _use_cache(args.cache, args.data, size)
-        train = ImageFolderDataset(args.data, size, split="train", cache=cache, progress=cache)
-        try:
-            val = ImageFolderDataset(args.data, size, split="val", cache=cache)
-        except InputError:  # too few images for a validation split
-            val = None
-        if val is None or len(val) == 0:
-            print("warning: no validation images (split 'val' is empty): best.safetensors is not kept",
-                  file=sys.stderr)
-            val = None
-        trainer = EncoderTrainer(cfg, generator, train, val, out, device=device, lpips=lpips, id_loss=id_loss)
+    generator_path = resolve_models(generator=args.generator, encoder=False).generator
+    generator = load_model(generator_path, kind="generator")
+    fit = dict(n_styles=generator.num_ws, d_model=generator.style_dim,
+               stage_channels=(*cfg.encoder.stage_channels[:3], generator.style_dim),
+               z_dim=0 if generator.z_dim == generator.style_dim else generator.z_dim)
+    if any(getattr(cfg.encoder, k) != v for k, v in fit.items()):
         if args.resume:
-            trainer.load()
-        print(f"train-encoder: {len(train)} training / {len(val) if val else 0} validation images, "
-              f"LPIPS {lpips.net} ({lpips.source}), identity loss "
-              f"{'ArcFace ' + str(args.id_weights) if id_loss else 'off'}", file=sys.stderr)
-        path = trainer.fit(progress=True)
-    except (TrainingError, LPIPSError, IDLossError) as e:
-        print(f"style-transformer: error: {e}", file=sys.stderr)
-        return 1 if isinstance(e, TrainingError) else 2
+            raise UsageError(f"{out}: the run's encoder was made for another generator "
+                             f"({cfg.encoder.n_styles} codes of width {cfg.encoder.d_model})")
+        if cfg.encoder.d_model != generator.style_dim:
+            print(f"note: the encoder's tokens follow the generator's w: width {generator.style_dim} "
+                  f"(preset {args.preset!r}: {cfg.encoder.d_model})", file=sys.stderr)
+        try:
+            cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, **fit))
+        except ConfigError as e:
+            raise UsageError(f"preset {args.preset!r} cannot fit the generator's w ({e})") from None
+    if cfg.id_lambda > 0 and args.id_weights is None:
+        raise UsageError(f"the identity loss (id_lambda {cfg.id_lambda}) needs --id-weights model_ir_se50.pth "
+                         "(or --id-lambda 0)")
+    lpips = LPIPS.load(cfg.lpips_net, trunk=args.lpips_trunk, heads=args.lpips_heads)
+    id_loss = IDLoss.load(args.id_weights) if cfg.id_lambda > 0 else None
+    device = training_device(args.device)
+    size = cfg.encoder.input_size
+    cache = use_cache(args.cache, args.data, size)
+    train = ImageFolderDataset(args.data, size, split="train", cache=cache, progress=cache)
+    try:
+        val = ImageFolderDataset(args.data, size, split="val", cache=cache)
+    except InputError:  # too few images for a validation split
+        val = None
+    if val is None or len(val) == 0:
+        logging.getLogger("style_transformer").warning("no validation images (split 'val' is empty): "
+                                                       "best.safetensors is not kept")
+        val = None
+    trainer = EncoderTrainer(cfg, generator, train, val, out, device=device, lpips=lpips, id_loss=id_loss)
+    if args.resume:
+        trainer.load()
+    print(f"train-encoder: {len(train)} training / {len(val) if val else 0} validation images, "
+          f"LPIPS {lpips.net} ({lpips.source}), identity loss "
+          f"{'ArcFace ' + str(args.id_weights) if id_loss else 'off'}", file=sys.stderr)
+    path = trainer.fit(progress=True)
     print(f"trained {cfg.steps} steps: {path}" + (f" (best validation loss {trainer.best:.4f})" if val else ""))
     return 0
 

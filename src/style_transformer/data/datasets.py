@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import zlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -16,9 +15,9 @@ from .. import errors
 from PIL import Image
 
 from .images import ImageLoadError, InputError, list_image_files, load_image, resize_uint8, uint8_to_input
+from ..utils import PathLike
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 
 class LabelError(errors.InputError, ValueError):

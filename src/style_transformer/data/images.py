@@ -7,7 +7,6 @@ Preprocessing follows the official pipeline: PIL RGB, bilinear resize to the enc
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple, Union
@@ -16,10 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from .. import errors
-from ..utils import atomic_path
+from ..utils import PathLike, atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-PathLike = Union[str, os.PathLike]
 
 
 class InputError(errors.InputError):

@@ -21,8 +21,8 @@ from typing import Deque, Iterator, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import InputError, OutputError, UsageError
+from ..utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 INSTALL_HINT = "pip install 'style-transformer[video]' (or pip install av)"
 # audio codecs an MP4 holds as they are; any other audio is re-encoded as AAC
 _MP4_AUDIO = {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}

@@ -24,15 +24,14 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn
 
 from ..errors import InputError, OutputError, StyleTransformerError
-from ..utils import _umask
+from ..utils import PathLike, _umask
 
-PathLike = Union[str, os.PathLike]
 MANIFEST = "manifest.json"
 FORMAT = "style_transformer-onnx"
 FORMAT_VERSION = 1

@@ -23,15 +23,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError, UsageError
 from .onnx import MANIFEST, read_manifest
 from .runtime import INT8_GRAPHS
+from ..utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 CALIBRATION_BATCH = 16
 _NEEDS = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino", "nncf")}
 _METHODS = {"onnxruntime": "onnxruntime.quantization.quantize_static: QDQ, MinMax, per-channel int8 weights, "

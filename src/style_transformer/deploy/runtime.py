@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import InputError, UsageError
 from .onnx import FORMAT_VERSION, OPSET, export_model, file_sha256, read_manifest
+from ..utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "int8")  # int8: the encoder quantised (deploy.quantize); synthesis stays fp32
 INT8_GRAPHS = {"onnxruntime": "encoder_int8", "openvino": "encoder_int8_openvino"}  # runtime -> manifest graph

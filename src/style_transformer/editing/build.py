@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 import torch
 
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, UsageError
 from ..utils import atomic_path
 from .directions import Direction, fit_boundary, judge_codes, mixed_codes, w_covariance
 from .toolkit import EditingModels
@@ -218,3 +220,34 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
             models.set(method, a, strength=UNCALIBRATED_STRENGTH)
     return models, report
 
+
+def latents_and_labels(latents, labels, columns: Optional[Sequence[str]] = None):
+    """The codes of ``latents`` (an ``.npz`` that ``invert`` wrote) joined with the rows of ``labels`` (a
+    CSV or CelebA list) by image stem: ``(keys, codes [N, L, d], label names, labels [N, C])`` for the images
+    present in both files, over ``columns`` (default: every 0/1 column). Raises ``UsageError`` naming
+    what does not match."""
+    from ..data.datasets import LabelError, binary_columns, load_labels
+    from ..training.editing import label_matrix
+    from ..workflow import load_latents
+
+    arrays = load_latents(latents)
+    try:
+        names, table = load_labels(labels)
+        binary = binary_columns(labels)
+    except LabelError as e:
+        raise UsageError(str(e)) from None
+    columns = columns or binary
+    bad = [c for c in columns if c not in binary]
+    if bad:
+        raise UsageError(f"{labels}: {', '.join(bad)} is not a 0/1 column (0/1 columns: {', '.join(binary)})")
+    stems = {k.rsplit(".", 1)[0] for k in table} | set(table)
+    keys = [k for k in arrays if k in stems]
+    if not keys:
+        raise UsageError(f"no latent in {latents} has a label row in {labels} (keys are image stems)")
+    shapes = {arrays[k].shape for k in keys}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise UsageError(f"{latents}: expected W+ arrays of one (num_ws, w_dim) shape, got {sorted(shapes)[:3]}")
+    ws = torch.from_numpy(np.stack([arrays[k] for k in keys]).astype(np.float32))
+    if not torch.isfinite(ws).all():
+        raise UsageError(f"{latents}: latents contain NaN or Inf")
+    return keys, ws, columns, label_matrix(names, table, keys, columns)

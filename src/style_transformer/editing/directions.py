@@ -18,19 +18,17 @@ A set of directions lives in a folder: ``directions.json`` (the index) and one `
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import InputError
 
-from ..utils import atomic_path
+from ..utils import PathLike, atomic_path
 
-PathLike = Union[str, os.PathLike]
 INDEX = "directions.json"
 FORMAT = "style_transformer.directions"
 

@@ -18,20 +18,18 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from ..utils import atomic_path
+from ..utils import PathLike, atomic_path
 from .classifier_edit import edit_with_classifier
 from .directions import (Direction, DirectionError, ganspace, load_directions, row_mask, save_directions,
                          sefa, w_covariance)
 
-PathLike = Union[str, os.PathLike]
 CLASSIFIER_METRICS = ("covariance", "euclidean")
 
 

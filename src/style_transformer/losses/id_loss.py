@@ -13,9 +13,8 @@ For the built-in rendered-face domain there is no identity network: the loss is 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +23,8 @@ from torch import nn
 from ..errors import InputError
 
 from ..models.encoder import BottleneckIR
+from ..utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 
 
 class IDLossError(InputError, RuntimeError):

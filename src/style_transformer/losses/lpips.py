@@ -18,9 +18,8 @@ heads (1x1 convs without bias), averaged over space, and the five layers are sum
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +27,8 @@ from torch import nn
 
 from ..errors import InputError
 
-from ..utils import packaged_file
+from ..utils import PathLike, packaged_file
 
-PathLike = Union[str, os.PathLike]
 NETS = ("alex-st", "alex", "vgg")
 _CHANNELS = {"alex": (64, 192, 384, 256, 256), "alex-st": (64, 192, 384, 256, 256),
              "vgg": (64, 128, 256, 512, 512)}

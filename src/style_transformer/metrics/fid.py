@@ -13,7 +13,6 @@ sizes and modification times.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Iterable, Optional, Tuple, Union
 
@@ -22,9 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..utils import atomic_path, packaged_file
+from ..utils import PathLike, atomic_path, packaged_file
 
-PathLike = Union[str, os.PathLike]
 _MODEL_RANGE = (-1.0, 0.9921875)
 
 

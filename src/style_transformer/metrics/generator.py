@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
@@ -22,9 +21,9 @@ from ..data.images import preprocess, to_uint8, uint8_to_input
 from ..models.classifier import AttributeClassifier
 from ..models.stylegan2 import Generator
 from .fid import InceptionFeatures, folder_statistics, frechet_distance, statistics
+from ..utils import PathLike
 
 log = logging.getLogger(__name__)
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass

@@ -26,18 +26,17 @@ verdicts on the edited frames that agree with the truth).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
 from ..errors import InputError
+from ..utils import PathLike
 
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-from ..errors import RunError
+from ..errors import RunError, UsageError
 
 from ..utils import atomic_path
 
@@ -88,8 +89,6 @@ def read_checkpoint(path: Path, required: Sequence[str], what: str, world: int) 
     by as many processes as this run has (so every rank's data and noise streams continue). An
     unreadable (corrupt, truncated, missing) ``path`` falls back, with one warning line, to the
     previous checkpoint kept beside it."""
-    import sys
-
     from ..checkpoints import CheckpointError, torch_load_safe
 
     try:
@@ -98,7 +97,7 @@ def read_checkpoint(path: Path, required: Sequence[str], what: str, world: int) 
         prev = previous_checkpoint(path)
         if not prev.is_file():
             raise TrainingError(str(e)) from None
-        print(f"warning: {e}; resuming from the previous checkpoint {prev}", file=sys.stderr)
+        log.warning("%s; resuming from the previous checkpoint %s", e, prev)
         try:
             ck = torch_load_safe(prev)
         except CheckpointError as e2:
@@ -209,3 +208,55 @@ class RunLog:
             self.file.close()
         if self.bar is not None:
             self.bar.close()
+
+
+# -- setting a run up (what the train-* commands call) ---------------------------------------------
+def training_device(name: str):
+    """``--device`` of the trainers; under torchrun also joins the process group (NCCL on GPUs with
+    one GPU per LOCAL_RANK, gloo on CPU)."""
+    import torch
+
+    from ..inference import resolve_device
+
+    device = resolve_device(name)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+            if rank >= gpus:
+                raise UsageError(f"torchrun started local process {rank}, but this node has {gpus} CUDA "
+                                 f"device(s), one per process: use --nproc_per_node {gpus}, or --device cpu")
+            device = torch.device("cuda", rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def use_cache(choice: str, data: str, size: int) -> bool:
+    """``--cache``: on, off, or auto (decode into memory when the images fit in 4 GB at ``size``)."""
+    if choice != "auto":
+        return choice == "on"
+    from ..data.images import list_image_files
+
+    n = len(list_image_files(data)) if Path(data).is_dir() else 0
+    return n * 3 * size ** 2 <= 4 << 30
+
+
+def run_config(out: Path, resume: bool, config_cls, preset):
+    """A trainer's config: RUN/config.json with ``--resume`` (RUN/checkpoint.pt must exist), else the
+    preset (and RUN/checkpoint.pt must not exist: never overwrite a run by accident)."""
+    import json
+
+    ckpt = out / "checkpoint.pt"
+    if resume:
+        if not ckpt.is_file() and not previous_checkpoint(ckpt).is_file():
+            raise UsageError(f"{ckpt}: nothing to resume")
+        try:
+            return config_cls.from_dict(json.loads((out / "config.json").read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{out / 'config.json'}: unreadable run config ({e})") from None
+    if ckpt.exists():
+        raise UsageError(f"{ckpt} exists: pass --resume to continue it, or choose another --out")
+    return preset()
