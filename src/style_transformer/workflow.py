@@ -256,11 +256,21 @@ def make_output_dir(path: PathLike) -> Path:
     return out
 
 
+def check_align_args(align: bool, all_faces: bool = False, paste_back: bool = False) -> None:
+    """Every face and pasting back work on aligned faces: ``UsageError`` without alignment."""
+    if not align and (all_faces or paste_back):
+        raise UsageError("--all-faces and --paste-back need --align (they work on aligned faces)")
+
+
+def check_refine_args(refine_steps: int, pti_steps: int) -> None:
+    if refine_steps < 0 or pti_steps < 0:
+        raise UsageError("--refine-steps and --pti-steps must be >= 0")
+
+
 def face_aligner(pipe, align: bool, all_faces: bool = False, paste_back: bool = False):
     """The FFHQ aligner at the encoder's input size when ``align`` (None otherwise)."""
+    check_align_args(align, all_faces, paste_back)
     if not align:
-        if all_faces or paste_back:
-            raise UsageError("all faces and pasting back work on aligned faces: turn alignment on")
         return None
     from .data.align import FaceAligner
 
@@ -339,8 +349,7 @@ def invert_files(pipe, inputs: Sequence[PathLike], out: PathLike, batch_size: in
     Raises:
         BatchInterrupted: on Ctrl-C, after ``latents.npz`` got the codes of every result written.
     """
-    if refine_steps < 0 or pti_steps < 0:
-        raise UsageError("refinement and pivotal tuning steps must be >= 0")
+    check_refine_args(refine_steps, pti_steps)
 
     def step(batch: ImageBatch):
         res = pipe.invert(batch.images, batch_size=batch_size, randomize_noise=randomize_noise)
@@ -403,6 +412,20 @@ def generate_files(pipe, out: PathLike, ws: torch.Tensor, names: Sequence[str], 
     return out
 
 
+def check_edit_args(strength: Optional[float], reference: Optional[PathLike], method: Optional[str],
+                    default_strength: bool = False) -> None:
+    """The checks of an edit's arguments that need no model (run again by ``prepare_edit``; the CLI
+    calls this before loading anything): a strength or a reference (unless ``default_strength``), a
+    finite strength, the reference method with a reference and only with one."""
+    if strength is None and reference is None and not default_strength:
+        raise UsageError("an edit needs a strength or a reference image (one of --strength or --reference is "
+                         "required)")
+    if strength is not None and not np.isfinite(strength):
+        raise UsageError(f"--strength must be a finite number, got {strength}")
+    if method is not None and (method == "reference") != (reference is not None):
+        raise UsageError("--method reference needs --reference, and --reference needs --method reference")
+
+
 def prepare_edit(pipe, attribute: str, strength: Optional[float], reference: Optional[PathLike],
                  method: Optional[str], layers: Optional[Tuple[int, int]], aligner=None,
                  default_strength: bool = False):
@@ -413,10 +436,7 @@ def prepare_edit(pipe, attribute: str, strength: Optional[float], reference: Opt
     from .data.align import NoFaceError
     from .data.images import load_image
 
-    if strength is None and reference is None and not default_strength:
-        raise UsageError("an edit needs a strength or a reference image")
-    if strength is not None and not np.isfinite(strength):
-        raise UsageError(f"the strength must be a finite number, got {strength}")
+    check_edit_args(strength, reference, method, default_strength)
     ws_ref = None
     if reference is not None:
         ref = load_image(reference)

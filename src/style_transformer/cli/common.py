@@ -78,8 +78,9 @@ def _make_out_dir(path: str) -> Path:
 
 
 def _check_align_args(args: argparse.Namespace) -> None:
-    if not args.align and (args.all_faces or args.paste_back):
-        raise UsageError("--all-faces and --paste-back need --align")
+    from ..workflow import check_align_args
+
+    check_align_args(args.align, args.all_faces, args.paste_back)
 
 
 def _add_align_args(p: argparse.ArgumentParser) -> None:

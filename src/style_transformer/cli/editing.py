@@ -6,8 +6,6 @@ import argparse
 import re
 from typing import Optional
 
-import numpy as np
-
 from ..errors import UsageError
 from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _editing_pipeline, _image_classifier,
                      _make_out_dir, _positive_int)
@@ -163,14 +161,9 @@ def _parse_layers(text: Optional[str]):
 
 
 def _cmd_edit(args: argparse.Namespace) -> int:
-    from ..workflow import edit_files
+    from ..workflow import check_edit_args, edit_files
 
-    if args.strength is None and args.reference is None:
-        raise UsageError("one of --strength or --reference is required")
-    if args.strength is not None and not np.isfinite(args.strength):
-        raise UsageError(f"--strength must be a finite number, got {args.strength}")
-    if args.method is not None and (args.method == "reference") != (args.reference is not None):
-        raise UsageError("--method reference needs --reference, and --reference needs --method reference")
+    check_edit_args(args.strength, args.reference, args.method)  # before any model loads
     layers = _parse_layers(args.layers)
     _check_align_args(args)
     pipe = _editing_pipeline(args)

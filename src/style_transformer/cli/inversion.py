@@ -108,10 +108,9 @@ def _interrupted(e, command: str) -> RunError:
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from ..workflow import BatchInterrupted, invert_files
+    from ..workflow import BatchInterrupted, check_refine_args, invert_files
 
-    if args.refine_steps < 0 or args.pti_steps < 0:
-        raise UsageError("--refine-steps and --pti-steps must be >= 0")
+    check_refine_args(args.refine_steps, args.pti_steps)  # before any model loads
     _check_align_args(args)
     pipe = _pipeline(args)
     try:

@@ -91,12 +91,12 @@ def _check(args: argparse.Namespace) -> None:
         v = getattr(args, name, 0.0)
         if v is not None and not (np.isfinite(v) and v >= 0):
             raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0 (frames), got {v}")
-    if getattr(args, "strength", None) is not None and not np.isfinite(args.strength):
-        raise UsageError(f"--strength must be a finite number, got {args.strength}")
     if not 0 <= getattr(args, "crf", 18) <= 51:
         raise UsageError(f"--crf must be within 0..51, got {args.crf}")
     if getattr(args, "align", False):
-        from ..data.align import FaceAligner  # noqa: F401 (dlib: a one-line error before the pipeline loads)
+        from ..data.align import FaceAligner
+
+        FaceAligner.check_installed()  # dlib: a one-line error before the pipeline loads
 
 
 def _kwargs(args: argparse.Namespace) -> dict:
@@ -129,9 +129,10 @@ def _cmd_edit_video(args: argparse.Namespace) -> int:
     from ..video import edit_video
     from .editing import _parse_layers
 
+    from ..workflow import check_edit_args
+
     _check(args)
-    if args.strength is None and args.reference is None and args.method == "reference":
-        raise UsageError("--method reference needs --reference")
+    check_edit_args(args.strength, args.reference, args.method, default_strength=True)
     layers = _parse_layers(args.layers)
     require_av()
     run = edit_video(_editing_pipeline(args), args.input, args.out, args.attribute, strength=args.strength,

