@@ -60,6 +60,10 @@ BAD = {  # one expected mistake per command: a path that does not exist, or a wr
     "inspect": ["inspect", MISSING + ".pkl"],
     "convert": ["convert", MISSING + ".pkl", "{tmp}/o.safetensors"],
     "export": ["export", MISSING + ".pt", "{tmp}/o", "--format", "onnx"],
+    "invert-video": ["invert-video", MISSING + ".mp4", "--out", "{tmp}/o.mp4"],
+    "edit-video": ["edit-video", MISSING + ".mp4", "--attribute", "Smiling", "--out", "{tmp}/o.mp4"],
+    "eval-video": ["eval-video", MISSING + ".mp4"],
+    "dataset synth-video": ["dataset", "synth-video", "--out", "{tmp}/o.avi"],
 }
 
 

@@ -21,7 +21,8 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert tuple(namespace["res"].ws.shape) == (1, 10, 256)
     assert tuple(namespace["again"].shape) == (1, 3, 64, 64)
-    assert tuple(namespace["samples"].shape) == (4, 3, 64, 64)
+    assert tuple(namespace["samples"].images.shape) == (4, 3, 64, 64)
+    assert tuple(namespace["samples"].ws.shape) == (4, 10, 256)
     assert "torch.Size([1, 10, 256]) torch.Size([1, 3, 64, 64])" in capsys.readouterr().out
     if "smiling" in namespace:
         assert tuple(namespace["smiling"].ws.shape) == (1, 10, 256)

@@ -211,8 +211,8 @@ def _page(names, columns, psnr, labels, verdicts, classifier, clip: Optional[Dic
             "vertical-align:middle}</style></head><body>\n<h1>Style Transformer inversion</h1>\n"
             f"<p>Mean PSNR {np.mean(psnr):.2f} dB over {len(names)} images. Latents: "
             "<a href=\"latents.npz\">latents.npz</a>.</p>\n"
-            f"<table><tr><th></th>{head}<th>notes</th></tr>\n" + "\n".join(body) + "\n</table>\n"
-            + (_video_section(clip) if clip else "") + "</body></html>\n")
+            f"<table><tr><th></th>{head}<th>notes</th></tr>\n" + "\n".join(body) + "\n</table>"
+            + ("\n" + _video_section(clip) if clip else "") + "</body></html>\n")
 
 
 def _video_section(clip: Dict[str, str]) -> str:

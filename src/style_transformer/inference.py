@@ -153,10 +153,15 @@ class InversionPipeline:
     @torch.no_grad()
     def encode(self, images: Sequence[ImageLike]) -> torch.Tensor:
         """Images -> W+ ``[N, n_styles, w_dim]`` on CPU (one batch; see ``invert`` for many)."""
+        return self._encode(images).cpu()
+
+    def _encode(self, images: Sequence[ImageLike]) -> torch.Tensor:
+        """``encode`` leaving the codes where they were computed (the pipeline's device; the graph
+        runtimes compute on the CPU): the pipeline's own paths render them from there."""
         x = preprocess(images, self.input_shape)
         if self.graphs is not None:
             return self.graphs.encode(x)
-        return self.model.encode(x.to(self.device)).float().cpu()
+        return self.model.encode(x.to(self.device)).float()
 
     @torch.no_grad()
     def generate(self, ws: torch.Tensor, randomize_noise: bool = False, batch_size: int = 8) -> torch.Tensor:
@@ -180,7 +185,7 @@ class InversionPipeline:
             out = [self.graphs.synthesize(ws[i: i + batch_size, :rows]) for i in range(0, ws.shape[0], batch_size)]
             return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
         out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=randomize_noise)
-               .float().cpu() for i in range(0, ws.shape[0], batch_size)]
+               .float().cpu() for i in range(0, ws.shape[0], batch_size)]  # codes already there stay put
         return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
 
     def as_wplus(self, ws: torch.Tensor) -> torch.Tensor:
@@ -222,9 +227,9 @@ class InversionPipeline:
         ws_all: List[torch.Tensor] = []
         img_all: List[torch.Tensor] = []
         for i in batches:
-            ws = self.encode(images[i: i + batch_size])
-            ws_all.append(ws)
+            ws = self._encode(images[i: i + batch_size])  # rendered from the device, then copied out once
             img_all.append(self.generate(ws, randomize_noise=randomize_noise, batch_size=batch_size))
+            ws_all.append(ws.cpu())
         return InversionResult(torch.cat(ws_all), torch.cat(img_all))
 
     def refine(self, images: Sequence[ImageLike], result: Optional[InversionResult] = None, steps: int = 100,
@@ -279,11 +284,15 @@ class InversionPipeline:
                 ws_ref: Optional[torch.Tensor] = None, method: Optional[str] = None,
                 layers: Optional[Tuple[int, int]] = None) -> torch.Tensor:
         """Edits W+ codes ``[N, L, w_dim]`` (see ``EditingModels.edit``); returns the edited codes on CPU."""
+        return self._edit_ws(ws, attribute, strength, ws_ref, method, layers).cpu()
+
+    def _edit_ws(self, ws, attribute, strength=None, ws_ref=None, method=None, layers=None) -> torch.Tensor:
+        """``edit_ws`` leaving the codes on the pipeline's device."""
         ws = self.as_wplus(ws).to(self.device)
         if ws_ref is not None:
             ws_ref = self.as_wplus(ws_ref).to(self.device)
         return self.editing.edit(ws, attribute, method=method, strength=strength, ws_ref=ws_ref, layers=layers,
-                                 generator=self.generator).detach().float().cpu()
+                                 generator=self.generator).detach().float()
 
     def edit(self, images: Union[Sequence[ImageLike], InversionResult], attribute: str,
              strength: Optional[float] = None, reference: Optional[ImageLike] = None, method: Optional[str] = None,
@@ -306,12 +315,12 @@ class InversionPipeline:
         """
         if isinstance(images, InversionResult):
             ws = images.ws
-        else:  # encode only: the edited codes are the only ones rendered
+        else:  # encode only: the edited codes are the only ones rendered, and stay on the device until then
             images = list(images) if isinstance(images, (list, tuple)) else [images]
-            ws = torch.cat([self.encode(images[i: i + batch_size]) for i in range(0, len(images), batch_size)])
-        ws_ref = self.encode([reference]) if reference is not None else None
-        ws = self.edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
-        return InversionResult(ws, self.generate(ws, batch_size=batch_size))
+            ws = torch.cat([self._encode(images[i: i + batch_size]) for i in range(0, len(images), batch_size)])
+        ws_ref = self._encode([reference]) if reference is not None else None
+        ws = self._edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+        return InversionResult(ws.cpu(), self.generate(ws, batch_size=batch_size))
 
     def invert_video(self, src: PathLike, out: PathLike, latents: Optional[PathLike] = None, **kwargs):
         """Inverts every frame of the video ``src`` into the video ``out`` (``video.invert_video``:

@@ -203,6 +203,7 @@ def process_video(pipe, src: PathLike, out: PathLike, attribute: Optional[str] =
     Returns:
         ``VideoRun``.
     """
+    from .data.images import to_uint8
     from .data.video import VideoReader, VideoWriter, check_output_video
     from .workflow import face_aligner
 
@@ -252,7 +253,7 @@ def process_video(pipe, src: PathLike, out: PathLike, attribute: Optional[str] =
                 images = {}
                 if faces:
                     ws = torch.from_numpy(np.stack([r.ws for r in faces]))
-                    rendered = pipe.generate(ws, batch_size=batch_size)
+                    rendered = to_uint8(pipe.generate(ws, batch_size=batch_size))  # 8-bit, the whole batch at once
                     images = {id(r): img for r, img in zip(faces, rendered)}
                 for r in batch:
                     rgb = _compose(r, images.get(id(r)), info)
@@ -319,20 +320,18 @@ def _crop(rec: _Record, aligner):
     return crop_quad(Image.fromarray(rec.frame.rgb), rec.quad, aligner.size)
 
 
-def _compose(rec: _Record, image: Optional[torch.Tensor], info) -> np.ndarray:
-    """The output frame: the input frame where there is no face, else the render resized to the frame
-    (not aligned) or pasted back through the crop square (aligned)."""
+def _compose(rec: _Record, image: Optional[np.ndarray], info) -> np.ndarray:
+    """The output frame: the input frame where there is no face, else the render (``[S, S, 3]`` uint8)
+    resized to the frame (not aligned) or pasted back through the crop square (aligned)."""
     from PIL import Image
-
-    from .data.images import to_uint8
 
     if image is None:
         return rec.frame.rgb
-    face = Image.fromarray(to_uint8(image[None])[0])
+    if rec.quad is None and image.shape[:2] == (info.height, info.width):
+        return image
+    face = Image.fromarray(image)
     if rec.quad is None:
-        if face.size != (info.width, info.height):
-            face = face.resize((info.width, info.height), Image.LANCZOS)
-        return np.asarray(face)
+        return np.asarray(face.resize((info.width, info.height), Image.LANCZOS))
     from .data.align import paste_back
 
     return np.asarray(paste_back(Image.fromarray(rec.frame.rgb), face, rec.quad))

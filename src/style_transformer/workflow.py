@@ -478,9 +478,9 @@ def edit_files(pipe, inputs: Sequence[PathLike], out: PathLike, attribute: str, 
     aligner = face_aligner(pipe, align, all_faces, paste_back)
     method, ws_ref = prepare_edit(pipe, attribute, strength, reference, method, layers, aligner)
 
-    def step(batch: ImageBatch):  # encode, edit, render once
-        ws = torch.cat([pipe.encode(batch.images[i: i + batch_size]) for i in range(0, len(batch.images), batch_size)])
-        ws = pipe.edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
-        return ws, pipe.generate(ws, batch_size=batch_size)
+    def step(batch: ImageBatch):  # encode, edit, render once, the codes on the pipeline's device throughout
+        ws = torch.cat([pipe._encode(batch.images[i: i + batch_size]) for i in range(0, len(batch.images), batch_size)])
+        ws = pipe._edit_ws(ws, attribute, strength=strength, ws_ref=ws_ref, method=method, layers=layers)
+        return ws.cpu(), pipe.generate(ws, batch_size=batch_size)
 
     return _run(inputs, out, batch_size, aligner, all_faces, paste_back, "edit", step)

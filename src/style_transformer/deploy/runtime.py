@@ -97,7 +97,7 @@ class ExportedModel:
         self.folder, self.runtime, self.precision = Path(folder), runtime, precision
         self.manifest = read_manifest(self.folder)
         self._encoder = INT8_GRAPHS[runtime] if precision == "int8" else "encoder"
-        if self._encoder not in self.manifest["graphs"]:
+        if precision == "int8" and self._encoder not in self.manifest["graphs"]:
             raise UsageError(f"{self.folder}: no int8 encoder for {runtime}; export with --int8 --calibration DIR"
                              + (" (with nncf installed)" if runtime == "openvino" else ""))
         self._graphs: Dict[str, _Graph] = {}
