@@ -19,8 +19,10 @@ With an edit (``attribute``, at ``strength`` or the editing folder's calibrated 
 classifier, frame by frame: ``edit_present`` (share of frames where the classifier sees the edited
 value), ``edit_kept`` (share of the frames where the per-frame edit succeeds on which this run's edit
 is present), ``edit_switches`` (how often the verdict flips between consecutive frames),
-``edit_change`` (``change`` of the edited clip) and ``preserved`` (share of the other attributes'
-verdicts on the edited frames that agree with the truth).
+``edit_change`` (``change`` of the edited clip), ``edit_true_change`` (that of the true edited clip: the
+clip rendered with the edited attribute set on every frame, when the renderer draws that attribute;
+else the true clip's), ``edit_jitter`` (their difference) and ``preserved`` (share of the other
+attributes' verdicts on the edited frames that agree with the truth).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ class VideoReport:
 
     def format(self) -> str:
         keys = [k for k in ("psnr", "lpips", "jitter", "change", "true_change", "w_change", "edit_present",
-                            "edit_kept", "edit_switches", "edit_change", "edit_jitter", "preserved", "fps")
+                            "edit_kept", "edit_switches", "edit_change", "edit_true_change", "edit_jitter", "preserved",
+                            "fps")
                 if any(k in r for r in self.runs.values())]
         names = list(self.runs)
         lines = [f"{self.clip}: {self.frames} frames; smoothed = Gaussian of sigma {self.smooth:g} frames"
@@ -163,7 +166,15 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                 truth = np.stack([attrs[a] > 0.5 for a in others], 1)
                 m.update(edit_present=float(present.mean()), edit_switches=float(np.sum(present[1:] != present[:-1])),
                          edit_change=float((y[1:] - y[:-1]).abs().mean()), preserved=float((verdicts == truth).mean()))
-                m["edit_jitter"] = m["edit_change"] - m["true_change"]
+                # the truth of the edited clip: the same clip rendered with the attribute set (when the
+                # renderer draws it), else the clip itself
+                edited_truth = true
+                if attribute in attrs and attribute not in ("frame", "time"):
+                    target = dict((k, v) for k, v in attrs.items() if k not in ("frame", "time"))
+                    target[attribute] = np.full_like(target[attribute], 1.0 if strength is None or strength > 0 else 0.0)
+                    edited_truth = _as_input(render_faces(target, out.shape[1]))
+                m["edit_true_change"] = float((edited_truth[1:] - edited_truth[:-1]).abs().mean())
+                m["edit_jitter"] = m["edit_change"] - m["edit_true_change"]
             runs[name] = m
         if attribute is not None:
             ok = edited_present["per-frame"]
