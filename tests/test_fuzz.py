@@ -218,7 +218,7 @@ def test_snapshot_whose_records_hold_the_wrong_types(tmp_path, monkeypatch):
     """What a mutated snapshot once gave: a parameter keyed by a tensor instead of a name (a TypeError
     while converting)."""
     from style_transformer.checkpoints import io as ckio
-    from style_transformer.checkpoints.nvidia import PersistentObject
+    from style_transformer.checkpoints.unpickle import PersistentObject
 
     g = PersistentObject(class_name="Generator", version=0, module_src="", parameters={torch.zeros(1): torch.zeros(1)},
                          init_kwargs={"z_dim": 8, "w_dim": 8, "img_resolution": 32, "img_channels": 3})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from .checkpoints.legacy import CheckpointError
+from .checkpoints.official import CheckpointError
 from .utils import PathLike
 
 

@@ -10,7 +10,7 @@ import torch
 import parity_rule
 from style_transformer import (CheckpointError, Generator, GeneratorConfig, StyleTransformer, model_preset,
                                load_model, save_model)
-from style_transformer.checkpoints.legacy import infer_encoder_config, infer_generator_config, strip_prefixes
+from style_transformer.checkpoints.official import infer_encoder_config, infer_generator_config, strip_prefixes
 
 
 class _Evil:

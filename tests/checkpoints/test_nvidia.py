@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from style_transformer import CheckpointError, Generator, GeneratorConfig, load_model
-from style_transformer.checkpoints.nvidia import UnsafePickleError, read_snapshot
+from style_transformer.checkpoints.unpickle import UnsafePickleError, read_snapshot
 
 DATA = Path(__file__).parents[1] / "data" / "nvidia"
 SG2 = ["sg2ada_uncond32", "sg2ada_cond32", "sg3repo_stylegan2_32"]

@@ -1,6 +1,6 @@
 """Checkpoint I/O: native safetensors and official ``.pt`` import, behind one loader."""
 
 from .io import load_model, save_model
-from .legacy import CheckpointError, torch_load_safe
+from .official import CheckpointError, torch_load_safe
 
 __all__ = ["CheckpointError", "load_model", "save_model", "torch_load_safe"]

@@ -21,8 +21,9 @@ from ..config import (AttributeClassifierConfig, ConfigError, GeneratorConfig, L
                       ReferenceEditorConfig, StyleTransformerConfig, generator_config_from_dict)
 from ..models import (AttributeClassifier, Generator, LatentClassifier, PSPModel, ReferenceEditor, StyleGenerator,
                       StyleTransformer, build_generator)
-from .legacy import CheckpointError, check_state_dict, convert_official, torch_load_safe
-from .nvidia import architecture, convert_stylegan2, convert_stylegan3, is_pickle, read_snapshot
+from .official import CheckpointError, check_state_dict, convert_official, torch_load_safe
+from .nvidia import architecture, convert_stylegan2, convert_stylegan3
+from .unpickle import is_pickle, read_snapshot
 from ..utils import PathLike, atomic_path
 
 log = logging.getLogger(__name__)
