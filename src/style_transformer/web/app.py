@@ -124,9 +124,9 @@ class EditorApp:
         from ..data.images import pool_to_size, preprocess
 
         im = self._decode(data)
+        x = preprocess([im], self.pipe.input_shape)  # once: the tensor is what the encoder reads, and the input shown
         with self.lock:
-            res = self.pipe.invert([im])
-            x = preprocess([im], self.pipe.input_shape)
+            res = self.pipe.invert(list(x))
         recon = pool_to_size(res.images, self.pipe.input_shape).clamp(-1, 1)
         psnr = float(10 * torch.log10(4 / (recon - x).pow(2).mean().clamp_min(1e-12)))
         sid = uuid4().hex
