@@ -150,3 +150,17 @@ def test_edits_without_editing_models_are_a_400_not_a_500(tiny_checkpoint):
     with pytest.raises(WebError) as e:
         app.edit({"id": sid, "sliders": {"Smiling": 1.0}})
     assert e.value.status == 400 and "no editing models" in e.value.message
+
+
+def test_upload_limit_on_both_sides_of_its_edge(server):
+    """An upload of exactly the limit is read (a PNG padded with trailing bytes, which PNG readers
+    ignore); one byte more is refused with 413 before the body is read."""
+    url, _ = server
+    limit = int(0.05 * 2 ** 20)  # the fixture's max_upload_mb=0.05, in bytes
+    png = _png_bytes(4, size=16)
+    at_limit = png + b"\0" * (limit - len(png))
+    assert len(at_limit) == limit
+    status, out = _post(url + "/api/invert", at_limit)
+    assert status == 200 and "id" in out, out
+    status, out = _post(url + "/api/invert", at_limit + b"\0")
+    assert status == 413 and "limit" in out["error"]
