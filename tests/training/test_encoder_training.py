@@ -203,6 +203,7 @@ def test_torchrun_with_more_processes_than_gpus_is_a_clear_error(monkeypatch):
             training_device(name)
 
 
+@pytest.mark.slow  # SIGTERM to this very process: `make test` runs it alone, `make test-fast` skips it
 def test_stop_signal_saves_at_the_step_boundary(faces, generator, lpips, tmp_path):
     import os
     import signal
