@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= demo_out
 
-.PHONY: install browser test test-fast fuzz loadtest demo demo-parity bench clean
+.PHONY: install browser test test-fast mutate fuzz loadtest demo demo-parity bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: install browser
 # The edit-test loop: everything but the tests marked slow (kill -9, browser, fuzz, load, torchrun).
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+# Mutation testing of the contract modules (mutmut 3; not part of `make test`): a table of killed and
+# surviving mutants per module; results persist in .mutmut/ so a later run re-tests only what changed.
+mutate: install
+	$(PY) -m pip install --quiet "mutmut>=3,<4"
+	$(PY) scripts/mutate.py $(MODULES)
 
 # The long fuzz run of every loader (the test suite runs a short one): 20,000 mutated inputs, seeded.
 FUZZ_N ?= 20000
