@@ -132,7 +132,11 @@ def preprocess(images: Sequence[ImageLike], size: Union[int, Tuple[int, int]]) -
                 if not np.isfinite(arr).all():
                     raise ValueError("image array contains NaN or Inf")
                 arr = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
-            im = Image.fromarray(arr if arr.ndim == 3 else arr.squeeze()).convert("RGB")
+            if arr.ndim == 3 and arr.shape[-1] == 1:
+                arr = arr[..., 0]  # HxWx1: gray
+            if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
+                raise ValueError(f"image arrays must be HxW, HxWx1, HxWx3 or HxWx4, got {arr.shape}")
+            im = to_rgb(Image.fromarray(arr))  # RGBA: composited on white, as files are
         elif isinstance(item, Image.Image):
             im = to_rgb(item)
         else:
