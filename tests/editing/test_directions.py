@@ -316,3 +316,121 @@ def test_reference_edits_that_remove_take_their_own_scale(tmp_path):
     cfg.write_text(cfg.read_text().replace('"Bangs": 0.5', '"Bangs": 0'))
     with pytest.raises(DirectionError, match="reference_remove must map attributes to scales > 0"):
         EditingModels.load(tmp_path / "ed")
+
+
+def _newton_logistic(x, y, l2):
+    """The same objective, mean softplus(-s (x.w + b)) + l2/2 |w|^2, minimised by Newton's method in
+    float64 (convex: converges to machine precision): an independent reference for fit_boundary."""
+    n, d = x.shape
+    xa = np.hstack([x, np.ones((n, 1))])
+    s = 2 * y - 1
+    theta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0  # the bias is not regularised
+    for _ in range(100):
+        m = s * (xa @ theta)
+        p = 1 / (1 + np.exp(m))  # sigmoid(-m)
+        grad = -(xa * (s * p)[:, None]).mean(0) + reg * theta
+        hess = (xa * (p * (1 - p))[:, None]).T @ xa / n + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-14:
+            break
+    return theta[:-1], theta[-1]
+
+
+@pytest.mark.parametrize("layout", ["w", "wplus"])
+def test_logistic_boundary_is_the_regularised_optimum(layout):
+    rng = np.random.default_rng(5)
+    n, d = 120, 6
+    x = rng.normal(size=(n, d)) + 2.0  # off-centre, so the bias matters
+    truth = rng.normal(size=d)
+    y = ((x - 2.0) @ truth + 0.8 * rng.normal(size=n) > 0).astype(np.float64)  # overlapping classes: finite optimum
+    w_ref, b_ref = _newton_logistic(x, y, 1e-3)
+    lat = torch.from_numpy(x).float()
+    if layout == "wplus":
+        lat = lat.reshape(n, 2, 3)
+    normal, bias, info = fit_boundary(lat, torch.from_numpy(y), l2=1e-3)
+    assert normal.shape == lat.shape[1:]
+    got = normal.reshape(-1).double().numpy()
+    unit = w_ref / np.linalg.norm(w_ref)
+    assert np.abs(got - unit).max() < 1e-5  # the float32 latents bound the agreement
+    assert bias == pytest.approx(b_ref, rel=1e-4, abs=1e-4)
+    assert info["accuracy"] == pytest.approx(float((((x @ w_ref + b_ref) > 0) == y).mean()), abs=1 / n)
+    with pytest.raises(DirectionError, match="latents but"):
+        fit_boundary(lat[:5], torch.from_numpy(y[:4]))
+
+
+def test_row_mask_edges_and_direction_rows():
+    from style_transformer.editing.directions import row_mask
+
+    ws = torch.zeros(2, 4, 3, dtype=torch.float64)
+    assert row_mask(ws, (0, 4)).dtype == torch.float64 and row_mask(ws, (0, 4)).sum() == 4
+    assert row_mask(ws, (3, 4)).reshape(-1).tolist() == [0, 0, 0, 1]
+    assert row_mask(ws, None).sum() == 4
+    for bad in ((2, 2), (-1, 2), (0, 5), (3, 1)):
+        with pytest.raises(DirectionError, match="outside the 4 W"):
+            row_mask(ws, bad)
+    # a per-row direction with more rows than the latents is cut to them; fewer (but > 1) is refused
+    vec = torch.arange(18 * 3, dtype=torch.float32).reshape(18, 3)
+    out = Direction("d", vec, "file").apply(ws, 2.0)
+    assert out.dtype == torch.float64 and torch.equal(out[0], 2.0 * vec[:4].double())
+    with pytest.raises(DirectionError, match="has 2 rows, latents have 4"):
+        Direction("d", torch.ones(2, 3), "file").apply(ws, 1.0)
+    with pytest.raises(DirectionError, match="has width 5"):
+        Direction("d", torch.ones(1, 5), "file").apply(ws, 1.0)
+    one = Direction("d", torch.ones(1, 3), "file", layers=(1, 3)).apply(ws, 0.5)
+    assert one[:, 0].abs().sum() == 0 and torch.equal(one[:, 1:3], torch.full((2, 2, 3), 0.5, dtype=torch.float64))
+
+
+def test_directions_round_trip_everything_and_refuse_bad_indexes(tmp_path):
+    import json
+
+    from style_transformer.editing.directions import FORMAT
+
+    ds = [Direction("a", torch.randn(1, 4, dtype=torch.float64), "ganspace", layers=(0, 1), info={"k": 2.0}),
+          Direction("b", torch.randn(3, 4), "sefa")]
+    idx = save_directions(ds, tmp_path / "new" / "nested")  # parent folders are made
+    written = json.loads(idx.read_text())
+    assert written["format"] == FORMAT and written["version"] == 1
+    assert written["directions"]["a"] == {"file": "a.npy", "method": "ganspace", "layers": [0, 1], "info": {"k": 2.0}}
+    save_directions(ds, tmp_path / "new" / "nested")  # writing again over an existing folder is fine
+    back = load_directions(tmp_path / "new" / "nested")
+    for d in ds:
+        got = back[d.name]
+        assert (got.name, got.method, got.layers, got.info) == (d.name, d.method, d.layers, d.info)
+        assert got.vector.dtype == torch.float32 and torch.equal(got.vector, d.vector.float())
+    # an entry without a method is a plain file direction
+    del written["directions"]["b"]["method"]
+    idx.write_text(json.dumps(written))
+    assert load_directions(idx.parent)["b"].method == "file"
+    # a published .npy: named after its file, method "file", float32, 1-D taken as one row
+    np.save(tmp_path / "smile.npy", np.arange(4, dtype=np.float64))
+    one = load_boundary(tmp_path / "smile.npy")
+    assert (one.name, one.method, one.vector.dtype, tuple(one.vector.shape)) == ("smile", "file", torch.float32, (1, 4))
+    assert load_boundary(tmp_path / "smile.npy", "Smiling").name == "Smiling"
+    for bad in (np.ones((1, 4), dtype=np.int64), np.array([[1.0, np.nan]])):
+        np.save(tmp_path / "bad.npy", bad)
+        with pytest.raises(DirectionError, match="expected finite floats"):
+            load_boundary(tmp_path / "bad.npy")
+    with pytest.raises(DirectionError, match="not found"):
+        load_boundary(tmp_path / "nope.npy")
+
+    def refused(entry_or_index, match):
+        index = entry_or_index if "format" in entry_or_index else {
+            "format": FORMAT, "version": 1, "directions": {"a": dict({"file": "a.npy"}, **entry_or_index)}}
+        idx.write_text(json.dumps(index))
+        with pytest.raises(DirectionError, match=match):
+            load_directions(idx.parent)
+
+    for layers in ([0, 0], [2, 1], [-1, 2], [0, "2"], [0.0, 2], [0, 1, 2]):
+        refused({"layers": layers}, "layers must be")
+    for file in ("../a.npy", "sub/a.npy", "", 3):
+        refused({"file": file}, "the file must be a name inside the folder")
+    refused({"info": [1]}, "info must be an object")
+    refused({"format": "other", "directions": {}}, "not a directions index")
+    refused({"format": FORMAT, "directions": {"a": 1}}, "map names to entries")
+    refused({"format": FORMAT, "directions": [1]}, "map names to entries")
+    idx.write_bytes(b"\xff\xfe{")
+    with pytest.raises(DirectionError, match="invalid JSON"):
+        load_directions(idx.parent)
