@@ -98,3 +98,9 @@ def rosinality_g256_checkpoint(seed: int) -> dict:
     """``{'g_ema', 'latent_avg'}`` as rosinality/stylegan2-pytorch saves it."""
     return {"g_ema": rule_state_dict("g256", seed),
             "latent_avg": rule_value("latent_avg", (512,), "torch.float32", seed, set())}
+
+
+def cars_image_rows(images):
+    """The rows of 512 px cars images that ``public_styletransformer_cars.pt`` keeps of the official
+    outputs (every ``images_row_step``-th row: each layer's output still reaches every kept row)."""
+    return images[..., ::4, :]
