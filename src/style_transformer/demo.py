@@ -146,7 +146,8 @@ def _video_demo(pipe: InversionPipeline, folder: Path) -> Dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     clip, csv = write_synth_clip(folder / "clip.mp4", VIDEO_FRAMES, fps=VIDEO_FPS, size=pipe.input_size,
                                  seed=TEST_SEED, subject=0)
-    present = attribute in read_clip_attributes(csv) and read_clip_attributes(csv)[attribute][0] > 0.5
+    labels = read_clip_attributes(csv)
+    present = attribute in labels and labels[attribute][0] > 0.5
     strength = (-1 if present else 1) * strengths[attribute]
     recon: List[np.ndarray] = []
     edited: List[np.ndarray] = []

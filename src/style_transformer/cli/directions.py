@@ -9,7 +9,7 @@ from typing import Dict, List
 
 from ..errors import UsageError
 from .common import (_positive_int, _make_out_dir)
-from .editing import _latent_label_args, _labelled_samples, latents_and_labels
+from .editing import _latent_label_args, _labelled_samples
 
 
 def _parser_directions(sub) -> None:
@@ -102,6 +102,8 @@ def _cmd_directions(args: argparse.Namespace) -> int:
     elif not (args.latents and args.labels):
         raise UsageError("give --latents and --labels, or --samples N")
     else:
+        from ..editing.build import latents_and_labels
+
         keys, ws, columns, labels = latents_and_labels(args.latents, args.labels, args.attributes)
         codes = ws.mean(1) if args.space == "w" else ws
     dirs = []

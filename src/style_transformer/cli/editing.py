@@ -11,13 +11,6 @@ from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _edit
                      _make_out_dir, _positive_int)
 
 
-def latents_and_labels(latents: str, labels: str, columns):
-    """``editing.build.latents_and_labels`` (imported when a command needs it)."""
-    from ..editing.build import latents_and_labels
-
-    return latents_and_labels(latents, labels, columns)
-
-
 def _parser_train_editor(sub) -> None:
     tr = sub.add_parser("train-editor", help="train the W+ attribute classifier, the reference editors and the "
                                              "InterFaceGAN directions on encoder latents of labelled images",
@@ -115,7 +108,7 @@ def _labelled_samples(args: argparse.Namespace):
 def _cmd_train_editor(args: argparse.Namespace) -> int:
     import torch
 
-    from ..editing.build import UNCALIBRATED_STRENGTH, EditingBuildConfig, build_editing_models
+    from ..editing.build import UNCALIBRATED_STRENGTH, EditingBuildConfig, build_editing_models, latents_and_labels
 
     keys, ws, columns, labels = latents_and_labels(args.latents, args.labels, None)
     if args.mix_codes < 0:

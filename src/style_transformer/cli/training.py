@@ -12,24 +12,6 @@ from ..errors import UsageError
 from .common import _int_list, _positive_int
 
 
-def run_config(*args):
-    from ..training.common import run_config
-
-    return run_config(*args)
-
-
-def training_device(name: str):
-    from ..training.common import training_device
-
-    return training_device(name)
-
-
-def use_cache(choice: str, data: str, size: int) -> bool:
-    from ..training.common import use_cache
-
-    return use_cache(choice, data, size)
-
-
 def _parser_train_gan(sub) -> None:
     tg = sub.add_parser("train-gan", help="train a StyleGAN2 on an image folder",
                         epilog="examples:\n  style-transformer train-gan --data faces/ --out runs/gan --kimg 500\n"
@@ -194,6 +176,7 @@ def _cmd_train_gan(args: argparse.Namespace) -> int:
 
     from ..data.datasets import ImageFolderDataset
     from ..config import ConfigError
+    from ..training.common import run_config, training_device, use_cache
     from ..training.gan import GANTrainConfig, GANTrainer, conditional_generator, gan_preset
 
     out = Path(args.out)
@@ -246,6 +229,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..config import ConfigError
+    from ..training.common import run_config, training_device
     from ..training.distill import DistillConfig, DistillTrainer, distill_preset
 
     if args.data is not None:
@@ -286,6 +270,7 @@ def _cmd_train_encoder(args: argparse.Namespace) -> int:
     from ..data.images import InputError
     from ..losses import IDLoss, LPIPS
     from ..config import ConfigError
+    from ..training.common import run_config, training_device, use_cache
     from ..training.encoder import EncoderTrainConfig, EncoderTrainer, encoder_preset
 
     out = Path(args.out)

@@ -82,7 +82,10 @@ def _fmt(v) -> str:
 
 
 def _as_input(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    """uint8 frames ``[T, H, W, 3]`` -> ``[T, 3, H, W]`` in [-1, 1] (the package's one conversion)."""
+    from ..data.images import uint8_to_input
+
+    return uint8_to_input(torch.from_numpy(frames).permute(0, 3, 1, 2))
 
 
 def temporal_measures(out: torch.Tensor, true: torch.Tensor) -> Dict[str, float]:
@@ -133,7 +136,9 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
         lpips = LPIPS.load("alex-st")
     runs: Dict[str, Dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="style_transformer_eval_video_") as tmp:
-        true = None
+        true = edit_true_change = None
+        factors = {k: v for k, v in attrs.items() if k not in ("frame", "time")}  # what the renderer draws
+        adding = strength is None or strength > 0
         edited_present: Dict[str, np.ndarray] = {}
         for name, sigma in (("per-frame", 0.0), ("smoothed", smooth)):
             frames: List[np.ndarray] = []
@@ -144,8 +149,15 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                 n = len(attrs["frame"])
                 if len(out) != n:
                     raise InputError(f"{clip}: {len(out)} frames decode but the attribute table has {n} rows")
-                true = _as_input(render_faces({k: v for k, v in attrs.items() if k not in ("frame", "time")},
-                                              out.shape[1]))
+                true = _as_input(render_faces(factors, out.shape[1]))
+                if attribute is not None:
+                    # the truth of the edited clip: the clip rendered with the attribute set (when the
+                    # renderer draws it), else the clip itself
+                    edited_truth = true
+                    if attribute in factors:
+                        target = dict(factors, **{attribute: np.full_like(factors[attribute], float(adding))})
+                        edited_truth = _as_input(render_faces(target, out.shape[1]))
+                    edit_true_change = float((edited_truth[1:] - edited_truth[:-1]).abs().mean())
             x = _as_input(out)
             mse = ((x - true) ** 2).mean((1, 2, 3))
             m = {"psnr": float(psnr_db(mse).mean()),
@@ -159,21 +171,14 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                 y = _as_input(np.stack(frames))
                 probs = classifier.predict(y)
                 k = classifier.attributes.index(attribute)
-                present = (probs[:, k] > 0.5).numpy() == (strength is None or strength > 0)
+                present = (probs[:, k] > 0.5).numpy() == adding
                 edited_present[name] = present
                 others = [a for a in classifier.attributes if a != attribute and a in attrs]
                 verdicts = (probs[:, [classifier.attributes.index(a) for a in others]] > 0.5).numpy()
                 truth = np.stack([attrs[a] > 0.5 for a in others], 1)
                 m.update(edit_present=float(present.mean()), edit_switches=float(np.sum(present[1:] != present[:-1])),
                          edit_change=float((y[1:] - y[:-1]).abs().mean()), preserved=float((verdicts == truth).mean()))
-                # the truth of the edited clip: the same clip rendered with the attribute set (when the
-                # renderer draws it), else the clip itself
-                edited_truth = true
-                if attribute in attrs and attribute not in ("frame", "time"):
-                    target = dict((k, v) for k, v in attrs.items() if k not in ("frame", "time"))
-                    target[attribute] = np.full_like(target[attribute], 1.0 if strength is None or strength > 0 else 0.0)
-                    edited_truth = _as_input(render_faces(target, out.shape[1]))
-                m["edit_true_change"] = float((edited_truth[1:] - edited_truth[:-1]).abs().mean())
+                m["edit_true_change"] = edit_true_change
                 m["edit_jitter"] = m["edit_change"] - m["edit_true_change"]
             runs[name] = m
         if attribute is not None:
