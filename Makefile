@@ -34,9 +34,10 @@ browser:
 test: install browser
 	STYLE_TRANSFORMER_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
-# The edit-test loop: everything but the tests marked slow (kill -9, browser, fuzz, load, torchrun).
+# The edit-test loop: everything but the tests marked slow (kill -9, signals, browser, fuzz, load,
+# torchrun, full-size networks), on every core (pytest-xdist, one torch thread per worker).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 # Mutation testing of the contract modules (mutmut 3; not part of `make test`): a table of killed and
 # surviving mutants per module; results persist in .mutmut/ so a later run re-tests only what changed.

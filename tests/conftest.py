@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,13 +18,22 @@ from style_transformer import StyleTransformer, model_preset  # noqa: E402
 import parity_rule  # noqa: E402
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # parallel workers (make test-fast): one core each
+    torch.set_num_threads(1)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """GPU tests are skipped, not failed, where there is no CUDA device.
 
-    Tests that run graphs on OpenVINO go last. Its CPU plugin keeps worker threads for the life of
-    the process, and beside them the trainers' stop tests (a step loop that sends itself SIGTERM)
-    end in a segmentation fault most of the time; in separate processes both pass."""
+    Tests that run graphs on OpenVINO carry the ``openvino`` marker (a parametrised case by its id)
+    and go last. Its CPU plugin keeps worker threads for the life of the process, and beside them the
+    trainers' stop tests (a step loop that sends itself SIGTERM) end in a segmentation fault most of
+    the time; in separate processes both pass (``make test-fast`` runs them in a pytest of their own)."""
     late = [i for i in items if i.get_closest_marker("openvino") or "[openvino" in i.nodeid]
+    for item in late:
+        if not item.get_closest_marker("openvino"):
+            item.add_marker(pytest.mark.openvino)
     items[:] = [i for i in items if i not in late] + late
     if torch.cuda.is_available():
         return

@@ -132,6 +132,7 @@ def test_generate_bad_truncation_is_usage_error(tiny_checkpoint, tmp_path):
     assert e.value.code == 2
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_convert_official_then_invert_same_result(official_checkpoint, tmp_path):
     dst = tmp_path / "st.safetensors"
     assert main(["convert", str(official_checkpoint), str(dst)]) == 0

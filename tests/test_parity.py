@@ -26,7 +26,7 @@ def official_model(official_checkpoint):
     return load_model(official_checkpoint)
 
 
-@pytest.mark.parametrize("impl", ["fast", "ref"])
+@pytest.mark.parametrize("impl", ["fast", pytest.param("ref", marks=pytest.mark.slow)])
 def test_style_transformer_matches_official(official_model, impl):
     ref = _ref("styletransformer")
     assert ref["seed"] == 1
@@ -44,6 +44,7 @@ def test_style_transformer_matches_official(official_model, impl):
     set_ops_impl(official_model, "fast")
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_pipeline_on_official_file_matches(official_checkpoint):
     """The public pipeline (preprocessing aside) gives the official codes and images."""
     ref = _ref("styletransformer")
@@ -53,7 +54,7 @@ def test_pipeline_on_official_file_matches(official_checkpoint):
     torch.testing.assert_close(res.images, ref["outputs"]["images"], **TOL)
 
 
-@pytest.mark.parametrize("impl", ["fast", "ref"])
+@pytest.mark.parametrize("impl", ["fast", pytest.param("ref", marks=pytest.mark.slow)])
 def test_stylegan2_matches_official(rosinality_checkpoint, impl):
     ref = _ref("g256")
     g = set_ops_impl(load_model(rosinality_checkpoint, kind="generator"), impl)
@@ -62,6 +63,7 @@ def test_stylegan2_matches_official(rosinality_checkpoint, impl):
     torch.testing.assert_close(img, ref["outputs"]["image"], **TOL)
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_other_seed_and_input_fast_equals_ref(tmp_path):
     """Beyond seed 1: another rule-filled checkpoint and input, both op paths agree to 1e-4."""
     path = tmp_path / "g.pt"
@@ -87,6 +89,7 @@ def cars_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_cars_checkpoint_matches_official_through_the_pipeline(cars_checkpoint):
     """As a user runs it: the official 192x256 input through load_pipeline(...).invert gives the
     official codes and 512 px images (the input is not made square)."""
@@ -103,6 +106,7 @@ def test_cars_checkpoint_matches_official_through_the_pipeline(cars_checkpoint):
         torch.testing.assert_close(pipe.model.queries(2), ref["outputs"]["query"], **TOL)
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_cars_input_transform_applies_to_images(cars_checkpoint, tmp_path):
     """A photo is resized to 192x256 without keeping its aspect (the official Resize((192, 256)))."""
     import numpy as np

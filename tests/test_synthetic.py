@@ -94,6 +94,7 @@ def test_label_distribution_is_the_renderers_product_of_rates():
     np.testing.assert_allclose(joint, rates["Smiling"] * rates["Eyeglasses"], atol=1e-12)
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_factor_map_matches_sample_attributes_on_100k_draws():
     """Labels drawn from the label distribution and factors from z are distributed as the renderer's
     own ``sample_attributes``: every rate within 0.5 point, and each continuous factor passes a

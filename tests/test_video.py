@@ -325,6 +325,7 @@ def test_corrupt_middle_is_one_error_and_no_output(tmp_path, tiny_checkpoint):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4", "ok.mp4"]
 
 
+@pytest.mark.slow  # load: a long clip streamed
 def test_memory_stays_flat_on_a_long_clip(tmp_path, tiny_checkpoint):
     """Frames are streamed: ten times the clip holds about the same pixels at its peak."""
     import tracemalloc

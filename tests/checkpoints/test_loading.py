@@ -28,8 +28,8 @@ def test_malicious_pickle_is_refused_and_not_executed(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED_BY_PICKLE").exists()
 
 
-def test_argparse_namespace_is_allowed(tmp_path):
-    ck = parity_rule.rosinality_g256_checkpoint(1)
+def test_argparse_namespace_is_allowed(tmp_path, rosinality_checkpoint):
+    ck = torch.load(rosinality_checkpoint, weights_only=True)
     ck["args"] = argparse.Namespace(size=256, channel_multiplier=2)
     path = tmp_path / "g.pt"
     torch.save(ck, path)
@@ -94,6 +94,7 @@ def test_config_is_inferred_from_shapes_not_opts():
     assert inferred == dataclasses.replace(small.encoder, input_size=256)
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_official_file_and_converted_file_agree(tmp_path, official_checkpoint):
     a = load_model(official_checkpoint)
     path = save_model(a, tmp_path / "st.safetensors")

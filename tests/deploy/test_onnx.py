@@ -94,6 +94,7 @@ def test_the_graphs_run_with_the_runtime_alone(shipped_export):
 
 
 @pytest.mark.openvino
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_official_style_transformer_and_rosinality_generator(official_checkpoint, rosinality_checkpoint, tmp_path):
     out = tmp_path / "official"
     export_onnx(official_checkpoint, out)
@@ -105,6 +106,7 @@ def test_official_style_transformer_and_rosinality_generator(official_checkpoint
     _check_graphs(out, None, load_model(rosinality_checkpoint, kind="generator").eval(), "openvino", batches=(1, 2))
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 @pytest.mark.parametrize("arch,encoder_type", [("psp", "GradualStyleEncoder"), ("e4e", "Encoder4Editing")])
 def test_official_psp_and_e4e_files(tmp_path, arch, encoder_type):
     cfg = PSPConfig(encoder=EncoderConfig(input_size=32, stem_channels=8, stage_channels=(8, 16, 24, 32),
@@ -214,6 +216,7 @@ def test_runtime_refusals(tmp_path, capsys, monkeypatch, tiny_checkpoint, image_
 
 
 @pytest.mark.openvino
+@pytest.mark.slow  # heavy: NNCF and ONNX Runtime quantise a graph
 def test_int8_encoder_export_and_runtime(tmp_path, tiny_checkpoint, tiny_editing, capsys):
     """``--int8`` writes one int8 encoder per runtime (ONNX Runtime's QDQ graph, OpenVINO IR by NNCF),
     each giving the fp32 codes up to quantisation error."""
@@ -272,6 +275,7 @@ def test_int8_refusals(tmp_path, tiny_checkpoint, capsys, monkeypatch, argv, mes
     assert not (tmp_path / "a").exists()
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_official_cars_model_through_the_runtime(tmp_path, monkeypatch):
     """The official cars checkpoint (192x256 input, 512 px output) run as graphs gives the official
     implementation's codes and images, as the torch pipeline does."""

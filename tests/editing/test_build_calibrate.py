@@ -55,21 +55,35 @@ def test_build_refuses_what_it_cannot_do(latents):
 def test_relabel_by_renders_replaces_only_judged_columns(tiny_editing, tiny_checkpoint, latents):
     from style_transformer.checkpoints import load_model
     from style_transformer.config import AttributeClassifierConfig
-    from style_transformer.editing import judge_codes
+    from style_transformer.editing import classify_renders
     from style_transformer.editing.build import relabel_by_renders
     from style_transformer.models.classifier import AttributeClassifier
 
     ws, labels, columns = latents
     torch.manual_seed(1)
-    judge = AttributeClassifier(AttributeClassifierConfig(attributes=("Bangs", "Hat"), size=32, channels=(4, 8)))
+    clf = AttributeClassifier(AttributeClassifierConfig(attributes=("Bangs", "Hat"), size=32, channels=(4, 8)))
     gen = load_model(tiny_checkpoint, kind="generator")
-    new, agreement = relabel_by_renders(gen, judge, ws, columns, labels)
-    verdicts = judge_codes(gen, judge, ws)
+    new, agreement = relabel_by_renders(gen, clf, ws, columns, labels)
+    verdicts = classify_renders(gen, clf, ws)
     assert torch.equal(new[:, 0], labels[:, 0])  # Smiling: not judged, kept
     assert torch.equal(new[:, 1], verdicts[:, 0].to(new.dtype))
     assert agreement == {"Bangs": pytest.approx(float((labels[:, 1] == verdicts[:, 0]).float().mean()))}
     with pytest.raises(InputError, match="judges none"):
-        relabel_by_renders(gen, judge, ws, ["Smiling"], labels[:, :1])
+        relabel_by_renders(gen, clf, ws, ["Smiling"], labels[:, :1])
+
+
+def test_old_names_of_the_image_classifier_still_work(latents, caplog):
+    from style_transformer.editing import classify_renders, judge_codes
+    from style_transformer.editing.build import EditingBuildConfig, build_editing_models
+
+    assert judge_codes is classify_renders
+    cfg = EditingBuildConfig(label_renders=True)
+    assert cfg.needs_judge and cfg.needs_image_classifier
+    ws, labels, columns = latents
+    with pytest.raises(InputError, match="need the generator"):  # the old keyword reaches the new check
+        build_editing_models(ws, labels, columns, cfg, judge=object())
+    assert "is now classifier=" in caplog.text
+
 
 
 class _Pipe:

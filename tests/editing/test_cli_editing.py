@@ -204,7 +204,7 @@ def test_evaluate_editing_uses_given_codes(setup):
         evaluate_editing(pipe, images, clf, ["Smiling"], ws=ws[:5], **kw)
 
 
-def _split_judge(root, ckpt, ws=None):
+def _split_classifier(root, ckpt, ws=None):
     """(generator, image classifier whose verdicts split the renders of ``ws``, default 64 samples: the
     random classifier's bias moved to its median logit), the classifier saved as root/split_clf.safetensors."""
     from style_transformer.checkpoints import load_model
@@ -223,15 +223,15 @@ def _split_judge(root, ckpt, ws=None):
 
 def test_train_editor_label_renders_trains_on_what_the_codes_draw(setup, monkeypatch, capsys):
     """--label-renders: the columns the image classifier judges become its verdicts on the latents'
-    renders (checked against judge_codes computed here); the others keep the file's labels."""
+    renders (checked against classify_renders computed here); the others keep the file's labels."""
     import style_transformer.training.editing as te
     from style_transformer.editing.build import latents_and_labels
-    from style_transformer.editing import judge_codes
+    from style_transformer.editing import classify_renders
 
     root, ckpt = setup
     _, ws, columns, file_labels = latents_and_labels(str(root / "inv" / "latents.npz"),
                                                      str(root / "faces" / "attributes.csv"), None)
-    gen, clf = _split_judge(root, ckpt, ws)
+    gen, clf = _split_classifier(root, ckpt, ws)
     seen = {}
     original = te.train_latent_classifier
 
@@ -244,7 +244,7 @@ def test_train_editor_label_renders_trains_on_what_the_codes_draw(setup, monkeyp
                  str(root / "faces" / "attributes.csv"), "--out", str(root / "relabelled"), "--epochs", "1",
                  "--editor-steps", "2", "--hidden", "16", "--label-renders", "--generator", str(ckpt),
                  "--classifier", str(root / "split_clf.safetensors"), "--device", "cpu"]) == 0
-    verdicts = judge_codes(gen, clf, ws)
+    verdicts = classify_renders(gen, clf, ws)
     for j, c in enumerate(columns):
         expect = verdicts[:, clf.attributes.index(c)] if c in clf.attributes else file_labels[:, j]
         assert torch.equal(seen["labels"][:, j], expect), c
@@ -293,11 +293,11 @@ def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, 
     classifier's verdicts on their renders; every label column must be one it judges."""
     import style_transformer.training.editing as te
     from style_transformer.editing.build import latents_and_labels
-    from style_transformer.editing import judge_codes, mixed_codes
+    from style_transformer.editing import classify_renders, mixed_codes
 
     root, ckpt = setup
     _, ws, _, _ = latents_and_labels(str(root / "inv" / "latents.npz"), str(root / "faces" / "attributes.csv"), None)
-    gen, clf = _split_judge(root, ckpt, ws)
+    gen, clf = _split_classifier(root, ckpt, ws)
     lines = (root / "faces" / "attributes.csv").read_text().splitlines()
     head = lines[0].split(",")
     keep = [0] + [head.index(c) for c in ("Smiling", "Bangs", "Eyeglasses")]
@@ -316,7 +316,7 @@ def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, 
     assert main(args + ["--labels", str(root / "judged.csv"), "--out", str(root / "mixed"), "--mix-codes", "2"]) == 0
     mixed = mixed_codes(ws, 2, seed=3)
     assert torch.equal(seen["ws"], torch.cat([ws, mixed]))
-    verdicts = judge_codes(gen, clf, torch.cat([ws, mixed]))
+    verdicts = classify_renders(gen, clf, torch.cat([ws, mixed]))
     assert torch.equal(seen["labels"], verdicts[:, [clf.attributes.index(c) for c in ("Smiling", "Bangs", "Eyeglasses")]])
     capsys.readouterr()
     assert main(args + ["--labels", str(root / "faces" / "attributes.csv"), "--out", str(root / "mixed_bad"),
@@ -357,7 +357,7 @@ def test_directions_fit_on_generator_samples(setup, capsys):
     from style_transformer.editing import labelled_samples
 
     root, ckpt = setup
-    gen, clf = _split_judge(root, ckpt)
+    gen, clf = _split_classifier(root, ckpt)
     assert 0 < float(labelled_samples(gen, clf, 64)[1].mean()) < 1
     out = root / "sample_dirs"
     assert main(["directions", "fit", "--samples", "64", "--generator", str(ckpt), "--classifier",
@@ -443,7 +443,7 @@ def test_eval_editing_pick_editors_keeps_the_better_editor_per_attribute(setup, 
     before = {"a": EditingModels.load(a), "b": EditingModels.load(b)}
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
     ws = load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws
-    _, clf = _split_judge(root, ckpt, ws)  # verdicts split the reconstructions: reference pairs exist
+    _, clf = _split_classifier(root, ckpt, ws)  # verdicts split the reconstructions: reference pairs exist
     reports = [evaluate_editing(load_pipeline(checkpoint=ckpt, editing=tmp_path / n, device="cpu"), images, clf,
                                 ["Smiling", "Bangs"], methods=("reference",)) for n in ("a", "b")]
     expect = best_per_attribute(reports, "reference")
@@ -502,7 +502,7 @@ def test_calibrate_chooses_reference_edit_scales(setup, capsys, tmp_path):
     folder = tmp_path / "ed"
     shutil.copytree(root / "editing", folder)
     images = torch.stack([ImageFolderDataset(root / "faces", 32)[i] for i in range(12)])
-    _split_judge(root, ckpt, load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws)  # pairs exist
+    _split_classifier(root, ckpt, load_pipeline(checkpoint=ckpt, device="cpu").invert(list(images)).ws)  # pairs exist
     base = ["calibrate", "--data", str(root / "faces"), "--n", "12", "--checkpoint", str(ckpt), "--editing",
             str(folder), "--classifier", str(root / "split_clf.safetensors"), "--batch-size", "8"]
     before = json.loads((folder / "editing.json").read_text())

@@ -21,6 +21,7 @@ def arcface_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_official_layout_loads_and_loss_is_one_minus_cosine(arcface_file):
     state = torch.load(arcface_file, weights_only=True)
     # the official file's layout: 24 IR-SE units, the embedding head at output_layer.3/.4

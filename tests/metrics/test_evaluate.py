@@ -1,5 +1,6 @@
 """The evaluate command: every method over one folder, the three result files, metric keys."""
 
+import pytest
 import csv
 import json
 
@@ -8,6 +9,7 @@ from style_transformer.cli import main
 from style_transformer.data.synthetic import write_dataset
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_evaluate_writes_md_csv_json(tiny_checkpoint, tmp_path, capsys):
     write_dataset(tmp_path / "faces", 6, size=32, seed=9)
     out = tmp_path / "eval"

@@ -43,6 +43,7 @@ def _has_inception():
 
 
 @pytest.mark.skipif(not _has_inception(), reason="InceptionV3 weights not installed (make install adds them)")
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_fid_on_folders_with_real_inception(tmp_path):
     from style_transformer.cli import main
     from style_transformer.data.synthetic import write_dataset

@@ -40,6 +40,7 @@ def _samples(g, n, seed, batch):
     return torch.cat(out)
 
 
+@pytest.mark.slow  # heavy: full-size network(s)
 def test_fid_and_rates_match_the_folder_path(setup, tmp_path):
     root, g, c = setup
     rep = evaluate_generator(g, root / "ref", n=10, classifier=c, seed=3, batch_size=4, cache_dir=tmp_path / "c")

@@ -189,6 +189,7 @@ def test_batch_size_can_change_on_resume(faces, tmp_path):
     assert half.nimg == 16 and half.step == 7
 
 
+@pytest.mark.slow  # signals: SIGTERM to a training subprocess
 def test_sigterm_saves_and_stops(tmp_path):
     """A background run (where shells make SIGINT ignored) is stopped with SIGTERM: it saves first."""
     import json

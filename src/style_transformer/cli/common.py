@@ -94,6 +94,22 @@ def _add_align_args(p: argparse.ArgumentParser) -> None:
                    help="with --align: also write <name>_pasted.png, the result blended into the photo")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _add_device_arg(p: argparse.ArgumentParser, **kwargs) -> None:
+    """``--device auto|cpu|cuda`` (auto: CUDA when there is one)."""
+    p.add_argument("--device", choices=DEVICES, default="auto", **kwargs)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` and ``--generator`` of the commands that invert or edit with a pipeline."""
+    p.add_argument("--checkpoint", help="Style Transformer checkpoint (.pt or .safetensors; default: the shipped "
+                                        "encoder)")
+    p.add_argument("--generator", help="generator to render with (with --checkpoint; StyleGAN2/3: .safetensors, "
+                                       "rosinality .pt, NVIDIA .pkl)")
+
+
 def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
     """``--runtime``: what runs the encoder and the synthesis network."""
     from ..deploy.runtime import PRECISIONS, RUNTIMES

@@ -9,6 +9,7 @@ from typing import Dict, List
 
 from ..errors import UsageError
 from .common import (_positive_int, _make_out_dir)
+from .common import _add_device_arg
 from .editing import _latent_label_args, _labelled_samples
 
 
@@ -32,7 +33,7 @@ def _parser_directions(sub) -> None:
                                          "was trained for)")
     drf.add_argument("--classifier", help="with --samples: the image attribute classifier (default: the shipped one)")
     drf.add_argument("--seed", type=int, default=0, help="with --samples: the z seed")
-    drf.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(drf)
     drf.add_argument("--out", required=True, help="output folder: directions.json + <attribute>.npy")
     drf.add_argument("--attributes", nargs="+", help="columns to fit (default: every 0/1 column)")
     drf.add_argument("--space", choices=("w", "wplus"), default="w",

@@ -9,6 +9,7 @@ from typing import Optional
 from ..errors import UsageError
 from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _editing_pipeline, _image_classifier,
                      _make_out_dir, _positive_int)
+from .common import _add_device_arg, _add_model_args
 
 
 def _parser_train_editor(sub) -> None:
@@ -43,7 +44,7 @@ def _parser_train_editor(sub) -> None:
                                         "(default: the one the shipped encoder was trained for)")
     tr.add_argument("--classifier", help="with --label-renders or --mix-codes: the image attribute classifier "
                                          "(default: the shipped one)")
-    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(tr)
     tr.add_argument("--resume", action="store_true",
                     help="continue a build that was stopped: the W+ classifier and the editors it finished "
                          "(kept in OUT/.build/) are reused, the rest is trained (same models as one run)")
@@ -64,11 +65,10 @@ def _parser_edit(sub) -> None:
                     help="default: interfacegan with --strength, reference with --reference")
     ed.add_argument("--layers", help="W+ rows to edit, START:STOP (default: the direction's own or all)")
     ed.add_argument("--out", required=True, help="output folder: <stem>.png (edited) and latents.npz")
-    ed.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    ed.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
+    _add_model_args(ed)
     ed.add_argument("--editing", help="editing folder (default: the shipped one)")
     ed.add_argument("--batch-size", type=_positive_int, default=8)
-    ed.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(ed)
     _add_runtime_arg(ed)
     _add_align_args(ed)
 
@@ -78,8 +78,8 @@ def _latent_label_args(p: argparse.ArgumentParser, required: bool = True) -> Non
     p.add_argument("--labels", required=required, help="CSV (file,attr1,...) or CelebA list_attr_celeba.txt")
 
 
-def _generator_and_judge(args: argparse.Namespace, judge: bool = True):
-    """(generator, image attribute classifier or None without ``judge``) on ``--device``: ``--generator``
+def _generator_and_classifier(args: argparse.Namespace, classifier: bool = True):
+    """(generator, image attribute classifier or None without ``classifier``) on ``--device``: ``--generator``
     / ``--classifier``, else the generator the shipped encoder was trained for and the shipped classifier
     (``directions fit --samples``, ``train-editor``: they make editing models for the shipped encoder's codes)."""
     from ..checkpoints import load_model
@@ -88,14 +88,14 @@ def _generator_and_judge(args: argparse.Namespace, judge: bool = True):
 
     device = resolve_device(args.device)
     generator = load_model(args.generator or default_path("encoder_generator"), kind="generator").to(device).eval()
-    return generator, _image_classifier(args.classifier, device) if judge else None
+    return generator, _image_classifier(args.classifier, device) if classifier else None
 
 
 def _labelled_samples(args: argparse.Namespace):
     """(w [N, w_dim], attribute names, 0/1 labels [N, A]) for ``directions fit --samples``."""
     from ..editing import labelled_samples
 
-    generator, clf = _generator_and_judge(args)
+    generator, clf = _generator_and_classifier(args)
     names = list(clf.attributes)
     bad = [a for a in args.attributes or [] if a not in names]
     if bad:
@@ -119,7 +119,7 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     cfg = EditingBuildConfig(attributes=args.attributes, epochs=args.epochs, editor_steps=args.editor_steps,
                              hidden=tuple(args.hidden), seed=args.seed, label_renders=args.label_renders,
                              mix_codes=args.mix_codes, near_metric=args.near_metric)
-    generator, judge = _generator_and_judge(args, cfg.needs_judge) if cfg.needs_generator else (None, None)
+    generator, clf = _generator_and_classifier(args, cfg.needs_image_classifier) if cfg.needs_generator else (None, None)
     if generator is not None and ws.shape[-1] != generator.style_dim:
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")
@@ -129,7 +129,7 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     state = Path(args.out) / ".build"  # finished stages, so that a stopped build can --resume
     if state.exists() and not args.resume:
         shutil.rmtree(state)
-    models, report = build_editing_models(ws, labels, columns, cfg, generator=generator, judge=judge, progress=True,
+    models, report = build_editing_models(ws, labels, columns, cfg, generator=generator, classifier=clf, progress=True,
                                           state_dir=state)
     out = _make_out_dir(args.out)
     models.save(out, dtype=torch.float16 if args.fp16 else None)

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import UsageError
 from .common import (_editing_pipeline, _image_classifier, _non_negative_float, _positive_float, _positive_int,
                      _write_text_atomic)
+from .common import _add_device_arg, _add_model_args
 
 _METHOD_CHOICES = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
 
@@ -20,8 +21,7 @@ def _common_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--n", type=_positive_int, default=500)
     p.add_argument("--attributes", nargs="+", help="default: every attribute with a direction or editor")
     p.add_argument("--methods", nargs="+", default=["interfacegan", "classifier", "reference"], choices=_METHOD_CHOICES)
-    p.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    p.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
+    _add_model_args(p)
 
 
 def _calibration_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -58,7 +58,7 @@ def _parser_calibrate(sub) -> None:
     p.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     _calibration_args(p)
     p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(p)
 
 
 def _parser_eval_editing(sub) -> None:
@@ -74,11 +74,11 @@ def _parser_eval_editing(sub) -> None:
                           "evaluating")
     _calibration_args(ee2, "with --calibrate: ")
     ee2.add_argument("--batch-size", type=_positive_int, default=64)
-    ee2.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(ee2)
     ee2.add_argument("--json", help="also write the report as JSON here")
 
 
-def _images_and_judge(args: argparse.Namespace):
+def _images_and_classifier(args: argparse.Namespace):
     """(pipeline, image classifier, attributes, images ``[n, 3, S, S]``) of the editing commands."""
     import torch
 
@@ -106,7 +106,7 @@ def _cmd_eval_editing(args: argparse.Namespace) -> int:
             flag = "--calibrate" if args.calibrate else "--pick-directions/--pick-editors"
             raise UsageError(f"{flag} writes into the editing folder: pass --editing")
         return _cmd_calibrate(args)
-    pipe, clf, attrs, images = _images_and_judge(args)
+    pipe, clf, attrs, images = _images_and_classifier(args)
     report = evaluate_editing(pipe, images, clf, attrs, methods=args.methods, batch_size=args.batch_size,
                               progress=True)
     print(f"{len(images)} images of {args.data}, judged by the image attribute classifier:")
@@ -121,7 +121,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     if args.pick_directions and args.pick_editors:
         raise UsageError("--pick-directions and --pick-editors: one at a time")
-    pipe, clf, attrs, images = _images_and_judge(args)
+    pipe, clf, attrs, images = _images_and_classifier(args)
     if args.pick_directions or args.pick_editors:
         return _pick(args, pipe, images, clf, attrs, "directions" if args.pick_directions else "editors")
     cal = calibrate_editing(pipe, images, clf, attrs, methods=args.methods, layer_search=not args.no_layer_search,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .common import _add_runtime_arg, _image_classifier, _make_out_dir, _pipeline, _positive_int, _write_text_atomic
+from .common import _add_device_arg, _add_model_args
 
 
 def _parser_fid(sub) -> None:
@@ -16,7 +17,7 @@ def _parser_fid(sub) -> None:
     fid.add_argument("dir_a", metavar="DIR_A")
     fid.add_argument("dir_b", metavar="DIR_B")
     fid.add_argument("--batch-size", type=_positive_int, default=32)
-    fid.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(fid)
     fid.add_argument("--cache-dir", help="where folder statistics are cached (default ~/.cache/style_transformer/fid)")
 
 
@@ -26,13 +27,12 @@ def _parser_eval_encoder(sub) -> None:
                                "  style-transformer eval-encoder --data test/",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ee.add_argument("--data", required=True, help="folder of images (attributes.csv for attribute agreement)")
-    ee.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    ee.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
+    _add_model_args(ee)
     ee.add_argument("--n", type=_positive_int, help="use the first N images (default: all)")
     ee.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     ee.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     ee.add_argument("--batch-size", type=_positive_int, default=32)
-    ee.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(ee)
     _add_runtime_arg(ee)
     ee.add_argument("--json", help="also write the report as JSON here")
 
@@ -68,7 +68,7 @@ def _parser_evaluate(sub) -> None:
                                       "--generator's weights and has no editing models of its own (default: the "
                                       "shipped editing folder, with the shipped generator)")
     ev.add_argument("--batch-size", type=_positive_int, default=16)
-    ev.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(ev)
 
 
 def _parser_eval_generator(sub) -> None:
@@ -84,7 +84,7 @@ def _parser_eval_generator(sub) -> None:
     eg.add_argument("--no-attributes", action="store_true", help="skip attribute frequencies")
     eg.add_argument("--seed", type=int, default=0)
     eg.add_argument("--batch-size", type=_positive_int, default=64)
-    eg.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(eg)
     eg.add_argument("--paired", type=int, default=1000, metavar="N",
                     help="a generator distilled from the renderer (train-gan --distill-renderer): PSNR against "
                          "the paired renders of N held-out draws (default 1000; 0 skips it)")

@@ -10,6 +10,7 @@ from typing import List
 from ..errors import RunError, UsageError
 from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _label_values, _pipeline, _positive_int,
                      _runtime, _truncation)
+from .common import _add_device_arg, _add_model_args
 
 
 def _parser_invert(sub) -> None:
@@ -23,7 +24,7 @@ def _parser_invert(sub) -> None:
                                                "instead of the checkpoint's")
     inv.add_argument("--out", required=True, help="output folder: <stem>.png and latents.npz")
     inv.add_argument("--batch-size", type=_positive_int, default=8)
-    inv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(inv)
     _add_runtime_arg(inv)
     inv.add_argument("--noise", choices=("fixed", "random"), default="fixed",
                      help="fixed: the generator's stored noise buffers (reproducible)")
@@ -53,7 +54,7 @@ def _parser_generate(sub) -> None:
     gen.add_argument("--truncation", type=_truncation, default=1.0, help="psi in [0, 1] (1 = none)")
     gen.add_argument("--out", required=True)
     gen.add_argument("--batch-size", type=_positive_int, default=8)
-    gen.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(gen)
     _add_runtime_arg(gen)
     gen.add_argument("--noise", choices=("fixed", "random"), default="fixed")
     cond = gen.add_mutually_exclusive_group()
@@ -75,9 +76,8 @@ def _parser_demo(sub) -> None:
     dm.add_argument("--video", action="store_true",
                     help="also invert and edit a held-out rendered clip: video/ and a side-by-side MP4 in the page "
                          "(needs PyAV)")
-    dm.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    dm.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
-    dm.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_model_args(dm)
+    _add_device_arg(dm)
     _add_runtime_arg(dm)
 
 

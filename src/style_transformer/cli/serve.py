@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import UsageError
 from .common import _add_runtime_arg
+from .common import _add_device_arg, _add_model_args
 
 
 def _parser_serve(sub) -> None:
@@ -15,11 +16,10 @@ def _parser_serve(sub) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=7860)
-    sv.add_argument("--checkpoint", help="inversion checkpoint (default: the shipped encoder)")
-    sv.add_argument("--generator", help="generator to render with (with --checkpoint; .safetensors, .pt or NVIDIA .pkl)")
+    _add_model_args(sv)
     sv.add_argument("--editing", help="editing folder (default with the shipped encoder: the shipped one)")
     sv.add_argument("--max-upload-mb", type=float, default=10.0, help="uploads larger than this are refused")
-    sv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(sv)
     _add_runtime_arg(sv)
 
 

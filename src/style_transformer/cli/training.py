@@ -10,6 +10,7 @@ from typing import List
 
 from ..errors import UsageError
 from .common import _int_list, _positive_int
+from .common import _add_device_arg
 
 
 def _parser_train_gan(sub) -> None:
@@ -96,7 +97,7 @@ def _parser_train_encoder(sub) -> None:
     te.add_argument("--id-weights", help="ArcFace IR-SE50 model_ir_se50.pth for the identity loss (faces)")
     te.add_argument("--id-lambda", type=float, help="identity loss weight (0 turns it off)")
     te.add_argument("--seed", type=int, help="initialisation and data order (default 0)")
-    te.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(te)
     te.add_argument("--cache", choices=("auto", "on", "off"), default="auto",
                     help="decode the images once into memory (auto: when they fit in 4 GB)")
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .common import _add_runtime_arg, _editing_pipeline, _image_classifier, _pipeline, _positive_int, _write_text_atomic
+from .common import _add_device_arg, _add_model_args
 
 
 def _video_args(p: argparse.ArgumentParser) -> None:
@@ -25,11 +26,10 @@ def _video_args(p: argparse.ArgumentParser) -> None:
                    help=f"with --align: Gaussian over the crop square's corners, in frames "
                         f"(default {DEFAULT_SMOOTH_CROP:g}; 0: off)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality of the output, 0 (lossless) to 51 (default 18)")
-    p.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    p.add_argument("--generator", help="generator to render with (with --checkpoint)")
+    _add_model_args(p)
     p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH, help=f"frames per pass "
                                                                                    f"(default {DEFAULT_BATCH})")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(p)
     _add_runtime_arg(p)
 
 
@@ -79,10 +79,9 @@ def _parser_eval_video(sub) -> None:
     p.add_argument("--editing", help="editing folder (default: the shipped one)")
     p.add_argument("--classifier", help="image attribute classifier (default: the shipped one)")
     p.add_argument("--json", help="also write the report as JSON here")
-    p.add_argument("--checkpoint", help="Style Transformer checkpoint (default: the shipped encoder)")
-    p.add_argument("--generator", help="generator to render with (with --checkpoint)")
+    _add_model_args(p)
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_arg(p)
     _add_runtime_arg(p)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -19,8 +20,10 @@ import torch
 
 from ..errors import InputError, OutputError, UsageError
 from ..utils import atomic_path
-from .directions import Direction, fit_boundary, judge_codes, mixed_codes, w_covariance
+from .directions import Direction, classify_renders, fit_boundary, mixed_codes, w_covariance
 from .toolkit import EditingModels
+
+log = logging.getLogger(__name__)
 
 # strength stored for new label edits until calibration replaces it
 UNCALIBRATED_STRENGTH = 3.0
@@ -55,12 +58,14 @@ class EditingBuildConfig:
     near_metric: str = "covariance"
 
     @property
-    def needs_judge(self) -> bool:
+    def needs_image_classifier(self) -> bool:
         return bool(self.label_renders or self.mix_codes)
 
     @property
     def needs_generator(self) -> bool:
-        return self.needs_judge or self.near_metric == "covariance"
+        return self.needs_image_classifier or self.near_metric == "covariance"
+
+    needs_judge = needs_image_classifier  # the old name (one release)
 
 
 @dataclass
@@ -74,22 +79,22 @@ class EditingBuildReport:
     label_agreement: Dict[str, float] = field(default_factory=dict)
 
 
-def relabel_by_renders(generator, judge, ws: torch.Tensor, columns: Sequence[str], labels: torch.Tensor,
+def relabel_by_renders(generator, classifier, ws: torch.Tensor, columns: Sequence[str], labels: torch.Tensor,
                        progress: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """The label columns that the image classifier ``judge`` judges, replaced by its verdicts on the
+    """The label columns that the image ``classifier`` judges, replaced by its verdicts on the
     renders of ``ws`` (what each code draws); other columns stay.
 
     Returns:
         (labels ``[N, C]``, column -> share of latents whose render agreed with the given label).
     """
-    judged = [c for c in columns if c in judge.attributes]
+    judged = [c for c in columns if c in classifier.attributes]
     if not judged:
         raise InputError(f"the image classifier judges none of the label columns ({', '.join(columns)})")
-    verdicts = judge_codes(generator, judge, ws, progress=progress)
+    verdicts = classify_renders(generator, classifier, ws, progress=progress)
     labels = labels.clone()
     agreement = {}
     for c in judged:
-        j, k = list(columns).index(c), judge.attributes.index(c)
+        j, k = list(columns).index(c), classifier.attributes.index(c)
         agreement[c] = float((labels[:, j] == verdicts[:, k]).float().mean())
         labels[:, j] = verdicts[:, k]
     return labels, agreement
@@ -143,8 +148,8 @@ def _fingerprint(ws: torch.Tensor, labels: torch.Tensor, columns: Sequence[str],
 
 
 def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequence[str],
-                         cfg: EditingBuildConfig = EditingBuildConfig(), generator=None, judge=None,
-                         progress: bool = False, state_dir: Optional[Path] = None
+                         cfg: EditingBuildConfig = EditingBuildConfig(), generator=None, classifier=None,
+                         progress: bool = False, state_dir: Optional[Path] = None, judge=None
                          ) -> Tuple[EditingModels, EditingBuildReport]:
     """Trains the editing models of one generator on encoder latents of labelled images.
 
@@ -154,10 +159,11 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
         columns: label names.
         cfg: what to train.
         generator: needed with ``label_renders``, ``mix_codes`` or the covariance metric.
-        judge: the image attribute classifier; needed with ``label_renders`` or ``mix_codes``.
+        classifier: the image attribute classifier; needed with ``label_renders`` or ``mix_codes``.
         progress: progress bars.
         state_dir: keep each finished stage here and reuse the ones already there (a killed build
             resumes after its last finished stage); None: keep nothing.
+        judge: the old name of ``classifier`` (kept for one release).
 
     Returns:
         (``EditingModels`` with a W+ classifier over every column, directions and editors for
@@ -167,6 +173,9 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
     from ..training.editing import (EditorTrainConfig, covariance_whitening, train_latent_classifier,
                                    train_reference_editor)
 
+    if judge is not None:
+        log.warning("build_editing_models(judge=...) is now classifier=...")
+        classifier = judge if classifier is None else classifier
     columns = list(columns)
     wanted = list(cfg.attributes or columns)
     missing = [a for a in wanted if a not in columns]
@@ -176,22 +185,22 @@ def build_editing_models(ws: torch.Tensor, labels: torch.Tensor, columns: Sequen
         raise InputError(f"the number of mixed codes per latent must be >= 0, got {cfg.mix_codes}")
     if cfg.needs_generator and generator is None:
         raise InputError("relabelling, mixed codes and the covariance metric need the generator")
-    if cfg.needs_judge and judge is None:
+    if cfg.needs_image_classifier and classifier is None:
         raise InputError("relabelling and mixed codes need the image attribute classifier")
     if generator is not None and ws.shape[-1] != generator.style_dim:
         raise InputError(f"latents of width {ws.shape[-1]}, the generator's w_dim is {generator.style_dim}")
     agreement: Dict[str, float] = {}
-    if cfg.needs_judge:
-        unjudged = [c for c in columns if c not in judge.attributes]
+    if cfg.needs_image_classifier:
+        unjudged = [c for c in columns if c not in classifier.attributes]
         if cfg.mix_codes and unjudged:
             raise InputError(f"mixed codes: the image classifier does not judge {', '.join(unjudged)}, so they "
-                             f"have no label for it (it judges {', '.join(judge.attributes)})")
-        labels, agreement = relabel_by_renders(generator, judge, ws, columns, labels, progress=progress)
+                             f"have no label for it (it judges {', '.join(classifier.attributes)})")
+        labels, agreement = relabel_by_renders(generator, classifier, ws, columns, labels, progress=progress)
     clf_ws, clf_labels = ws, labels
     if cfg.mix_codes:
         mixed = mixed_codes(ws, cfg.mix_codes, seed=cfg.seed)
-        verdicts = judge_codes(generator, judge, mixed, progress=progress)
-        mixed_labels = verdicts[:, [judge.attributes.index(c) for c in columns]].to(labels.dtype)
+        verdicts = classify_renders(generator, classifier, mixed, progress=progress)
+        mixed_labels = verdicts[:, [classifier.attributes.index(c) for c in columns]].to(labels.dtype)
         clf_ws, clf_labels = torch.cat([ws, mixed]), torch.cat([labels, mixed_labels])
     whitening = covariance_whitening(w_covariance(generator)) if cfg.near_metric == "covariance" else None
     clf_cfg = LatentClassifierConfig(attributes=tuple(columns), num_ws=ws.shape[1], w_dim=ws.shape[2],

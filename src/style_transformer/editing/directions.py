@@ -132,7 +132,7 @@ def fit_boundary(latents: torch.Tensor, labels: torch.Tensor, method: str = "log
 
 
 @torch.no_grad()
-def judge_codes(generator, classifier, ws: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+def classify_renders(generator, classifier, ws: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
     """0/1 labels ``[N, len(classifier.attributes)]`` of codes ``ws`` (``[N, w_dim]`` or ``[N, L, w_dim]``):
     an image attribute classifier's verdicts on their renders (stored noise, clamped to [-1, 1]), so a
     label says what the code draws."""
@@ -143,7 +143,7 @@ def judge_codes(generator, classifier, ws: torch.Tensor, batch_size: int = 64, p
     device = next(generator.parameters()).device
     size = getattr(getattr(classifier, "cfg", None), "size", None)
     labels = []
-    for i in tqdm(range(0, len(ws), batch_size), desc="judge renders", unit="batch", disable=not progress):
+    for i in tqdm(range(0, len(ws), batch_size), desc="classify renders", unit="batch", disable=not progress):
         w = ws[i:i + batch_size].to(device).float()
         if w.ndim == 2:
             w = w[:, None].expand(-1, generator.num_ws, -1)
@@ -158,7 +158,7 @@ def judge_codes(generator, classifier, ws: torch.Tensor, batch_size: int = 64, p
 def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: int = 64, progress: bool = False
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """InterFaceGAN's training data: ``n`` random codes ``w = mapping(z)`` of the generator, each labelled
-    by an image attribute classifier's verdict on its render (``judge_codes``).
+    by an image attribute classifier's verdict on its render (``classify_renders``).
 
     Returns:
         (w ``[n, w_dim]``, 0/1 labels ``[n, len(classifier.attributes)]``), float32 on CPU.
@@ -168,14 +168,14 @@ def labelled_samples(generator, classifier, n: int, seed: int = 0, batch_size: i
     z = torch.randn(n, generator.z_dim, generator=rng)
     ws = torch.cat([generator.sample_w(z[i:i + 1024].to(device), generator=rng).float().cpu()
                     for i in range(0, n, 1024)])
-    return ws, judge_codes(generator, classifier, ws, batch_size, progress)
+    return ws, classify_renders(generator, classifier, ws, batch_size, progress)
 
 
 def mixed_codes(ws: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     """``k`` new codes per code of ``ws [N, L, d]``, ``[k N, L, d]``, each made with a random partner
     code: even rounds style-mix (a random contiguous block of rows, one row to all ``L``, is taken from
     the partner), odd rounds interpolate (``w + t (w_partner - w)``, t ~ U(0, 1)). Labelled by their
-    renders (``judge_codes``) they show a W+ classifier codes between the encoder's, where attributes
+    renders (``classify_renders``) they show a W+ classifier codes between the encoder's, where attributes
     change, and which rows carry them."""
     if ws.ndim != 3:
         raise ValueError(f"codes must be [N, L, d], got {tuple(ws.shape)}")
@@ -328,3 +328,6 @@ def describe(d: Direction) -> Dict:
     info.pop("vector")
     info["shape"] = list(d.vector.shape)
     return info
+
+
+judge_codes = classify_renders  # the old name, kept as an alias for one release

@@ -33,7 +33,7 @@ class GeneratorReport:
     n_samples: int
     fid: Optional[float] = None
     # Frechet distance in the attribute classifier's pooled penultimate features: a second distance
-    # that uses no ImageNet/Inception features (it sees what the judge of the attributes sees)
+    # that uses no ImageNet/Inception features (it sees what the attribute classifier sees)
     fd_classifier: Optional[float] = None
     sample_rates: Dict[str, float] = field(default_factory=dict)
     reference_rates: Dict[str, float] = field(default_factory=dict)
@@ -69,7 +69,7 @@ class GeneratorReport:
 
 
 @torch.no_grad()
-def _judge(classifier: AttributeClassifier, img: torch.Tensor):
+def _classify(classifier: AttributeClassifier, img: torch.Tensor):
     """0/1 verdicts ``[N, A]`` and pooled penultimate features ``[N, F]`` (float64, CPU)."""
     classifier.eval()
     device = next(classifier.parameters()).device
@@ -88,7 +88,7 @@ def _folder_rates(folder: Path, classifier: AttributeClassifier, batch_size: int
     feats = []
     for i in range(0, len(ds), batch_size):
         img = torch.stack([ds[j] for j in range(i, min(i + batch_size, len(ds)))])
-        verdicts, f = _judge(classifier, img)
+        verdicts, f = _classify(classifier, img)
         total += verdicts.sum(0)
         feats.append(f.numpy())
     rates = {a: float(t / len(ds)) for a, t in zip(classifier.attributes, total)}
@@ -179,7 +179,7 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
     inception = InceptionFeatures(device) if fid else None
     if classifier is not None:
         classifier = classifier.to(device).eval()
-    feats, counts, judge_feats = [], None, []
+    feats, counts, classifier_feats = [], None, []
     z_gen = torch.Generator().manual_seed(seed)
     noise_state = torch.get_rng_state()
     torch.manual_seed(seed)  # the noise inputs; restored afterwards
@@ -199,9 +199,9 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
                 feats.append(inception(preprocess(list(pixels), 299)))
             if classifier is not None:
                 img = uint8_to_input(torch.from_numpy(pixels).permute(0, 3, 1, 2))
-                verdicts, f = _judge(classifier, img)
+                verdicts, f = _classify(classifier, img)
                 counts = verdicts.sum(0) if counts is None else counts + verdicts.sum(0)
-                judge_feats.append(f.numpy())
+                classifier_feats.append(f.numpy())
     finally:
         torch.set_rng_state(noise_state)
     report = GeneratorReport(n_samples=n)
@@ -216,6 +216,6 @@ def evaluate_generator(generator: Generator, reference: PathLike, n: int = 10000
         report.sample_rates = {a: float(c / n) for a, c in zip(classifier.attributes, counts)}
         report.reference_rates, ref_stats = _folder_rates(reference, classifier, 256)
         if ref_stats is not None and n > 1:
-            report.fd_classifier = frechet_distance(*statistics(np.concatenate(judge_feats)), *ref_stats)
+            report.fd_classifier = frechet_distance(*statistics(np.concatenate(classifier_feats)), *ref_stats)
         report.label_rates = _label_rates(reference, classifier.attributes)
     return report
