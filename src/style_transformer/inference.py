@@ -12,6 +12,7 @@ from .checkpoints import CheckpointError, load_model
 from .data.images import ImageLike, preprocess
 from .errors import DeviceError
 from .models import Generator, PSPModel, StyleTransformer
+from .ops import IMPLS
 from .utils import PathLike
 
 if TYPE_CHECKING:
@@ -56,11 +57,21 @@ class InversionPipeline:
         model: the Style Transformer used by ``invert`` (None: generation only).
         device: where to run.
         editing: editing folder (loaded on first use), or ``EditingModels`` already loaded.
+        graphs: exported graphs (``deploy.ExportedModel``) that encode and render instead of the modules.
+        ops: op implementation of the torch modules: ``"auto"`` (``accel.default_ops``: ``ref`` on CUDA;
+            on the CPU the modules keep theirs, ``fast`` unless set otherwise), ``"fast"`` or ``"ref"``.
+        cuda_graphs: on CUDA, replay the encoder and the synthesis network as CUDA graphs, one per batch
+            shape (``accel.GraphedForward``; falls back to eager by itself where recording fails).
     """
 
     def __init__(self, generator: Generator, model: Optional[Union[StyleTransformer, PSPModel]] = None,
                  device: Union[str, torch.device] = "cpu", editing: Optional[Union[PathLike, "EditingModels"]] = None,
-                 graphs: Optional["ExportedModel"] = None):
+                 graphs: Optional["ExportedModel"] = None, ops: str = "auto", cuda_graphs: bool = True):
+        from .accel import GraphedForward, default_ops
+        from .models import set_ops_impl
+
+        if ops != "auto" and ops not in IMPLS:
+            raise ValueError(f"ops must be 'auto' or one of {IMPLS}, got {ops!r}")
         self.device = resolve_device(device)
         # exported graphs (deploy.ExportedModel) that run encode and generate instead of the torch modules
         self.graphs = graphs
@@ -74,11 +85,20 @@ class InversionPipeline:
         if model is not None and generator.style_dim != model.cfg.encoder.d_model:
             raise CheckpointError(f"generator style_dim {generator.style_dim} does not match the encoder's "
                                   f"{model.cfg.encoder.d_model}")
+        impl = default_ops(self.device) if ops == "auto" else ops
+        if impl is not None:
+            for module in (self.model, self.generator):
+                if module is not None:
+                    set_ops_impl(module, impl)
+        self._encoder_forward = GraphedForward(lambda x: self.model.encode(x).float(), cuda_graphs, "encoder")
+        self._synthesis_forward = GraphedForward(
+            lambda w: self.generator.synthesis(w, randomize_noise=False).float(), cuda_graphs, "synthesis network")
 
     @classmethod
     def from_pretrained(cls, checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                         device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
-                        runtime: str = "torch", precision: str = "fp32") -> "InversionPipeline":
+                        runtime: str = "torch", precision: str = "fp32", ops: str = "auto",
+                        cuda_graphs: bool = True) -> "InversionPipeline":
         """Loads checkpoints (native safetensors or official ``.pt``).
 
         Args:
@@ -95,6 +115,7 @@ class InversionPipeline:
             precision: ``"fp32"``, or ``"int8"`` (with a graph runtime): the encoder quantised by the
                 runtime's own tooling (ONNX Runtime's quantiser; NNCF for OpenVINO). The shipped encoder is calibrated on renders of its training seed;
                 other checkpoints: ``style-transformer export CKPT OUT --int8 --calibration DIR``.
+            ops, cuda_graphs: as the constructor (torch runtime).
 
         Returns:
             The pipeline.
@@ -130,7 +151,7 @@ class InversionPipeline:
 
                 ensure_int8_encoder(folder, model, checkpoint, runtime)
             graphs = ExportedModel(folder, runtime, precision)
-        return cls(gen, model, device, editing=editing, graphs=graphs)
+        return cls(gen, model, device, editing=editing, graphs=graphs, ops=ops, cuda_graphs=cuda_graphs)
 
     @property
     def runtime(self) -> str:
@@ -161,7 +182,7 @@ class InversionPipeline:
         x = preprocess(images, self.input_shape)
         if self.graphs is not None:
             return self.graphs.encode(x)
-        return self.model.encode(x.to(self.device)).float()
+        return self._encoder_forward(x.to(self.device))
 
     @torch.no_grad()
     def generate(self, ws: torch.Tensor, randomize_noise: bool = False, batch_size: int = 8) -> torch.Tensor:
@@ -184,8 +205,12 @@ class InversionPipeline:
             rows = self.generator.num_ws
             out = [self.graphs.synthesize(ws[i: i + batch_size, :rows]) for i in range(0, ws.shape[0], batch_size)]
             return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
-        out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=randomize_noise)
-               .float().cpu() for i in range(0, ws.shape[0], batch_size)]  # codes already there stay put
+        if randomize_noise:  # fresh noise per call: eager (a graph would replay the same draw)
+            out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=True).float().cpu()
+                   for i in range(0, ws.shape[0], batch_size)]
+        else:  # codes already on the device stay put
+            out = [self._synthesis_forward(ws[i: i + batch_size].to(self.device)).cpu()
+                   for i in range(0, ws.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
 
     def as_wplus(self, ws: torch.Tensor) -> torch.Tensor:
@@ -365,9 +390,12 @@ class InversionPipeline:
 
 def load_pipeline(checkpoint: Optional[PathLike] = None, generator: Optional[PathLike] = None,
                   device: Union[str, torch.device] = "auto", editing: Optional[PathLike] = None,
-                  runtime: str = "torch", precision: str = "fp32") -> InversionPipeline:
+                  runtime: str = "torch", precision: str = "fp32", ops: str = "auto",
+                  cuda_graphs: bool = True) -> InversionPipeline:
     """Loads an ``InversionPipeline`` (see ``InversionPipeline.from_pretrained``); with no arguments,
     the shipped default models. ``runtime``: ``"torch"``, ``"onnxruntime"`` or ``"openvino"``;
-    ``precision``: ``"fp32"`` or ``"int8"`` (graph runtimes)."""
+    ``precision``: ``"fp32"`` or ``"int8"`` (graph runtimes); ``ops``, ``cuda_graphs``: see
+    ``InversionPipeline``."""
     return InversionPipeline.from_pretrained(checkpoint=checkpoint, generator=generator, device=device,
-                                             editing=editing, runtime=runtime, precision=precision)
+                                             editing=editing, runtime=runtime, precision=precision, ops=ops,
+                                             cuda_graphs=cuda_graphs)

@@ -121,6 +121,9 @@ def _add_runtime_arg(parser: argparse.ArgumentParser) -> None:
                         help="with a graph --runtime: int8 runs the encoder quantised by the runtime's own tooling "
                              "(ONNX Runtime's quantiser, NNCF for OpenVINO; the shipped encoder; see docs/deploy.md "
                              "for the measured quality and speed)")
+    parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, run the encoder and the synthesis network eagerly instead of replaying "
+                             "each batch shape's recorded CUDA graph")
 
 
 def _runtime(args: argparse.Namespace) -> str:
@@ -138,7 +141,8 @@ def _pipeline(args: argparse.Namespace):
 
     resolve_models(args.checkpoint, args.generator)  # the checkpoint/generator rule, before loading anything
     return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
+                         runtime=_runtime(args), precision=getattr(args, "precision", "fp32"),
+                         cuda_graphs=getattr(args, "cuda_graphs", True))
 
 
 def _image_classifier(path: Optional[str], device):
@@ -156,7 +160,8 @@ def _editing_pipeline(args: argparse.Namespace):
 
     resolve_models(args.checkpoint, args.generator)
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=_runtime(args), precision=getattr(args, "precision", "fp32"))
+                         editing=args.editing, runtime=_runtime(args), precision=getattr(args, "precision", "fp32"),
+                         cuda_graphs=getattr(args, "cuda_graphs", True))
     from ..editing import DirectionError
 
     try:

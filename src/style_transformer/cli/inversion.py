@@ -135,7 +135,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.precision != "fp32":
         raise UsageError("--precision int8 quantises the encoder; generate runs no encoder")
     generator = resolve_models(generator=args.generator, encoder=False).generator
-    pipe = load_pipeline(generator=generator, device=args.device, runtime=_runtime(args))
+    pipe = load_pipeline(generator=generator, device=args.device, runtime=_runtime(args), cuda_graphs=args.cuda_graphs)
     if (args.labels or args.class_index is not None) and args.latents is not None:
         raise UsageError("--labels and --class choose random samples' labels: use them with --n, not --latents")
     labels = None

@@ -32,7 +32,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
     pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=args.runtime, precision=args.precision)
+                         editing=args.editing, runtime=args.runtime, precision=args.precision,
+                         cuda_graphs=args.cuda_graphs)
     app = EditorApp(pipe, max_upload_mb=args.max_upload_mb)
     try:
         server = make_server(app, args.host, args.port)
