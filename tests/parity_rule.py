@@ -100,7 +100,8 @@ def rosinality_g256_checkpoint(seed: int) -> dict:
             "latent_avg": rule_value("latent_avg", (512,), "torch.float32", seed, set())}
 
 
-def cars_image_rows(images):
-    """The rows of 512 px cars images that ``public_styletransformer_cars.pt`` keeps of the official
-    outputs (every ``images_row_step``-th row: each layer's output still reaches every kept row)."""
-    return images[..., ::4, :]
+def kept_rows(images, ref: dict):
+    """The rows of output images that a reference file keeps of the official outputs (every
+    ``images_row_step``-th row, 1 when absent: each layer's output still reaches every kept row)."""
+    return images[..., ::int(ref.get("images_row_step", 1)), :]
+
