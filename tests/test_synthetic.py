@@ -158,3 +158,91 @@ def test_render_codes_renders_the_mapped_factors():
     assert img.shape == (4, 3, 32, 32) and img.min() >= -1 and img.max() <= 1
     ref = render_faces(factors_from_code(z.double().numpy(), c.numpy()), 32)
     np.testing.assert_array_equal(((img.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().astype(np.uint8), ref)
+
+
+def test_write_dataset_files_are_the_renders_and_the_csv_their_attributes(tmp_path, capsys):
+    from PIL import Image
+
+    from style_transformer.data.synthetic import write_dataset
+
+    out = tmp_path / "nested" / "faces"  # parents are made
+    csv = write_dataset(out, 5, size=32, seed=7, batch_size=2)  # three batches, the last one short
+    assert csv == out / "attributes.csv"
+    names = [f"{i:06d}.png" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["attributes.csv"])  # no temporary files
+    ref = render_dataset_batch(7, list(range(5)), 32)
+    for i, name in enumerate(names):
+        np.testing.assert_array_equal(np.asarray(Image.open(out / name)), ref.images[i])
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "file," + ",".join(ATTRIBUTES) and len(lines) == 6
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        assert cells[0] == names[i]
+        for k, cell in zip(ATTRIBUTES, cells[1:]):
+            want = str(int(ref.attributes[k][i])) if k in BINARY_ATTRIBUTES else f"{ref.attributes[k][i]:.6f}"
+            assert cell == want, (k, cell, want)
+    assert "synth" not in capsys.readouterr().err  # no progress bar unless asked
+    write_dataset(tmp_path / "bar", 3, size=16, progress=True)
+    err = capsys.readouterr().err
+    assert "synth: 100%" in err and "3/3" in err and "img/s" in err
+    # the defaults: 64 px faces of the dataset with seed 0
+    write_dataset(tmp_path / "defaults", 2)
+    default = render_dataset_batch(0, [0, 1])
+    assert default.images.shape[1:3] == (64, 64)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "defaults" / "000001.png")), default.images[1])
+
+
+def test_hair_categories_and_the_label_tables_order():
+    from style_transformer.data.synthetic import LABEL_NAMES, hair_category, label_distribution
+
+    rows = np.zeros((3, len(LABEL_NAMES)))
+    rows[0, LABEL_NAMES.index("Blond_Hair")] = 1
+    rows[1, LABEL_NAMES.index("Black_Hair")] = 1
+    assert hair_category(rows).tolist() == [0, 1, 2]
+    rows[2, LABEL_NAMES.index("Blond_Hair")] = rows[2, LABEL_NAMES.index("Black_Hair")] = 1
+    with pytest.raises(ValueError, match="a label row has both Blond_Hair and Black_Hair"):
+        hair_category(rows)
+    table = label_distribution()
+    keys = [tuple(r) for r in table[:, :-1]]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)  # sorted, first column most significant
+
+
+def test_factor_map_reads_the_codes_direction_and_checks_its_shapes():
+    from style_transformer.data.synthetic import CONTINUOUS_FACTORS, LABEL_NAMES, factors_from_code
+
+    nf = len(CONTINUOUS_FACTORS)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((4, nf))  # exactly as wide as the factors: allowed
+    labels = (rng.random((4, len(LABEL_NAMES))) < 0.3).astype(float)
+    labels[:, LABEL_NAMES.index("Black_Hair")] = 0
+    a, b = factors_from_code(z, labels), factors_from_code(1e-3 * z, labels)  # a short code: same direction
+    for name in CONTINUOUS_FACTORS:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"z must be \[N, >= "):
+        factors_from_code(z[:, : nf - 1], labels)
+    with pytest.raises(ValueError, match=r"labels must be \[4, "):
+        factors_from_code(z, labels[:, :-1])
+
+
+def test_draw_codes_use_only_the_given_generator():
+    import torch
+
+    from style_transformer.data.synthetic import draw_codes
+
+    torch.manual_seed(0)
+    z1, c1 = draw_codes(6, 16, torch.Generator().manual_seed(3))
+    torch.manual_seed(1)  # the global generator's state does not matter
+    z2, c2 = draw_codes(6, 16, torch.Generator().manual_seed(3))
+    assert torch.equal(z1, z2) and torch.equal(c1, c2)
+
+
+def test_animated_clip_smiles_from_its_middle_frame():
+    from style_transformer.data.synthetic import animate_attributes
+
+    assert animate_attributes(5, 7)["Smiling"].tolist() == [0, 0, 0, 1, 1, 1, 1]  # from frame 7 // 2
+    assert animate_attributes(5, 2)["Smiling"].tolist() == [0, 1]  # the shortest clip
+    with pytest.raises(ValueError, match="a clip needs at least 2 frames, got 1"):
+        animate_attributes(5, 1)
+    default, first, second = animate_attributes(5, 3), animate_attributes(5, 3, subject=0), animate_attributes(5, 3, 1)
+    assert all(np.array_equal(default[k], first[k]) for k in default)  # subject 0 unless told
+    assert not np.array_equal(default["hair_hue"], second["hair_hue"])

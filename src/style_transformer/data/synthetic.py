@@ -183,7 +183,7 @@ def render_codes(z: "torch.Tensor", c: "torch.Tensor", size: int) -> "torch.Tens
 
 def _hsv(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     """HSV in [0, 1] -> RGB ``[..., 3]``."""
-    k = (np.stack([5.0 + 0 * h, 3.0 + 0 * h, 1.0 + 0 * h], -1) + h[..., None] * 6) % 6
+    k = (np.stack([np.full_like(h, 5.0), np.full_like(h, 3.0), np.full_like(h, 1.0)], -1) + h[..., None] * 6) % 6
     return v[..., None] - v[..., None] * s[..., None] * np.clip(np.minimum(k, 4 - k), 0, 1)
 
 
@@ -234,7 +234,7 @@ def render_faces(attrs: Dict[str, np.ndarray], size: int = 64) -> np.ndarray:
 
     img = np.empty((n, size, size, 3), dtype=np.float32)
     scratch = np.empty_like(img)
-    bg_top = _hsv(a["background_hue"][..., 0, 0], 0.35 + 0 * a["background_hue"][..., 0, 0],
+    bg_top = _hsv(a["background_hue"][..., 0, 0], np.full_like(a["background_hue"][..., 0, 0], 0.35),
                   a["background_value"][..., 0, 0])
     grad = (0.85 + 0.3 * (y0 + 1) / 2)[None, :, :, None].astype(np.float32)
     img[:] = bg_top[:, None, None, :].astype(np.float32) * grad
@@ -250,12 +250,13 @@ def render_faces(attrs: Dict[str, np.ndarray], size: int = 64) -> np.ndarray:
         np.multiply(scratch, alpha[..., None], out=scratch)
         np.add(img, scratch, out=img)
 
-    hair_rgb = _hsv(a["hair_hue"][:, 0, 0], 0.55 + 0 * a["hair_hue"][:, 0, 0], a["hair_value"][:, 0, 0])
+    hair_rgb = _hsv(a["hair_hue"][:, 0, 0], np.full_like(a["hair_hue"][:, 0, 0], 0.55), a["hair_value"][:, 0, 0])
     hair_rgb = np.where((attrs["Black_Hair"] > 0.5)[:, None], hair_rgb * 0.5 + 0.03, hair_rgb)
     skin = _skin(attrs["skin_tone"])
     # shoulders and neck
-    paint(cover(ellipse(0.0, 1.15, 0.75, 0.42)), _hsv(a["background_hue"][:, 0, 0] + 0.5,
-                                                        0.5 + 0 * a["yaw"][:, 0, 0], 0.45 + 0 * a["yaw"][:, 0, 0]))
+    shirt = _hsv(a["background_hue"][:, 0, 0] + 0.5, np.full_like(a["yaw"][:, 0, 0], 0.5),
+                 np.full_like(a["yaw"][:, 0, 0], 0.45))
+    paint(cover(ellipse(0.0, 1.15, 0.75, 0.42)), shirt)
     paint(cover(np.maximum(np.abs(x - 0.5 * shift) - 0.17, np.abs(y - 0.75) - 0.25)), skin * 0.85)
     # hair behind the head
     paint(cover(ellipse(0.0, 0.0, fw + 0.12, 0.78)), hair_rgb * 0.85)
@@ -266,7 +267,7 @@ def render_faces(attrs: Dict[str, np.ndarray], size: int = 64) -> np.ndarray:
     img += (face_col - img) * cover(face_d)[..., None]
     # ears, visible only outside the face outline
     for side in (-1, 1):
-        ear = ellipse(side * (fw + 0.01) + 0.4 * shift, cy, 0.07 + 0 * fw, 0.13 + 0 * fw)
+        ear = ellipse(side * (fw + 0.01) + 0.4 * shift, cy, np.full_like(fw, 0.07), np.full_like(fw, 0.13))
         paint(cover(ear) * (1 - cover(face_d)), skin * 0.9)
     # hair on top of the head (hairline), with bangs reaching down the forehead
     top = np.maximum(face_d - 0.02, y - (-0.33))  # head region above the hairline
@@ -302,7 +303,8 @@ def render_faces(attrs: Dict[str, np.ndarray], size: int = 64) -> np.ndarray:
     opening = ellipse(mx, my + 0.02 * (a["Smiling"] > 0.5), 0.09, 0.045)
     paint(cover(opening) * a["Mouth_Slightly_Open"], np.array([0.22, 0.04, 0.06]))
     # hat: dome over the head and a brim
-    hat_col = _hsv((a["background_hue"][:, 0, 0] + 0.3) % 1, 0.6 + 0 * a["yaw"][:, 0, 0], 0.5 + 0 * a["yaw"][:, 0, 0])
+    hat_col = _hsv((a["background_hue"][:, 0, 0] + 0.3) % 1, np.full_like(a["yaw"][:, 0, 0], 0.6),
+                   np.full_like(a["yaw"][:, 0, 0], 0.5))
     dome = np.maximum(ellipse(0.0, -0.45, fw + 0.1, 0.42), y - (-0.38))
     brim = np.maximum(np.abs(x) - (fw + 0.2), np.abs(y + 0.37) - 0.035)
     paint(cover(np.minimum(dome, brim)) * a["Wearing_Hat"], hat_col)
