@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = "src/style_transformer"
 # module -> (files to mutate, tests that state their behaviour)
 MODULES = {
-    "ops": ([f"{PKG}/ops.py"], ["tests/test_ops.py"]),
+    "ops": ([f"{PKG}/ops.py"], ["tests/test_ops.py", "tests/models/test_stylegan3.py"]),
     "synthetic": ([f"{PKG}/data/synthetic.py"], ["tests/test_synthetic.py", "tests/test_golden.py"]),
     "images": ([f"{PKG}/data/images.py"], ["tests/test_images.py"]),
     "metrics": ([f"{PKG}/metrics/image.py", f"{PKG}/metrics/fid.py", f"{PKG}/metrics/video.py"],

@@ -46,6 +46,11 @@ CASES = [
     (2, 1, (-1, 0, 1, -2)),  # negative pads crop
     (2, 2, (1, 2, 0, 1)),
     (3, 1, (1, 0, 2, 1)),
+    (1, 1, (1, 2, 0, 3)),   # no upsampling, padding unequal on both axes
+    (1, 1, (1, 2, 1, 1)),   # unequal along x only
+    (1, 1, (1, 1, 0, 2)),   # unequal along y only
+    (1, 2, (0, 1, 2, 1)),
+    (1, 1, (-1, 1, 1, -1)),
 ]
 
 
@@ -189,3 +194,78 @@ def _fast_matches_ref_on_cuda():
     s = torch.randn(4, 8, device="cuda") + 1
     torch.testing.assert_close(modulated_conv2d(x, w, s, padding=1, impl="fast"),
                                modulated_conv2d(x, w, s, padding=1, impl="ref"), rtol=1e-4, atol=1e-4)
+
+
+def test_make_kernel_is_the_normalised_outer_product():
+    k = make_kernel((1, 2))
+    assert k.dtype == torch.float32
+    torch.testing.assert_close(k, torch.tensor([[1.0, 2.0], [2.0, 4.0]]) / 9, rtol=0, atol=1e-7)
+    k4 = make_kernel((1, 3, 3, 1), gain=4)
+    torch.testing.assert_close(k4, torch.outer(torch.tensor([1.0, 3, 3, 1]), torch.tensor([1.0, 3, 3, 1])) / 16,
+                               rtol=0, atol=1e-7)
+    assert float(k4.sum()) == pytest.approx(4.0)
+
+
+def test_upfirdn2d_pad_forms_and_defaults():
+    x = torch.randn(1, 2, 5, 7, dtype=torch.float64)
+    k = make_kernel((1, 3, 3, 1)).double()
+    for impl in ("ref", "fast"):
+        # one int: all four sides; two: (x0 = y0, x1 = y1); four: (x0, x1, y0, y1)
+        torch.testing.assert_close(upfirdn2d(x, k, pad=2, impl=impl), upfirdn2d(x, k, pad=(2, 2, 2, 2), impl=impl))
+        torch.testing.assert_close(upfirdn2d(x, k, pad=(1, 2), impl=impl), upfirdn2d(x, k, pad=(1, 2, 1, 2), impl=impl))
+    default = upfirdn2d(x, k)  # up 1, down 1, no padding, the fast ops
+    torch.testing.assert_close(default, torch.from_numpy(naive_upfirdn2d(x.numpy(), k.numpy(), 1, 1, (0, 0, 0, 0))))
+    assert default.shape == (1, 2, 2, 4)
+    with pytest.raises(ValueError, match="pad must have 1, 2 or 4 entries, got"):
+        upfirdn2d(x, k, pad=(1, 2, 3))
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+def test_fused_leaky_relu_in_place_writes_into_its_input(impl):
+    x = torch.randn(2, 3, 4, 4)
+    b = torch.randn(3)
+    want = fused_leaky_relu(x.clone(), b, impl=impl)
+    y = x.clone()
+    out = fused_leaky_relu(y, b, impl=impl, inplace=True)
+    torch.testing.assert_close(out, want)
+    if impl == "fast":
+        assert out.data_ptr() == y.data_ptr()  # no copy of a large activation
+
+
+def _modulated_cases():
+    # (batch, c_in, c_out, size, ksize): small activations (activations scaled), large ones (weights
+    # modulated per sample) at batch 1 and 3
+    return [(3, 8, 8, 2, 3), (1, 4, 6, 5, 3), (3, 4, 6, 5, 3), (2, 4, 6, 5, 1)]
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+@pytest.mark.parametrize("batch,c_in,c_out,size,ksize", _modulated_cases())
+def test_modulated_conv2d_weight_gain_and_cached_weights(impl, batch, c_in, c_out, size, ksize):
+    """The equalized-lr gain scales the weight (every branch), and the fast path's cached extras
+    (``weight_sq``, ``weight_prepared``) give what it computes without them."""
+    g = torch.Generator().manual_seed(batch * 100 + size)
+    x = torch.randn(batch, c_in, size, size, dtype=torch.float64, generator=g)
+    w = torch.randn(c_out, c_in, ksize, ksize, dtype=torch.float64, generator=g)
+    s = torch.randn(batch, c_in, dtype=torch.float64, generator=g) + 1
+    gain = 1 / math.sqrt(c_in * ksize * ksize)
+    for demod in (True, False):
+        for up in (False, True):
+            want = naive_modulated_conv(x, w * gain, s, demod, up, ksize // 2)
+            got = modulated_conv2d(x, w, s, demodulate=demod, upsample=up, padding=ksize // 2, weight_gain=gain,
+                                   impl=impl)
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+            if impl == "fast":
+                prepared = w.transpose(0, 1).contiguous() if up else w.contiguous(memory_format=torch.channels_last)
+                cached = modulated_conv2d(x, w, s, demodulate=demod, upsample=up, padding=ksize // 2,
+                                          weight_gain=gain, impl=impl, weight_sq=w.pow(2).sum([2, 3]),
+                                          weight_prepared=prepared)
+                torch.testing.assert_close(cached, want, rtol=1e-10, atol=1e-10)
+
+
+def test_modulated_conv2d_defaults():
+    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
+    w = torch.randn(5, 4, 3, 3, dtype=torch.float64)
+    s = torch.randn(2, 4, dtype=torch.float64) + 1
+    out = modulated_conv2d(x, w, s)  # demodulated, no upsampling, no padding, gain 1, the fast ops
+    assert out.shape == (2, 5, 4, 4)
+    torch.testing.assert_close(out, naive_modulated_conv(x, w, s, True, False, 0), rtol=1e-10, atol=1e-10)
