@@ -5,10 +5,12 @@ Each module is mutated on its own, in a scratch copy of the repository under ``.
 of those, the tests that reach the mutated function). The scratch copies persist, so a later run
 re-tests only the functions that changed since (mutmut's incremental mode); ``--fresh`` starts over.
 
-Prints, per module: mutants, killed, survived, not reached by the mapped tests, timeouts, and the
-score killed / (killed + survived). ``mutmut`` must be installed (``make mutate`` installs it).
+Prints, per module: mutants, killed, survived, not reached by the mapped tests, timeouts (a mutant that
+hangs or runs past mutmut's CPU limit: caught), and the score (killed + timeouts) / (killed + timeouts +
+survived). ``mutmut`` must be installed (``make mutate`` installs it).
 
     python scripts/mutate.py [MODULE ...] [--fresh] [--jobs N]
+    python scripts/mutate.py MODULE --survivors      # what survived the last run, one line each
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ MODULES = {
     "directions": ([f"{PKG}/editing/directions.py"], ["tests/editing/test_directions.py"]),
     "web": ([f"{PKG}/web/app.py"], ["tests/web/test_app.py"]),
 }
-# mutmut's exit codes per mutant (mutants/<file>.meta)
-KILLED, SURVIVED, NO_TESTS, TIMEOUT = 1, 0, 33, 36
+# mutmut's exit codes per mutant (mutants/<file>.meta); -24: stopped by mutmut's CPU-time limit (SIGXCPU)
+KILLED, SURVIVED, NO_TESTS, TIMEOUT, CPU_LIMIT = 1, 0, 33, 36, -24
 
 
 def _sync(dst: Path) -> None:
@@ -72,9 +74,23 @@ def _counts(dst: Path) -> dict:
     for meta in glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True):
         for code in json.loads(Path(meta).read_text())["exit_code_by_key"].values():
             counts["mutants"] += 1
-            key = {KILLED: "killed", SURVIVED: "survived", NO_TESTS: "no tests", TIMEOUT: "timeout"}.get(code, "other")
+            key = {KILLED: "killed", SURVIVED: "survived", NO_TESTS: "no tests", TIMEOUT: "timeout",
+                   CPU_LIMIT: "timeout"}.get(code, "other")
             counts[key] += 1
     return counts
+
+
+def _list_survivors(mutmut: str, dst: Path) -> None:
+    """One line per surviving mutant of the run in ``dst``: its name and the line it changed."""
+    env = dict(os.environ, PYTHONPATH="src")
+    for meta in sorted(glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True)):
+        for key, code in json.loads(Path(meta).read_text())["exit_code_by_key"].items():
+            if code != SURVIVED:
+                continue
+            diff = subprocess.run([mutmut, "show", key], cwd=dst, env=env, capture_output=True, text=True).stdout
+            old = [x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
+            new = [x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+            print(f"{key.rsplit('.', 1)[-1]}: {old[0] if old else '?'}  ->  {new[0] if new else '?'}")
 
 
 def main() -> int:
@@ -83,6 +99,8 @@ def main() -> int:
                    help=f"modules to mutate (default: all of {', '.join(MODULES)})")
     p.add_argument("--fresh", action="store_true", help="forget earlier results and start over")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
+    p.add_argument("--survivors", action="store_true",
+                   help="list the surviving mutants of the last run (one line each: name, old -> new) and stop")
     args = p.parse_args()
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
@@ -90,6 +108,10 @@ def main() -> int:
     if shutil.which("mutmut") is None and not (Path(sys.executable).parent / "mutmut").exists():
         sys.exit("mutmut is not installed: pip install 'mutmut>=3' (make mutate installs it)")
     mutmut = shutil.which("mutmut") or str(Path(sys.executable).parent / "mutmut")
+    if args.survivors:
+        for name in args.modules or list(MODULES):
+            _list_survivors(mutmut, ROOT / ".mutmut" / name)
+        return 0
     rows = []
     for name in args.modules or list(MODULES):
         files, tests = MODULES[name]
@@ -107,8 +129,9 @@ def main() -> int:
         if run.returncode != 0 and counts["mutants"] == 0:
             print(f"{name}: mutmut failed: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode}")
             continue
-        decided = counts["killed"] + counts["survived"]
-        score = 100 * counts["killed"] / decided if decided else float("nan")
+        caught = counts["killed"] + counts["timeout"]  # a mutant that hangs is caught too
+        decided = caught + counts["survived"]
+        score = 100 * caught / decided if decided else float("nan")
         rows.append((name, counts, score, time.perf_counter() - t0))
     print(f"{'module':<12} {'mutants':>8} {'killed':>7} {'survived':>9} {'no tests':>9} {'timeout':>8} {'score':>7} {'time':>7}")
     for name, c, score, secs in rows:

@@ -200,7 +200,8 @@ def test_hair_categories_and_the_label_tables_order():
     rows[1, LABEL_NAMES.index("Black_Hair")] = 1
     assert hair_category(rows).tolist() == [0, 1, 2]
     rows[2, LABEL_NAMES.index("Blond_Hair")] = rows[2, LABEL_NAMES.index("Black_Hair")] = 1
-    with pytest.raises(ValueError, match="a label row has both Blond_Hair and Black_Hair"):
+    with pytest.raises(ValueError, match=r"^a label row has both Blond_Hair and Black_Hair: the hair category is "
+                                         r"one of three$"):
         hair_category(rows)
     table = label_distribution()
     keys = [tuple(r) for r in table[:, :-1]]
@@ -218,6 +219,9 @@ def test_factor_map_reads_the_codes_direction_and_checks_its_shapes():
     a, b = factors_from_code(z, labels), factors_from_code(1e-3 * z, labels)  # a short code: same direction
     for name in CONTINUOUS_FACTORS:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-12)
+    ints = factors_from_code(z, labels.astype(int))  # 0/1 labels of any dtype: float64 attributes
+    assert all(v.dtype == np.float64 for v in ints.values())
+    assert all(np.array_equal(ints[k], a[k]) for k in a)
     with pytest.raises(ValueError, match=r"z must be \[N, >= "):
         factors_from_code(z[:, : nf - 1], labels)
     with pytest.raises(ValueError, match=r"labels must be \[4, "):
