@@ -140,3 +140,37 @@ def test_graphed_pipeline_matches_eager_on_cuda(tiny_checkpoint):
     first = graphed.generate(a.ws[:4])
     graphed.generate(torch.zeros_like(a.ws[:4]))
     torch.testing.assert_close(first, a.images[:4], rtol=0, atol=1e-3)  # not overwritten by the next replay
+
+
+def test_replays_from_many_threads_get_their_own_answers():
+    """The web app serves from threads: one replay at a time through the shared static buffers."""
+    import threading
+    import time
+
+    class _SlowGraph(_RecordedGraph):
+        def replay(self):
+            seen = self.static_in.clone()
+            time.sleep(0.002)  # a wide window for another thread to overwrite the input
+            self.static_out.copy_(self.fn(seen))
+
+    class _Slow(_CPUGraphed):
+        def _capture(self, x):
+            static_in = x.clone()
+            static_out = self.fn(static_in)
+            return _SlowGraph(self.fn, static_in, static_out), static_in, static_out
+
+    f = _Slow(_fn)
+    errors = []
+
+    def worker(k):
+        for j in range(10):
+            x = torch.full((2, 3), float(k * 100 + j))
+            if not torch.equal(f(x), _fn(x)):
+                errors.append((k, j))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

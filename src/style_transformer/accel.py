@@ -20,6 +20,7 @@ batch-shaped kernels that help the CPU.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -52,10 +53,16 @@ class GraphedForward:
         self.name = name
         self._graphs: Dict[Tuple, Tuple[object, torch.Tensor, torch.Tensor]] = {}
         self.failure: Optional[str] = None
+        # one replay at a time: the static buffers are shared (the web app serves from threads)
+        self._lock = threading.Lock()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.enabled and self.failure is None and self._graphable(x)):
             return self.fn(x)
+        with self._lock:
+            return self._replay(x)
+
+    def _replay(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype, x.device)
         entry = self._graphs.get(key)
         if entry is None:
