@@ -269,3 +269,15 @@ def test_modulated_conv2d_defaults():
     out = modulated_conv2d(x, w, s)  # demodulated, no upsampling, no padding, gain 1, the fast ops
     assert out.shape == (2, 5, 4, 4)
     torch.testing.assert_close(out, naive_modulated_conv(x, w, s, True, False, 0), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+def test_modulated_conv2d_non_square_inputs(impl):
+    x = torch.randn(2, 4, 5, 7, dtype=torch.float64)
+    w = torch.randn(6, 4, 3, 3, dtype=torch.float64) / 6
+    s = torch.randn(2, 4, dtype=torch.float64) + 1
+    for up in (False, True):
+        want = naive_modulated_conv(x, w, s, True, up, 1)
+        got = modulated_conv2d(x, w, s, upsample=up, padding=1, impl=impl)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -334,35 +334,29 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, pad, gain, slope, clamp):
     return _upfirdn2d_ref(x, _as_2d(fd, 1.0, x), 1, down, 0, 0, 0, 0)
 
 
-def _fir_axis(x: torch.Tensor, f: torch.Tensor, axis: int, up: int = 1, down: int = 1, p0: int = 0,
-              p1: int = 0) -> torch.Tensor:
+def _fir_axis(x: torch.Tensor, f: torch.Tensor, up: int, down: int, p0: int, p1: int) -> torch.Tensor:
     """One axis of upfirdn (zero-insert by ``up``, pad p0/p1, convolve with 1-D ``f``, keep every
-    ``down``-th) of ``[N, C, H, W]`` along ``axis`` (2 = H, 3 = W), as a depthwise (transposed)
-    convolution over N*C planes."""
+    ``down``-th; with ``up > 1`` the callers keep every sample) along the last axis of ``[N, C, H, W]``,
+    as a depthwise (transposed) convolution over N*C planes."""
     n, c, h, w = x.shape
-    length = x.shape[axis]
     taps = f.shape[0]
     planes = x.reshape(n * c, 1, h, w)
-    shape = (1, 1, taps, 1) if axis == 2 else (1, 1, 1, taps)
     if up > 1:
         # y[j] = sum_n x[n] f[j + taps-1-p0 - up*n]: a transposed convolution, then a window
-        full = F.conv_transpose2d(planes, f.view(shape), stride=(up, 1) if axis == 2 else (1, up))
-        out_len = length * up + p0 + p1 - taps + 1
+        full = F.conv_transpose2d(planes, f.view(1, 1, 1, taps), stride=(1, up))
+        out_len = w * up + p0 + p1 - taps + 1
         start = taps - 1 - p0
-        avail = full.shape[axis]
-        lo, hi = max(0, -start), max(0, start + out_len - avail)
+        lo, hi = max(0, -start), max(0, start + out_len - full.shape[3])
         if lo or hi:
-            full = F.pad(full, (0, 0, lo, hi) if axis == 2 else (lo, hi, 0, 0))
-        start += lo
-        out = full.narrow(axis, start, out_len)
+            full = F.pad(full, (lo, hi))
+        out = full.narrow(3, start + lo, out_len)
     else:
         if p0 or p1:
-            planes = F.pad(planes, (0, 0, max(p0, 0), max(p1, 0)) if axis == 2 else (max(p0, 0), max(p1, 0), 0, 0))
+            planes = F.pad(planes, (max(p0, 0), max(p1, 0)))
             if p0 < 0 or p1 < 0:
-                size = planes.shape[axis]
-                planes = planes.narrow(axis, max(-p0, 0), size - max(-p0, 0) - max(-p1, 0))
-        stride = (down, 1) if axis == 2 else (1, down)
-        out = F.conv2d(planes, f.flip(0).view(shape), stride=stride)
+                size = planes.shape[3]
+                planes = planes.narrow(3, max(-p0, 0), size - max(-p0, 0) - max(-p1, 0))
+        out = F.conv2d(planes, f.flip(0).view(1, 1, 1, taps), stride=(1, down))
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
 
@@ -371,7 +365,7 @@ def _fir_matrix(f: torch.Tensor, length: int, up: int = 1, down: int = 1, p0: in
     ``_fir_axis`` on the identity: on a CPU one matmul beats a depthwise convolution of the same
     function by an order of magnitude."""
     eye = torch.eye(length, dtype=f.dtype, device=f.device)[None, None]  # rows are unit impulses
-    return _fir_axis(eye, f, 3, up=up, down=down, p0=p0, p1=p1)[0, 0]
+    return _fir_axis(eye, f, up, down, p0, p1)[0, 0]
 
 
 def _filtered_lrelu_fast(x, fu, fd, b, up, down, pad, gain, slope, clamp):
