@@ -335,9 +335,10 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, pad, gain, slope, clamp):
 
 
 def _fir_axis(x: torch.Tensor, f: torch.Tensor, up: int, down: int, p0: int, p1: int) -> torch.Tensor:
-    """One axis of upfirdn (zero-insert by ``up``, pad p0/p1, convolve with 1-D ``f``, keep every
-    ``down``-th; with ``up > 1`` the callers keep every sample) along the last axis of ``[N, C, H, W]``,
-    as a depthwise (transposed) convolution over N*C planes."""
+    """One axis of upfirdn along the last axis of ``[N, C, H, W]``, as a depthwise (transposed)
+    convolution over N*C planes: with ``up > 1`` zero-insert, pad p0/p1 (negative crops) and convolve
+    with 1-D ``f`` (every sample kept); with ``up == 1`` convolve and keep every ``down``-th sample
+    (no padding: ``filtered_lrelu`` pads before its down-filter pass)."""
     n, c, h, w = x.shape
     taps = f.shape[0]
     planes = x.reshape(n * c, 1, h, w)
@@ -351,11 +352,7 @@ def _fir_axis(x: torch.Tensor, f: torch.Tensor, up: int, down: int, p0: int, p1:
             full = F.pad(full, (lo, hi))
         out = full.narrow(3, start + lo, out_len)
     else:
-        if p0 or p1:
-            planes = F.pad(planes, (max(p0, 0), max(p1, 0)))
-            if p0 < 0 or p1 < 0:
-                size = planes.shape[3]
-                planes = planes.narrow(3, max(-p0, 0), size - max(-p0, 0) - max(-p1, 0))
+        assert p0 == p1 == 0, "the down-filter pass takes no padding"  # filtered_lrelu pads before it
         out = F.conv2d(planes, f.flip(0).view(1, 1, 1, taps), stride=(1, down))
     return out.reshape(n, c, out.shape[2], out.shape[3])
 
