@@ -281,3 +281,15 @@ def test_modulated_conv2d_non_square_inputs(impl):
         got = modulated_conv2d(x, w, s, upsample=up, padding=1, impl=impl)
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_leaky_relu_defaults():
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    before = x.clone()
+    y = fused_leaky_relu(x, b)  # slope 0.2, gain sqrt(2), the fast ops, not in place
+    z = x + b.view(1, -1, 1, 1)
+    torch.testing.assert_close(y, torch.where(z >= 0, z, 0.2 * z) * math.sqrt(2), rtol=1e-12, atol=1e-12)
+    assert torch.equal(x, before)
+    with pytest.raises(ValueError, match="impl"):
+        fused_leaky_relu(x, b, impl="cuda")

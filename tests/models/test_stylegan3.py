@@ -178,3 +178,32 @@ def test_designed_network_has_nvidias_geometry_and_filters(name, kw):
     with torch.no_grad():
         img = g.synthesis(torch.randn(2, g.num_ws, 64))
     assert img.shape == (2, 3, 32, 32) and torch.isfinite(img).all()
+
+
+@pytest.mark.parametrize("impl", ["ref", "fast"])
+def test_filtered_lrelu_2d_up_filter_crops_without_filters_and_defaults(impl):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 7, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    fu2 = torch.rand(6, 6, generator=g, dtype=torch.float64)  # a 2-D (non-separable) up filter
+    fd = torch.rand(4, generator=g, dtype=torch.float64)
+    cases = [(fu2, fd, 2, 2, (4, 3, 2, 5)),
+             (None, fd, 1, 2, (-1, 2, -2, 1)),   # no up filter: padding and crops only
+             (None, None, 1, 1, (1, -2, -1, -2))]
+    for fu, fdn, up, down, pad in cases:
+        expect = _naive_filtered_lrelu(x, fu, fdn, b, up, down, pad, 2 ** 0.5, 0.2, None)
+        got = filtered_lrelu(x, fu, fdn, b, up, down, pad, impl=impl)
+        assert got.shape == expect.shape
+        torch.testing.assert_close(got, expect, rtol=0, atol=1e-10)
+    # the defaults: no resampling or padding, gain sqrt(2), slope 0.2, no clamp
+    torch.testing.assert_close(filtered_lrelu(x, None, None, b, impl=impl),
+                               _naive_filtered_lrelu(x, None, None, b, 1, 1, (0, 0, 0, 0), 2 ** 0.5, 0.2, None),
+                               rtol=0, atol=1e-12)
+
+
+def test_filtered_lrelu_upsampling_needs_a_filter_and_runs_the_fast_ops_by_default():
+    x, b = torch.randn(1, 2, 4, 4), torch.zeros(2)
+    with pytest.raises(ValueError, match=r"^upsampling needs a filter$"):
+        filtered_lrelu(x, None, None, b, up=2)
+    with pytest.raises(ValueError, match="impl"):
+        filtered_lrelu(x, None, None, b, impl="cuda")
