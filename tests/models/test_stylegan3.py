@@ -74,6 +74,7 @@ CASES = [  # up, down, up taps, down taps, radial down filter, padding
     (2, 1, 12, 4, False, (3, -2, 4, 1)),
     (1, 2, 1, 6, False, (1, -1, 0, 2)),
     (1, 1, 1, 1, False, (0, 0, 0, 0)),
+    (2, 1, 4, 4, False, (6, 5, 7, 6)),  # padding wider than the up filter: the window leaves the data
 ]
 
 
