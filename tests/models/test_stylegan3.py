@@ -196,6 +196,10 @@ def test_filtered_lrelu_2d_up_filter_crops_without_filters_and_defaults(impl):
         got = filtered_lrelu(x, fu, fdn, b, up, down, pad, impl=impl)
         assert got.shape == expect.shape
         torch.testing.assert_close(got, expect, rtol=0, atol=1e-10)
+    # no down filter but a stride; a linear activation (slope 1) with a gain
+    expect = _naive_filtered_lrelu(x, fu2, None, b, 2, 2, (3, 2, 2, 3), 1.7, 1.0, None)
+    torch.testing.assert_close(filtered_lrelu(x, fu2, None, b, 2, 2, (3, 2, 2, 3), gain=1.7, slope=1.0, impl=impl),
+                               expect, rtol=0, atol=1e-10)
     # the defaults: no resampling or padding, gain sqrt(2), slope 0.2, no clamp
     torch.testing.assert_close(filtered_lrelu(x, None, None, b, impl=impl),
                                _naive_filtered_lrelu(x, None, None, b, 1, 1, (0, 0, 0, 0), 2 ** 0.5, 0.2, None),
