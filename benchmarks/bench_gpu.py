@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from bench_speed import _time as _median_seconds  # median of timed runs after a warm-up, CUDA synced
 from style_transformer import InversionPipeline, create_model, load_pipeline
 
 GPU_BATCHES = (1, 8, 32, 256)
@@ -60,19 +60,6 @@ def _precision(name: str, device: torch.device):
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _median_seconds(fn, device: torch.device, reps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):  # the first call of a graphed case records its graph
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _models(names, device):
@@ -111,7 +98,7 @@ def bench_inversion(names, batches, reps, device, rows):
 
                         try:
                             with _precision(precision, device):
-                                t = _median_seconds(forward, device, reps)
+                                t = _median_seconds(forward, reps)  # the warm-up call records a graphed case's graph
                                 ws, img = forward()
                         except torch.cuda.OutOfMemoryError:
                             print(f"{name} batch {batch} {ops} {precision}: out of GPU memory", file=sys.stderr)
@@ -131,7 +118,6 @@ def bench_inversion(names, batches, reps, device, rows):
                               f"max diff img {row['max_diff_images']:.2e} codes {row['max_diff_codes']:.2e}"
                               + (f"  (graph fell back: {row['graph_fallback']})" if row["graph_fallback"] else ""),
                               flush=True)
-                        del pipe
 
 
 def _busy_share(step, steps: int, device: torch.device):

@@ -205,12 +205,11 @@ class InversionPipeline:
             rows = self.generator.num_ws
             out = [self.graphs.synthesize(ws[i: i + batch_size, :rows]) for i in range(0, ws.shape[0], batch_size)]
             return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
-        if randomize_noise:  # fresh noise per call: eager (a graph would replay the same draw)
-            out = [self.generator.synthesis(ws[i: i + batch_size].to(self.device), randomize_noise=True).float().cpu()
-                   for i in range(0, ws.shape[0], batch_size)]
-        else:  # codes already on the device stay put
-            out = [self._synthesis_forward(ws[i: i + batch_size].to(self.device)).cpu()
-                   for i in range(0, ws.shape[0], batch_size)]
+        # fresh noise per call runs eagerly (a graph would replay the same draw)
+        render = ((lambda w: self.generator.synthesis(w, randomize_noise=True).float()) if randomize_noise
+                  else self._synthesis_forward)
+        out = [render(ws[i: i + batch_size].to(self.device)).cpu()  # codes already on the device stay put
+               for i in range(0, ws.shape[0], batch_size)]
         return torch.cat(out) if out else torch.empty(0, 3, self.generator.size, self.generator.size)
 
     def as_wplus(self, ws: torch.Tensor) -> torch.Tensor:

@@ -134,13 +134,14 @@ def _runtime(args: argparse.Namespace) -> str:
     return runtime
 
 
-def _pipeline(args: argparse.Namespace):
-    """The pipeline of ``--checkpoint``/``--generator`` (both default to the shipped models)."""
+def _pipeline(args: argparse.Namespace, editing: Optional[str] = None):
+    """The pipeline of ``--checkpoint``/``--generator`` (both default to the shipped models), with the
+    editing folder ``editing`` (loaded on first use; None: the shipped one with the shipped models)."""
     from ..inference import load_pipeline
     from ..pretrained import resolve_models
 
     resolve_models(args.checkpoint, args.generator)  # the checkpoint/generator rule, before loading anything
-    return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
+    return load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device, editing=editing,
                          runtime=_runtime(args), precision=getattr(args, "precision", "fp32"),
                          cuda_graphs=getattr(args, "cuda_graphs", True))
 
@@ -155,14 +156,9 @@ def _image_classifier(path: Optional[str], device):
 
 def _editing_pipeline(args: argparse.Namespace):
     """``_pipeline`` with its editing models loaded now (``--editing``, default the shipped ones)."""
-    from ..inference import load_pipeline
-    from ..pretrained import resolve_models
-
-    resolve_models(args.checkpoint, args.generator)
-    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=_runtime(args), precision=getattr(args, "precision", "fp32"),
-                         cuda_graphs=getattr(args, "cuda_graphs", True))
     from ..editing import DirectionError
+
+    pipe = _pipeline(args, editing=args.editing)
 
     try:
         pipe.editing  # noqa: B018 (load now: a wrong folder is a usage error before any work)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..errors import UsageError
-from .common import (_positive_int, _make_out_dir)
-from .common import _add_device_arg
+from .common import _add_device_arg, _make_out_dir, _positive_int
 from .editing import _latent_label_args, _labelled_samples
 
 

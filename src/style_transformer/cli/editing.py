@@ -7,9 +7,8 @@ import re
 from typing import Optional
 
 from ..errors import UsageError
-from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _editing_pipeline, _image_classifier,
-                     _make_out_dir, _positive_int)
-from .common import _add_device_arg, _add_model_args
+from .common import (_add_align_args, _add_device_arg, _add_model_args, _add_runtime_arg, _check_align_args,
+                     _editing_pipeline, _image_classifier, _make_out_dir, _positive_int)
 
 
 def _parser_train_editor(sub) -> None:
@@ -119,7 +118,8 @@ def _cmd_train_editor(args: argparse.Namespace) -> int:
     cfg = EditingBuildConfig(attributes=args.attributes, epochs=args.epochs, editor_steps=args.editor_steps,
                              hidden=tuple(args.hidden), seed=args.seed, label_renders=args.label_renders,
                              mix_codes=args.mix_codes, near_metric=args.near_metric)
-    generator, clf = _generator_and_classifier(args, cfg.needs_image_classifier) if cfg.needs_generator else (None, None)
+    generator, clf = (_generator_and_classifier(args, cfg.needs_image_classifier) if cfg.needs_generator
+                      else (None, None))
     if generator is not None and ws.shape[-1] != generator.style_dim:
         raise UsageError(f"{args.latents}: latents of width {ws.shape[-1]}, the generator's w_dim is "
                          f"{generator.style_dim}")

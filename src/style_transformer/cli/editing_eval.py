@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import (_editing_pipeline, _image_classifier, _non_negative_float, _positive_float, _positive_int,
-                     _write_text_atomic)
-from .common import _add_device_arg, _add_model_args
+from .common import (_add_device_arg, _add_model_args, _editing_pipeline, _image_classifier, _non_negative_float,
+                     _positive_float, _positive_int, _write_text_atomic)
 
 _METHOD_CHOICES = ("interfacegan", "classifier", "reference", "ganspace", "sefa")
 

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import _add_runtime_arg, _image_classifier, _make_out_dir, _pipeline, _positive_int, _write_text_atomic
-from .common import _add_device_arg, _add_model_args
+from .common import (_add_device_arg, _add_model_args, _add_runtime_arg, _image_classifier, _make_out_dir, _pipeline,
+                     _positive_int, _write_text_atomic)
 
 
 def _parser_fid(sub) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import List
 
 from ..errors import RunError, UsageError
-from .common import (_add_align_args, _add_runtime_arg, _check_align_args, _label_values, _pipeline, _positive_int,
-                     _runtime, _truncation)
-from .common import _add_device_arg, _add_model_args
+from .common import (_add_align_args, _add_device_arg, _add_model_args, _add_runtime_arg, _check_align_args,
+                     _label_values, _pipeline, _positive_int, _runtime, _truncation)
 
 
 def _parser_invert(sub) -> None:

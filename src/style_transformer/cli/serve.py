@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
-from .common import _add_runtime_arg
-from .common import _add_device_arg, _add_model_args
+from .common import _add_device_arg, _add_model_args, _add_runtime_arg, _pipeline
 
 
 def _parser_serve(sub) -> None:
@@ -24,16 +23,11 @@ def _parser_serve(sub) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ..inference import load_pipeline
-    from ..pretrained import resolve_models
     from ..web import EditorApp, make_server
 
-    resolve_models(args.checkpoint, args.generator)  # the checkpoint/generator rule
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {args.port}")
-    pipe = load_pipeline(checkpoint=args.checkpoint, generator=args.generator, device=args.device,
-                         editing=args.editing, runtime=args.runtime, precision=args.precision,
-                         cuda_graphs=args.cuda_graphs)
+    pipe = _pipeline(args, editing=args.editing)
     app = EditorApp(pipe, max_upload_mb=args.max_upload_mb)
     try:
         server = make_server(app, args.host, args.port)

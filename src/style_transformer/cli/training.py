@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import List
 
 from ..errors import UsageError
-from .common import _int_list, _positive_int
-from .common import _add_device_arg
+from .common import _add_device_arg, _int_list, _positive_int
 
 
 def _parser_train_gan(sub) -> None:

@@ -7,8 +7,8 @@ import argparse
 import numpy as np
 
 from ..errors import UsageError
-from .common import _add_runtime_arg, _editing_pipeline, _image_classifier, _pipeline, _positive_int, _write_text_atomic
-from .common import _add_device_arg, _add_model_args
+from .common import (_add_device_arg, _add_model_args, _add_runtime_arg, _editing_pipeline, _image_classifier,
+                     _pipeline, _positive_int, _write_text_atomic)
 
 
 def _video_args(p: argparse.ArgumentParser) -> None:

@@ -88,10 +88,14 @@ def _as_input(frames: np.ndarray) -> torch.Tensor:
     return uint8_to_input(torch.from_numpy(frames).permute(0, 3, 1, 2))
 
 
+def frame_change(clip: torch.Tensor) -> float:
+    """Mean absolute frame-to-frame change of a clip ``[T, 3, H, W]`` in [-1, 1]."""
+    return float((clip[1:] - clip[:-1]).abs().mean())
+
+
 def temporal_measures(out: torch.Tensor, true: torch.Tensor) -> Dict[str, float]:
     """``jitter``, ``change`` and ``true_change`` (module docstring) of clips ``[T, 3, H, W]`` in [-1, 1]."""
-    change = float((out[1:] - out[:-1]).abs().mean())
-    true_change = float((true[1:] - true[:-1]).abs().mean())
+    change, true_change = frame_change(out), frame_change(true)
     return {"jitter": change - true_change, "change": change, "true_change": true_change}
 
 
@@ -157,7 +161,7 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                     if attribute in factors:
                         target = dict(factors, **{attribute: np.full_like(factors[attribute], float(adding))})
                         edited_truth = _as_input(render_faces(target, out.shape[1]))
-                    edit_true_change = float((edited_truth[1:] - edited_truth[:-1]).abs().mean())
+                    edit_true_change = frame_change(edited_truth)
             x = _as_input(out)
             mse = ((x - true) ** 2).mean((1, 2, 3))
             m = {"psnr": float(psnr_db(mse).mean()),
@@ -177,7 +181,7 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                 verdicts = (probs[:, [classifier.attributes.index(a) for a in others]] > 0.5).numpy()
                 truth = np.stack([attrs[a] > 0.5 for a in others], 1)
                 m.update(edit_present=float(present.mean()), edit_switches=float(np.sum(present[1:] != present[:-1])),
-                         edit_change=float((y[1:] - y[:-1]).abs().mean()), preserved=float((verdicts == truth).mean()))
+                         edit_change=frame_change(y), preserved=float((verdicts == truth).mean()))
                 m["edit_true_change"] = edit_true_change
                 m["edit_jitter"] = m["edit_change"] - m["edit_true_change"]
             runs[name] = m
