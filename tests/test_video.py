@@ -18,7 +18,7 @@ from style_transformer.data.synthetic import ATTRIBUTES, animate_attributes, ren
 from style_transformer.data.video import (VideoInfo, VideoReader, VideoWriter, read_clip_attributes,  # noqa: E402
                                           write_synth_clip, write_video)
 from style_transformer.errors import InputError, UsageError  # noqa: E402
-from style_transformer.metrics.video import code_change, temporal_measures  # noqa: E402
+from style_transformer.metrics.video import code_change, frame_flicker, temporal_measures  # noqa: E402
 from style_transformer.video import TemporalSmoother, process_video, smooth_sequence  # noqa: E402
 
 
@@ -226,6 +226,31 @@ def test_measures_against_their_closed_forms():
     assert m["true_change"] == pytest.approx(0.5 / 3)
     assert m["change"] == pytest.approx((0.5 + 0.2 + 0.2) / 3)
     assert m["jitter"] == pytest.approx(0.4 / 3)
+    # flicker: |x_t - (x_{t-1} + x_{t+1}) / 2| over frames 1 and 2 (2x2 frames pool to one value)
+    assert m["true_flicker"] == pytest.approx((0.25 + 0.0) / 2)
+    assert m["flicker"] == pytest.approx((abs(0.5 - 0.35) + abs(0.7 - 0.5)) / 2)
+    assert temporal_measures(out, true, pool=1)["flicker"] == pytest.approx(0.175)
+
+
+def test_flicker_ignores_steady_motion_and_pools_blocks():
+    t = torch.arange(6, dtype=torch.float64).view(6, 1, 1, 1)
+    ramp = (0.1 * t).expand(6, 3, 4, 4).clone()  # every pixel moving at constant speed
+    assert frame_flicker(ramp) == pytest.approx(0.0, abs=1e-12)
+    assert frame_flicker(ramp[:2]) == 0.0  # fewer than 3 frames: nothing to measure
+    toggling = ramp.clone()
+    toggling[3, :, 0, 0] += 0.4  # one pixel in sixteen toggles on frame 3
+    # frames 2, 3, 4 see 0.2, 0.4, 0.2 at that pixel (over 4 measured frames and 16 pixels)
+    assert frame_flicker(toggling, pool=1) == pytest.approx((0.2 + 0.4 + 0.2) / 4 / 16)
+    assert frame_flicker(toggling) == pytest.approx((0.2 + 0.4 + 0.2) / 4 / 16)  # the block's mean moves as much
+    toggling[3, :, 0, 1] -= 0.4  # a neighbour toggles the other way: the block's mean stays on its ramp
+    assert frame_flicker(toggling, pool=1) == pytest.approx(2 * (0.2 + 0.4 + 0.2) / 4 / 16)
+    assert frame_flicker(toggling) == pytest.approx(0.0, abs=1e-12)
+    blink = ramp.clone()
+    blink[3] += 0.4  # the whole frame brightens for one frame: pooling keeps all of it
+    assert frame_flicker(blink) == pytest.approx((0.2 + 0.4 + 0.2) / 4)
+    odd = torch.zeros(3, 1, 5, 5, dtype=torch.float64)
+    odd[1] = 1.0
+    assert frame_flicker(odd) == pytest.approx(1.0)  # a side not divisible by the block still averages whole
     ws = np.zeros((3, 2, 4))
     ws[1, :, 0] = 3.0
     ws[2, :, 0] = 3.0

@@ -66,7 +66,7 @@ def _parser_edit_video(sub) -> None:
 
 def _parser_eval_video(sub) -> None:
     p = sub.add_parser("eval-video", help="measure video inversion (and an edit) on a rendered clip: per-frame "
-                                          "quality, temporal jitter, edit presence",
+                                          "quality, temporal jitter and flicker, edit presence",
                        epilog="example:\n  style-transformer dataset synth-video --out clip.mp4 --seed 7000\n"
                               "  style-transformer eval-video clip.mp4 --attribute Smiling",
                        formatter_class=argparse.RawDescriptionHelpFormatter)

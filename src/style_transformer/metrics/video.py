@@ -13,6 +13,10 @@ to the true frames themselves as the inversion does):
   and pixels, images in [-1, 1]) of the output and of the true frames; ``jitter = change -
   true_change``: the temporal jitter, how much more the output changes from frame to frame than the
   truth does.
+- ``flicker`` and ``true_flicker``: the part of each frame's change that does not continue the motion,
+  ``mean |x_t - (x_{t-1} + x_{t+1}) / 2|`` (zero for any motion at constant speed; frames averaged over
+  4 x 4 pixel blocks first, ``FLICKER_POOL``, so that single pixels' 8-bit rounding toggling as a value
+  drifts past a step counts less than a region that brightens and dims).
 - ``w_change``: the mean L2 norm of the frame-to-frame change of the W+ code (per row, averaged).
 
 With an edit (``attribute``, at ``strength`` or the editing folder's calibrated one), the edited clip is judged by the image attribute
@@ -21,7 +25,8 @@ value), ``edit_kept`` (share of the frames where the per-frame edit succeeds on 
 is present), ``edit_switches`` (how often the verdict flips between consecutive frames),
 ``edit_change`` (``change`` of the edited clip), ``edit_true_change`` (that of the true edited clip: the
 clip rendered with the edited attribute set on every frame, when the renderer draws that attribute;
-else the true clip's), ``edit_jitter`` (their difference) and ``preserved`` (share of the other
+else the true clip's), ``edit_jitter`` (their difference), ``edit_flicker`` and ``edit_true_flicker`` (``flicker`` of the
+edited clip and of the true edited clip) and ``preserved`` (share of the other
 attributes' verdicts on the edited frames that agree with the truth).
 """
 
@@ -58,7 +63,8 @@ class VideoReport:
 
     def format(self) -> str:
         keys = [k for k in ("psnr", "lpips", "jitter", "change", "true_change", "w_change", "edit_present",
-                            "edit_kept", "edit_switches", "edit_change", "edit_true_change", "edit_jitter", "preserved",
+                            "edit_kept", "edit_switches", "edit_change", "edit_true_change", "edit_jitter", "flicker",
+                            "true_flicker", "edit_flicker", "edit_true_flicker", "preserved",
                             "fps")
                 if any(k in r for r in self.runs.values())]
         names = list(self.runs)
@@ -93,10 +99,26 @@ def frame_change(clip: torch.Tensor) -> float:
     return float((clip[1:] - clip[:-1]).abs().mean())
 
 
-def temporal_measures(out: torch.Tensor, true: torch.Tensor) -> Dict[str, float]:
-    """``jitter``, ``change`` and ``true_change`` (module docstring) of clips ``[T, 3, H, W]`` in [-1, 1]."""
+FLICKER_POOL = 4
+
+
+def frame_flicker(clip: torch.Tensor, pool: int = FLICKER_POOL) -> float:
+    """Mean ``|x_t - (x_{t-1} + x_{t+1}) / 2|`` of a clip ``[T, 3, H, W]`` after averaging ``pool`` x ``pool``
+    pixel blocks: the change that does not continue the motion (0 for fewer than 3 frames)."""
+    if len(clip) < 3:
+        return 0.0
+    x = clip.double()
+    if pool > 1:
+        x = torch.nn.functional.avg_pool2d(x, pool, ceil_mode=True)
+    return float((x[1:-1] - 0.5 * (x[2:] + x[:-2])).abs().mean())
+
+
+def temporal_measures(out: torch.Tensor, true: torch.Tensor, pool: int = FLICKER_POOL) -> Dict[str, float]:
+    """``jitter``, ``change``, ``true_change``, ``flicker`` and ``true_flicker`` (module docstring) of clips
+    ``[T, 3, H, W]`` in [-1, 1]."""
     change, true_change = frame_change(out), frame_change(true)
-    return {"jitter": change - true_change, "change": change, "true_change": true_change}
+    return {"jitter": change - true_change, "change": change, "true_change": true_change,
+            "flicker": frame_flicker(out, pool), "true_flicker": frame_flicker(true, pool)}
 
 
 def code_change(ws: np.ndarray) -> float:
@@ -140,7 +162,7 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
         lpips = LPIPS.load("alex-st")
     runs: Dict[str, Dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="style_transformer_eval_video_") as tmp:
-        true = edit_true_change = None
+        true = edit_true_change = edit_true_flicker = None
         factors = {k: v for k, v in attrs.items() if k not in ("frame", "time")}  # what the renderer draws
         adding = strength is None or strength > 0
         edited_present: Dict[str, np.ndarray] = {}
@@ -162,6 +184,7 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                         target = dict(factors, **{attribute: np.full_like(factors[attribute], float(adding))})
                         edited_truth = _as_input(render_faces(target, out.shape[1]))
                     edit_true_change = frame_change(edited_truth)
+                    edit_true_flicker = frame_flicker(edited_truth)
             x = _as_input(out)
             mse = ((x - true) ** 2).mean((1, 2, 3))
             m = {"psnr": float(psnr_db(mse).mean()),
@@ -181,7 +204,8 @@ def evaluate_video(pipe, clip: PathLike, attributes: Optional[PathLike] = None, 
                 verdicts = (probs[:, [classifier.attributes.index(a) for a in others]] > 0.5).numpy()
                 truth = np.stack([attrs[a] > 0.5 for a in others], 1)
                 m.update(edit_present=float(present.mean()), edit_switches=float(np.sum(present[1:] != present[:-1])),
-                         edit_change=frame_change(y), preserved=float((verdicts == truth).mean()))
+                         edit_change=frame_change(y), edit_flicker=frame_flicker(y),
+                         edit_true_flicker=edit_true_flicker, preserved=float((verdicts == truth).mean()))
                 m["edit_true_change"] = edit_true_change
                 m["edit_jitter"] = m["edit_change"] - m["edit_true_change"]
             runs[name] = m
