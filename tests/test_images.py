@@ -190,3 +190,123 @@ def test_preprocess_takes_paths_single_channel_arrays_and_tensors_first(tmp_path
     assert torch.equal(preprocess([rgba], 2), torch.ones(1, 3, 2, 2))
     with pytest.raises(ValueError, match="HxWx3"):
         preprocess([np.zeros((4, 4, 2), np.uint8)], 4)
+
+
+def test_folders_list_image_files_recursively_by_extension(tmp_path):
+    from style_transformer.data.images import list_image_files
+
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "dir.png").mkdir()  # a folder named like an image is not a file
+    for name in ("b.png", "A.JPG", "sub/c.WebP", "sub/deeper/d.bmp", "notes.txt", "sub/e.gif", "f.jpeg"):
+        (tmp_path / name).write_bytes(b"x")
+    want = sorted([tmp_path / "b.png", tmp_path / "A.JPG", tmp_path / "sub/c.WebP", tmp_path / "sub/deeper/d.bmp",
+                   tmp_path / "f.jpeg"])
+    assert list_image_files(tmp_path) == want
+    # files come in the order given, each folder's sorted, a file as it is (whatever its extension)
+    assert collect_images([tmp_path / "notes.txt", tmp_path / "sub"]) == [
+        tmp_path / "notes.txt", tmp_path / "sub/c.WebP", tmp_path / "sub/deeper/d.bmp"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty2").mkdir()
+    with pytest.raises(InputError) as e:
+        collect_images([tmp_path / "empty", tmp_path / "empty2"])
+    assert str(e.value) == f"no image files found in {tmp_path / 'empty'}, {tmp_path / 'empty2'}"
+
+
+def test_unreadable_image_message_quotes_the_decoder(tmp_path, monkeypatch):
+    (tmp_path / "x.png").write_bytes(b"nope")
+    with pytest.raises(ImageLoadError) as e:
+        load_image(tmp_path / "x.png")
+    assert str(e.value).startswith(f"{tmp_path / 'x.png'}: not a readable image (cannot identify image file")
+
+    def failing(message):
+        def open_(*a, **k):
+            raise OSError(message)
+        return open_
+
+    monkeypatch.setattr(Image, "open", failing("y" * 300))
+    with pytest.raises(ImageLoadError) as e:  # a long reason is cut at 120 characters
+        load_image(tmp_path / "x.png")
+    assert str(e.value) == f"{tmp_path / 'x.png'}: not a readable image ({'y' * 120})"
+    monkeypatch.setattr(Image, "open", failing(""))
+    with pytest.raises(ImageLoadError) as e:  # no reason: the error's type
+        load_image(tmp_path / "x.png")
+    assert str(e.value) == f"{tmp_path / 'x.png'}: not a readable image (OSError)"
+
+
+def test_32_bit_images_scale_by_their_range_and_clip_negatives():
+    from style_transformer.data.images import to_rgb
+
+    # a 32-bit integer image whose maximum is 256 (one past 8 bit) is taken as 16-bit: 256 -> 1
+    im = Image.fromarray(np.array([[0, 256], [128, 64]], np.int32), "I")
+    np.testing.assert_array_equal(np.asarray(to_rgb(im))[..., 0], [[0, 1], [0, 0]])
+    im = Image.fromarray(np.array([[0, 256], [65535, 128]], np.int32), "I")
+    np.testing.assert_array_equal(np.asarray(to_rgb(im))[..., 0], [[0, 1], [255, 0]])
+    # one whose maximum is 255 is already 8-bit
+    im = Image.fromarray(np.array([[0, 255], [-7, 128]], np.int32), "I")
+    np.testing.assert_array_equal(np.asarray(to_rgb(im))[..., 0], [[0, 255], [0, 128]])  # negatives clip to 0
+
+
+def test_preprocess_refuses_non_finite_values_by_kind():
+    with pytest.raises(ValueError, match=r"^image tensor contains NaN or Inf$"):
+        preprocess([torch.full((3, 4, 4), float("nan"))], 4)
+    with pytest.raises(ValueError, match=r"^image array contains NaN or Inf$"):
+        preprocess([np.full((4, 4, 3), np.inf, np.float32)], 4)
+
+
+def test_preprocess_resizes_tensors_antialiased():
+    # vertical stripes of period 4 (one bright column in four) shrunk 4x: an antialiased (area-like)
+    # filter gives their mean everywhere; sampling without antialiasing would miss the bright column
+    x = -torch.ones(1, 3, 16, 16)
+    x[..., ::4] = 1.0
+    out = preprocess([x], 4)
+    assert out.shape == (1, 3, 4, 4)
+    assert out[..., 1:-1, 1:-1].mean().item() == pytest.approx(-0.5, abs=0.05)
+    # a tensor of the right size is passed through untouched
+    y = torch.rand(2, 3, 4, 4) * 2 - 1
+    torch.testing.assert_close(preprocess([y], 4), y)
+    # non-square targets: (h, w)
+    assert preprocess([x], (8, 4)).shape == (1, 3, 8, 4)
+    # enlarging samples at pixel centres (half-pixel rule): [a, b] -> [a, (3a + b) / 4, (a + 3b) / 4, b]
+    two = torch.tensor([-1.0, 1.0]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    torch.testing.assert_close(preprocess([two], (1, 4))[0, :, 0], torch.tensor([-1.0, -0.5, 0.5, 1.0]).expand(3, 4))
+
+
+def test_pool_to_size_averages_blocks_or_resamples():
+    from style_transformer.data.images import pool_to_size
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    assert pool_to_size(x, 8) is x
+    want = x.double().view(2, 3, 4, 2, 4, 2).mean((3, 5))  # 2x2 blocks
+    torch.testing.assert_close(pool_to_size(x, 4).double(), want)
+    torch.testing.assert_close(pool_to_size(x, (4, 4)).double(), want)
+    # a side that does not divide: antialiased bilinear, which keeps a constant image constant and
+    # the mean of a ramp
+    c = torch.full((1, 3, 8, 8), 0.25)
+    torch.testing.assert_close(pool_to_size(c, 3), torch.full((1, 3, 3, 3), 0.25))
+    r = pool_to_size(x[:1], 5)
+    assert r.shape == (1, 3, 5, 5)
+    assert r.mean().item() == pytest.approx(x[:1].mean().item(), rel=0.02)
+    # otherwise: antialiased bilinear, half-pixel centres (a non-square target; a side dividing only
+    # one of the image's sides)
+    bilinear = dict(mode="bilinear", align_corners=False, antialias=True)
+    for size, img in (((4, 2), x), (3, x[..., :6, :])):
+        hw = (size, size) if isinstance(size, int) else size
+        torch.testing.assert_close(pool_to_size(img, size), torch.nn.functional.interpolate(img, size=hw, **bilinear))
+        assert not torch.allclose(pool_to_size(img, size), torch.nn.functional.adaptive_avg_pool2d(img, hw))
+
+
+def test_uint8_conversion_truncates_like_the_official_code_and_files_hold_it(tmp_path):
+    from style_transformer.data.images import as_written, save_image, to_uint8
+
+    img = torch.tensor([-1.5, -1.0, 0.0, 0.999, 1.0, 2.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6).clone()
+    img[:, 1] *= -1
+    want = np.floor(np.clip((img.double().numpy() + 1) / 2, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    got = to_uint8(img)
+    assert got.dtype == np.uint8 and got.shape == (1, 1, 6, 3)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[0, 0, :, 0], [0, 0, 127, 254, 255, 255])
+    back = as_written(img)
+    torch.testing.assert_close(back, torch.from_numpy(want).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    save_image(img[0], tmp_path / "o.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), want[0])
+    assert list(tmp_path.iterdir()) == [tmp_path / "o.png"]  # no temporary file left beside it

@@ -326,31 +326,6 @@ def test_train_editor_mix_codes_trains_the_classifier_on_judged_mixtures(setup, 
     assert not (root / "mixed_bad").exists()
 
 
-def test_mixed_codes_mix_rows_and_interpolate():
-    from style_transformer.editing import mixed_codes
-
-    ws = torch.randn(30, 6, 4, generator=torch.Generator().manual_seed(0))
-    out = mixed_codes(ws, 2, seed=1)
-    assert out.shape == (60, 6, 4) and torch.equal(out, mixed_codes(ws, 2, seed=1))
-    assert len(mixed_codes(ws, 0)) == 0
-    for i in range(30):  # round 0: a contiguous block of rows from one other code, the rest its own
-        own = (out[i] == ws[i]).all(1)
-        taken = (~own).nonzero().flatten()
-        if len(taken):
-            assert int(taken[-1] - taken[0]) + 1 == len(taken)
-            partners = [j for j in range(30) if torch.equal(out[i, taken], ws[j, taken])]
-            assert partners
-    for i in range(30):  # round 1: on the segment from the code to another code
-        move = (out[30 + i] - ws[i]).flatten()
-        best = min(range(30), key=lambda j: float((move - (move @ (ws[j] - ws[i]).flatten())
-                                                   / (ws[j] - ws[i]).flatten().pow(2).sum().clamp_min(1e-12)
-                                                   * (ws[j] - ws[i]).flatten()).norm()))
-        seg = (ws[best] - ws[i]).flatten()
-        t = float(move @ seg / seg.pow(2).sum().clamp_min(1e-12))
-        torch.testing.assert_close(move, t * seg, rtol=1e-4, atol=1e-5)
-        assert -1e-6 <= t <= 1 + 1e-6
-
-
 def test_directions_fit_on_generator_samples(setup, capsys):
     """InterFaceGAN's recipe: samples of the generator labelled by the image classifier; one W normal per
     attribute the classifier judges (an attribute whose samples all get one verdict is skipped)."""

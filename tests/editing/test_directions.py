@@ -21,20 +21,6 @@ def _data(n=400, d=8, seed=0):
     return x, y, normal / np.linalg.norm(normal)
 
 
-def _newton_logistic(x, y, l2, iters=50):
-    """Independent reference: Newton's method on mean softplus loss + 0.5 * l2 * |w|^2 (bias free)."""
-    n, d = x.shape
-    xa = np.hstack([x, np.ones((n, 1))])
-    theta = np.zeros(d + 1)
-    reg = np.diag([l2] * d + [0.0])
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-xa @ theta))
-        grad = xa.T @ (p - y) / n + reg @ theta
-        hess = (xa * (p * (1 - p))[:, None]).T @ xa / n + reg
-        theta -= np.linalg.solve(hess, grad)
-    return theta[:d], theta[d]
-
-
 def test_logistic_boundary_matches_newton_solution():
     x, y, true = _data()
     normal, bias, info = fit_boundary(torch.from_numpy(x), torch.from_numpy(y), "logistic", l2=1e-2)
@@ -434,3 +420,193 @@ def test_directions_round_trip_everything_and_refuse_bad_indexes(tmp_path):
     idx.write_bytes(b"\xff\xfe{")
     with pytest.raises(DirectionError, match="invalid JSON"):
         load_directions(idx.parent)
+
+
+def _newton_squared_hinge(x, y, l2):
+    """mean relu(1 - s (x.w + b))^2 + l2/2 |w|^2 by Newton's method on the active set (the loss is
+    piecewise quadratic), float64: the reference for the ``svm`` boundary."""
+    n, d = x.shape
+    xa = np.hstack([x, np.ones((n, 1))])
+    s = 2 * y - 1
+    theta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(200):
+        slack = 1 - s * (xa @ theta)
+        act = slack > 0
+        grad = -2 * (xa[act] * (s[act] * slack[act])[:, None]).sum(0) / n + reg * theta
+        hess = 2 * xa[act].T @ xa[act] / n + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-15:
+            break
+    return theta[:-1], theta[-1]
+
+
+def _overlapping(seed, n=150, d=5):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)) + 1.5
+    truth = rng.normal(size=d)
+    y = ((x - 1.5) @ truth + 1.0 * rng.normal(size=n) > 0).astype(np.float64)
+    return x, y
+
+
+def test_boundaries_by_default_are_the_optimum_of_their_documented_objective():
+    # defaults: l2 = 1e-3, fitted in float64 to convergence (the latents given in float64 here, so the
+    # agreement is limited only by the solvers)
+    x, y = _overlapping(11)
+    normal, bias, info = fit_boundary(torch.from_numpy(x), torch.from_numpy(y))
+    w_ref, b_ref = _newton_logistic(x, y, 1e-3)
+    np.testing.assert_allclose(normal.double().numpy(), w_ref / np.linalg.norm(w_ref), atol=1e-6)
+    assert bias == pytest.approx(b_ref, rel=1e-6)
+    normal, bias, info = fit_boundary(torch.from_numpy(x), torch.from_numpy(y), "svm")
+    w_ref, b_ref = _newton_squared_hinge(x, y, 1e-3)
+    np.testing.assert_allclose(normal.double().numpy(), w_ref / np.linalg.norm(w_ref), atol=1e-6)
+    assert bias == pytest.approx(b_ref, rel=1e-6)
+    assert info["accuracy"] == pytest.approx(float((((x @ w_ref + b_ref) > 0) == y).mean()), abs=1 / len(y))
+    # a strongly regularised boundary has a short raw normal: the result is still of unit length
+    normal, bias, _ = fit_boundary(torch.from_numpy(x), torch.from_numpy(y), l2=50.0)
+    w_ref, b_ref = _newton_logistic(x, y, 50.0)
+    assert np.linalg.norm(w_ref) < 0.1
+    assert normal.double().norm().item() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(normal.double().numpy(), w_ref / np.linalg.norm(w_ref), atol=1e-6)
+    with pytest.raises(DirectionError) as e:
+        fit_boundary(torch.zeros(4, 2), torch.tensor([0, 2, 0, 1]))
+    assert str(e.value) == "labels must be 0/1 with both values present"
+
+
+def test_apply_keeps_the_latents_dtype_and_fits_rows():
+    ws = torch.zeros(2, 3, 8, dtype=torch.float16)
+    out = Direction("d", torch.ones(1, 8), "file").apply(ws, 2.0)
+    assert out.dtype == torch.float16 and torch.equal(out, torch.full_like(ws, 2.0))
+    # a per-row direction with exactly the latents' rows (fewer rows than the code is wide)
+    vec = torch.arange(24, dtype=torch.float32).reshape(3, 8)
+    torch.testing.assert_close(Direction("d", vec, "file").apply(ws.float(), 1.0), vec.expand(2, 3, 8))
+    # more rows than the latents (but fewer than the code is wide): cut to the latents' rows
+    vec = torch.arange(40, dtype=torch.float32).reshape(5, 8)
+    torch.testing.assert_close(Direction("d", vec, "file").apply(ws.float(), 1.0), vec[:3].expand(2, 3, 8))
+
+
+def test_ganspace_and_sefa_defaults_and_scale(generator):
+    # GANSpace: standard deviations are the square roots of the covariance's eigenvalues, small ones too
+    comps, std = ganspace(generator, n_components=16, n_samples=2000, seed=4)
+    assert comps.shape == (16, 16)
+    evals = np.linalg.eigvalsh(w_covariance(generator, 2000, 4).numpy())[::-1]
+    assert evals[-1] < 1
+    np.testing.assert_allclose(std.double().numpy(), np.sqrt(np.clip(evals, 0, None)), rtol=1e-4, atol=1e-6)
+    assert ganspace(generator, n_samples=500)[0].shape == (10, 16)  # ten components by default
+    # SeFa: every W+ row by default; each modulation's matrix is what its forward pass applies
+    dirs, ev = sefa(generator)
+    assert dirs.shape == (10, 16)
+    every = sefa(generator, n_components=10, layers=list(range(generator.num_ws)))
+    torch.testing.assert_close(ev, every[1])
+    eye = torch.eye(16)
+    with torch.no_grad():
+        applied = torch.cat([m(eye) - m(torch.zeros(1, 16)) for mods in style_modulations(generator) for m in mods], 1)
+    torch.testing.assert_close(modulation_weights(generator), applied.T, rtol=1e-5, atol=1e-6)
+    # column-normalised: the directions and eigenvalues do not depend on the weights' scale
+    small = Generator(GEN).eval()
+    small.load_state_dict(generator.state_dict())
+    with torch.no_grad():
+        for mods in style_modulations(small):
+            for m in mods:
+                m.weight.mul_(1e-3)
+    d2, ev2 = sefa(small, n_components=4)
+    torch.testing.assert_close(ev2, ev[:4], rtol=1e-4, atol=1e-6)
+    assert (d2 * dirs[:4]).sum(1).abs().min() > 0.999
+
+
+def test_mixed_codes_mix_rows_and_interpolate_with_the_documented_distributions():
+    from style_transformer.editing import mixed_codes
+
+    n, rows = 3000, 4
+    ws = torch.randn(n, rows, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = mixed_codes(ws, 3, seed=5)
+    assert out.shape == (3 * n, rows, 2) and out.dtype == torch.float64
+    assert torch.equal(out, mixed_codes(ws, 3, seed=5)) and not torch.equal(out, mixed_codes(ws, 3, seed=6))
+    # rounds 0 and 2 style-mix: rows lo..hi (inclusive) from a partner, lo/hi two uniform rows, so the
+    # block has k rows with probability 1/L (k = 1) or 2 (L - k + 1) / L^2
+    for r in (0, 2):
+        mix = out[r * n:(r + 1) * n]
+        own = (mix == ws).all(-1)  # [n, rows]
+        taken = ~own
+        sizes = taken.sum(1)
+        mixed = sizes > 0  # a code drawn as its own partner keeps every row
+        assert mixed.float().mean() > 0.99
+        for i in torch.nonzero(mixed).flatten()[:200]:
+            idx = torch.nonzero(taken[i]).flatten()
+            assert int(idx[-1] - idx[0]) + 1 == len(idx)  # contiguous
+        freq = torch.bincount(sizes[mixed], minlength=rows + 1)[1:].double() / mixed.sum()
+        want = torch.tensor([1 / rows] + [2 * (rows - k + 1) / rows ** 2 for k in range(2, rows + 1)],
+                            dtype=torch.float64)
+        assert (freq - want).abs().max() < 0.03
+    # round 1 interpolates: w + t (partner - w), t ~ U(0, 1), partners uniform over the codes
+    move = out[n:2 * n] - ws
+    t, partners = [], []
+    for i in range(300):
+        seg = ws - ws[i]  # to every candidate partner
+        tt = (seg * move[i]).sum((1, 2)) / seg.pow(2).sum((1, 2)).clamp_min(1e-12)
+        err = (move[i] - tt.view(-1, 1, 1) * seg).flatten(1).norm(dim=1)
+        j = int(err.argmin())
+        assert float(err[j]) < 1e-9
+        t.append(float(tt[j]))
+        partners.append(j)
+    t = np.array(t)
+    assert t.min() >= 0 and t.max() <= 1 and abs(t.mean() - 0.5) < 0.06 and abs(t.var() - 1 / 12) < 0.02
+    assert len(set(partners)) > 250
+    with pytest.raises(ValueError, match=r"codes must be \[N, L, d\], got \(3, 4\)"):
+        mixed_codes(torch.zeros(3, 4), 1)
+    assert mixed_codes(ws, 0).shape == (0, rows, 2)
+
+
+def test_direction_files_keep_their_entry_names_formats_and_reasons(tmp_path, monkeypatch):
+    import json
+
+    from style_transformer.editing.directions import FORMAT, INDEX, describe
+
+    d = Direction("Smiling", torch.ones(2, 4, dtype=torch.float64), "interfacegan", layers=(0, 1), info={"acc": 0.9})
+    assert describe(d) == {"name": "Smiling", "method": "interfacegan", "layers": (0, 1), "info": {"acc": 0.9},
+                           "shape": [2, 4]}
+    save_directions([d], tmp_path)
+    assert np.load(tmp_path / "Smiling.npy").dtype == np.float32  # the files are float32 whatever the vector
+    # an entry named unlike its file keeps the entry's name; missing info and directions are empty
+    np.save(tmp_path / "s.npy", np.ones((1, 4), np.float32))
+    (tmp_path / INDEX).write_text(json.dumps({"format": FORMAT, "directions": {"Happy": {"file": "s.npy"}}}))
+    got = load_directions(tmp_path)
+    assert list(got) == ["Happy"] and got["Happy"].name == "Happy" and got["Happy"].info == {}
+    assert got["Happy"].layers is None and got["Happy"].method == "file"
+    (tmp_path / INDEX).write_text(json.dumps({"format": FORMAT}))
+    assert load_directions(tmp_path) == {}
+    # an object array is refused by the loader itself (never unpickled)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DirectionError) as e:
+        load_boundary(tmp_path / "obj.npy")
+    assert str(e.value).startswith(f"{tmp_path / 'obj.npy'}: not a readable .npy array (Object arrays cannot be loaded")
+    # reasons are quoted, cut at 120 characters
+    import style_transformer.editing.directions as mod
+
+    def raising(*a, **k):
+        raise ValueError("r" * 300)
+
+    monkeypatch.setattr(mod.np, "load", raising)
+    with pytest.raises(DirectionError) as e:
+        load_boundary(tmp_path / "s.npy")
+    assert str(e.value) == f"{tmp_path / 's.npy'}: not a readable .npy array ({'r' * 120})"
+    monkeypatch.setattr(mod.json, "loads", raising)
+    with pytest.raises(DirectionError) as e:
+        load_directions(tmp_path)
+    assert str(e.value) == f"{tmp_path / INDEX}: invalid JSON ({'r' * 120})"
+
+
+def test_modulation_weights_of_chosen_rows_and_covariance_of_a_conditional_generator(generator):
+    rows = style_modulations(generator)
+    for r in (0, 1, len(rows) - 1):
+        want = torch.cat([m.weight * m.scale for m in rows[r]])
+        torch.testing.assert_close(modulation_weights(generator, [r]), want)
+    assert len(modulation_weights(generator, [0, 1])) < len(modulation_weights(generator))
+    # a conditional generator samples labels too: drawn from the seed, not the global random state
+    cond = Generator(GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8), c_dim=3)).eval()
+    torch.manual_seed(1)
+    a = w_covariance(cond, n_samples=300, seed=7)
+    torch.manual_seed(2)
+    torch.testing.assert_close(w_covariance(cond, n_samples=300, seed=7), a, rtol=0, atol=0)
