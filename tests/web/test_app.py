@@ -16,11 +16,15 @@ from style_transformer.web import EditorApp, make_server
 
 
 @pytest.fixture(scope="module")
-def server(tiny_editing, tiny_checkpoint):
-    root = tiny_editing
-    pipe = load_pipeline(checkpoint=tiny_checkpoint, editing=root / "editing", device="cpu")
-    app = EditorApp(pipe, max_upload_mb=0.05)
+def editing_pipe(tiny_editing, tiny_checkpoint):
+    return load_pipeline(checkpoint=tiny_checkpoint, editing=tiny_editing / "editing", device="cpu")
+
+
+@pytest.fixture  # one server per test: each test drives the handler and the app it builds from the start
+def server(editing_pipe):
+    app = EditorApp(editing_pipe, max_upload_mb=0.05)
     srv = make_server(app, port=0)
+    srv.editor_app = app  # for tests that reach behind the routes
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}", srv
@@ -164,3 +168,252 @@ def test_upload_limit_on_both_sides_of_its_edge(server):
     assert status == 200 and "id" in out, out
     status, out = _post(url + "/api/invert", at_limit + b"\0")
     assert status == 413 and "limit" in out["error"]
+
+
+def _raw(url, method, path, body=b"", headers=None):
+    """One request with exactly these headers: (status, headers, decoded body)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    if body:
+        conn.send(body)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def test_routes_headers_and_refusals_over_http(server):
+    url, srv = server
+    status, h, body = _raw(url, "GET", "/?from=bookmark")  # the query is not part of the route
+    assert status == 200 and h["Content-Type"] == "text/html; charset=utf-8" and h["Cache-Control"] == "no-store"
+    assert int(h["Content-Length"]) == len(body) and b"<script>" in body
+    status, h, body = _raw(url, "GET", "/api/info")
+    assert status == 200 and h["Content-Type"] == "application/json" and json.loads(body)["samples"] == 6
+    status, h, body = _raw(url, "GET", "/api/sample/2.png")
+    assert status == 200 and h["Content-Type"] == "image/png"
+    for path in ("/api/sample/6.png", "/api/sample/-1.png"):
+        status, _, body = _raw(url, "GET", path)
+        assert status == 404 and json.loads(body) == {"error": f"no sample {path.rsplit('/', 1)[1][:-4]}"}
+    status, _, body = _raw(url, "GET", "/api/sample/x.png")
+    assert status == 400 and json.loads(body) == {"error": "malformed request"}
+    status, _, body = _raw(url, "GET", "/nope")
+    assert status == 404 and json.loads(body) == {"error": "no such page: /nope"}
+    status, _, body = _raw(url, "POST", "/api/info", b"", {"Content-Length": "0"})  # GET routes are GET only
+    assert status == 404
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        status, _, body = _raw(url, method, "/api/invert")
+        assert status == 405 and json.loads(body) == {
+            "error": f"method {method} is not allowed here (GET and POST are)"}
+    status, _, body = _raw(url, "POST", "/api/invert", b"", {"Content-Length": "many"})
+    assert status == 400 and json.loads(body) == {"error": "malformed request: bad Content-Length"}
+    status, _, body = _raw(url, "POST", "/api/invert", b"", {"Content-Length": "-1"})
+    assert status == 400 and json.loads(body) == {"error": "malformed request: negative Content-Length"}
+    status, _, body = _raw(url, "POST", "/api/invert", b"", {"Content-Length": "0"})
+    assert status == 400 and json.loads(body) == {"error": "the upload is empty"}
+    status, _, body = _raw(url, "POST", "/api/edit", b"", {"Content-Length": "0"})  # an empty edit: {}
+    assert status == 404 and json.loads(body) == {"error": "this image is no longer in memory: upload it again"}
+
+
+def test_a_body_shorter_than_its_length_and_a_bug_are_answered(server, monkeypatch):
+    import socket
+    from urllib.parse import urlparse
+
+    url, srv = server
+    u = urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as c:
+        c.sendall(b"POST /api/invert HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        c.shutdown(socket.SHUT_WR)  # the client stops after 3 of the 10 bytes it announced
+        reply = c.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {
+        "error": "malformed request: the body is shorter than its Content-Length"}
+    app = srv.editor_app
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app, "info", broken)
+    status, _, body = _raw(url, "GET", "/api/info")
+    assert status == 500 and json.loads(body) == {"error": "internal error: RuntimeError"}
+    status, _, _ = _raw(url, "GET", "/")  # and the server goes on serving
+    assert status == 200
+
+
+def test_downloads_name_their_files(server):
+    url, _ = server
+    _, out = _post(url + "/api/invert", _png_bytes(1))
+    for ext, ctype in (("png", "image/png"), ("npz", "application/octet-stream")):
+        status, h, body = _raw(url, "GET", f"/api/download/{out['id']}.{ext}")
+        assert status == 200 and h["Content-Type"] == ctype
+        assert h["Content-Disposition"] == f'attachment; filename="edited.{ext}"'
+    status, _, body = _raw(url, "GET", "/api/download/unknown.png")
+    assert status == 404 and "upload it again" in json.loads(body)["error"]
+
+
+def test_a_silent_or_dribbling_client_is_cut_off_at_its_deadlines(editing_pipe):
+    """A read waits at most ``timeout``; the whole request must arrive within REQUEST_DEADLINE x timeout
+    even if each byte comes in time."""
+    import socket
+    import time
+
+    from style_transformer.web.app import REQUEST_DEADLINE
+
+    srv = make_server(EditorApp(editing_pipe), port=0, timeout=0.3)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:  # sends nothing
+            t0 = time.perf_counter()
+            assert c.recv(100) == b""  # the server closes the connection
+            assert time.perf_counter() - t0 < 2.0
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:  # one byte every 0.1 s
+            t0 = time.perf_counter()
+            closed = False
+            for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+                try:
+                    c.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.1)
+                if time.perf_counter() - t0 > 3.0:
+                    break
+            if not closed:
+                c.settimeout(2)
+                try:
+                    closed = c.recv(100) == b""
+                except OSError:
+                    closed = True
+            elapsed = time.perf_counter() - t0
+            assert closed and REQUEST_DEADLINE * 0.3 - 0.1 < elapsed < 3.0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_info_sliders_follow_the_calibrated_strengths(editing_pipe, monkeypatch):
+    app = EditorApp(editing_pipe, max_upload_mb=0.05, n_samples=3)
+    monkeypatch.setattr(app.editing, "strengths", lambda method: {"Smiling": 1.23456, "Eyeglasses": 9.0}
+                        if method == "interfacegan" else {})
+    info = app.info()
+    # sorted by name; no calibrated strength: 3; the slider reaches twice the default, at least 1
+    assert info["sliders"] == [{"name": "Bangs", "max": 6.0, "default": 3.0},
+                               {"name": "Smiling", "max": 2.47, "default": 1.23}]
+    assert info["editors"] == ["Bangs", "Smiling"] and info["samples"] == 3
+    assert info["max_upload_mb"] == int(0.05 * 2 ** 20) / 2 ** 20 and info["size"] == editing_pipe.input_size
+    monkeypatch.setattr(app.editing, "strengths", lambda method: {"Smiling": 0.3})
+    assert app.info()["sliders"][1] == {"name": "Smiling", "max": 1.0, "default": 0.3}
+    # the samples are the held-out faces, as PNG
+    from style_transformer.demo import held_out_faces
+
+    faces = held_out_faces(3, editing_pipe.input_size)[0]
+    for i in range(3):
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(app.sample_png(i)))), faces[i])
+
+
+def _from_data_url(url):
+    import base64
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_invert_shows_what_the_encoder_reads_and_keeps_recent_sessions(editing_pipe):
+    import torch
+
+    from style_transformer.data.images import pool_to_size, preprocess, to_uint8
+    from style_transformer.web.app import WebError
+
+    app = EditorApp(editing_pipe, max_sessions=2)
+    png = _png_bytes(7, size=48)
+    out = app.invert(png)
+    x = preprocess([Image.open(io.BytesIO(png))], editing_pipe.input_shape)
+    np.testing.assert_array_equal(_from_data_url(out["input"]), to_uint8(x)[0])
+    res = editing_pipe.invert(list(x))
+    np.testing.assert_array_equal(_from_data_url(out["reconstruction"]), to_uint8(res.images)[0])
+    recon = pool_to_size(res.images, editing_pipe.input_shape).clamp(-1, 1).double()
+    mse = float((recon - x.double()).pow(2).mean())
+    assert out["psnr"] == round(10 * np.log10(4 / mse), 2)
+    # an EXIF-rotated JPEG is inverted upright; a gray image is taken as RGB
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :10] = 255
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif)
+    shown = _from_data_url(app.invert(buf.getvalue())["input"])
+    assert shown[:4].mean() > 200 and shown[-4:].mean() < 60  # the white band is on top once rotated
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 90, np.uint8), "L").save(buf, "PNG")
+    assert _from_data_url(app.invert(buf.getvalue())["input"]).shape[-1] == 3
+    # two sessions kept, least recently used dropped: using the oldest keeps it
+    a, b = app.invert(png)["id"], app.invert(png)["id"]
+    app.edit({"id": a})
+    c = app.invert(png)["id"]
+    assert set(app.sessions) == {a, c}
+    with pytest.raises(WebError) as e:
+        app.edit({"id": b})
+    assert e.value.status == 404
+    # the limit and non-images, with their messages
+    small = EditorApp(editing_pipe, max_upload_mb=0.001)
+    with pytest.raises(WebError) as e:
+        small.invert(b"\0" * (small.max_upload + 1))
+    assert (e.value.status, e.value.message) == (413, "the file is 0.0 MB; the limit is 0 MB")
+    assert small.invert(_png_bytes(1, size=8))["id"]  # at most the limit: read
+    with pytest.raises(WebError) as e:
+        app.invert(b"GIF89a not really")
+    assert (e.value.status, e.value.message) == (400, "that file is not an image this app can read (PNG, JPEG, WebP, BMP)")
+    assert torch.is_tensor(app.sessions[c]["ws"])
+
+
+def test_edits_sum_sliders_then_apply_the_reference(editing_pipe):
+    import torch
+
+    from style_transformer.data.images import to_uint8
+    from style_transformer.web.app import WebError
+
+    app = EditorApp(editing_pipe)
+    sid, ref = app.invert(_png_bytes(1))["id"], app.invert(_png_bytes(2))["id"]
+    ws, ws_ref = app.sessions[sid]["ws"], app.sessions[ref]["ws"]
+    out = app.edit({"id": sid, "sliders": {"Smiling": "2", "Bangs": -1.5, "Eyeglasses": 0},
+                    "reference": ref, "reference_attribute": "Bangs", "reference_strength": "0.5"})
+    want = editing_pipe.edit_ws(ws, "Smiling", strength=2.0, method="interfacegan")
+    want = editing_pipe.edit_ws(want, "Bangs", strength=-1.5, method="interfacegan")
+    want = editing_pipe.edit_ws(want, "Bangs", ws_ref=ws_ref, method="reference", strength=0.5)
+    torch.testing.assert_close(app.sessions[sid]["edited_ws"], want)
+    shown = _from_data_url(out["image"])
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(app.download(sid, "png")[0]))), shown)
+    np.testing.assert_array_equal(shown, to_uint8(editing_pipe.generate(want))[0])
+    npz = np.load(io.BytesIO(app.download(sid, "npz")[0]))
+    assert npz["ws"].dtype == np.float32 and npz["source_ws"].dtype == np.float32
+    np.testing.assert_array_equal(npz["ws"], want[0].numpy())
+    np.testing.assert_array_equal(npz["source_ws"], ws[0].numpy())
+    # a reference without an attribute (or an attribute without a reference) is no reference edit
+    app.edit({"id": sid, "reference": ref})
+    torch.testing.assert_close(app.sessions[sid]["edited_ws"], ws)
+    app.edit({"id": sid, "reference_attribute": "Bangs"})
+    torch.testing.assert_close(app.sessions[sid]["edited_ws"], ws)
+    # refusals, each a 400 with its message
+    for body, message in (({"id": sid, "sliders": {"Smiling": "nan"}}, "slider Smiling: not a number"),
+                          ({"id": sid, "sliders": {"Smiling": float("inf")}}, "slider Smiling: not a number")):
+        with pytest.raises(WebError) as e:
+            app.edit(body)
+        assert (e.value.status, e.value.message) == (400, message)
+    with pytest.raises(WebError) as e:
+        app.edit({"id": sid, "sliders": {"Nope": 1.0}})
+    assert e.value.status == 400 and "Nope" in e.value.message
+    with pytest.raises(WebError) as e:
+        app.edit({"id": sid, "reference": ref, "reference_attribute": "Bangs", "reference_strength": "x"})
+    assert e.value.message == "reference strength must be a number > 0, got 'x'"
+    with pytest.raises(WebError) as e:
+        app.edit({"id": sid, "reference": "gone", "reference_attribute": "Bangs"})
+    assert e.value.status == 404
+    assert str(WebError(418, "teapot")) == "teapot"
