@@ -143,3 +143,55 @@ def test_saved_files_get_the_usual_permissions(tiny_model, tmp_path):
     os.umask(mask)
     path = save_model(tiny_model, tmp_path / "m.safetensors")
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_official_input_transform_from_the_opts():
+    import argparse
+
+    from style_transformer import CheckpointError, GeneratorConfig
+    from style_transformer.checkpoints.official import _opts_of, official_input
+
+    g256, g512 = GeneratorConfig(size=256), GeneratorConfig(size=512)
+    assert official_input({}, g256, "pSp") == {}
+    assert official_input({"dataset_type": "ffhq_encode", "output_size": "256"}, g256, "pSp") == {}
+    assert official_input({"dataset_type": "cars_encode", "output_size": 512}, g512, "e4e") == {"input_height": 192}
+    assert official_input({"dataset_type": "church_encode"}, g512, "e4e") == {}  # a square 512 px configuration
+    refusals = [
+        (({"output_size": 1024}, g256, "pSp"),
+         "the pSp checkpoint's opts say output_size 1024, but its generator is 256 px"),
+        (({}, g512, "e4e"), "cannot tell the e4e checkpoint's input transform: a 512 px generator is the official "
+                            "cars configuration (192x256 input) or a square one, and its opts have no dataset_type"),
+        (({"dataset_type": 5}, g256, "Style Transformer"),
+         "the Style Transformer checkpoint's opts.dataset_type is not a name: 5"),
+    ]
+    for args, message in refusals:
+        with pytest.raises(CheckpointError) as e:
+            official_input(*args)
+        assert str(e.value) == message
+    # the opts as the official files store them: an argparse Namespace, a dict, or nothing usable
+    assert _opts_of({"opts": argparse.Namespace(dataset_type="cars_encode")}) == {"dataset_type": "cars_encode"}
+    assert _opts_of({"opts": {"output_size": 256}}) == {"output_size": 256}
+    assert _opts_of({"opts": "ffhq"}) == {} and _opts_of({}) == {}
+
+
+@pytest.mark.parametrize("fields", [dict(input_nc=3, stem_channels=8, stage_channels=(8, 16, 24, 32),
+                                         stage_units=(1, 2, 1, 2), se=True, se_reduction=4),
+                                    dict(input_nc=6, stem_channels=4, stage_channels=(4, 8, 12, 16),
+                                         stage_units=(2, 1, 3, 1), se=False, se_reduction=16)])
+def test_backbone_fields_are_read_back_from_the_weights_shapes(fields):
+    from style_transformer import CheckpointError
+    from style_transformer.checkpoints.official import _infer_backbone
+    from style_transformer.config import EncoderConfig
+    from style_transformer.models.encoder import ir_se_backbone
+
+    stem, body = ir_se_backbone(EncoderConfig(**fields, n_styles=4, d_model=fields["stage_channels"][-1]))
+    sd = {f"input_layer.{k}": v for k, v in stem.state_dict().items()}
+    sd.update({f"body.{k}": v for k, v in body.state_dict().items()})
+    assert _infer_backbone(sd) == fields
+    # a body whose widths never change has one stage, not four
+    stem, body = ir_se_backbone(EncoderConfig(**dict(fields, stage_channels=(8, 8, 8, 8)), n_styles=4, d_model=8))
+    flat = {f"input_layer.{k}": v for k, v in stem.state_dict().items()}
+    flat.update({f"body.{k}": v for k, v in body.state_dict().items() if "shortcut" not in k})
+    with pytest.raises(CheckpointError) as e:
+        _infer_backbone(flat)
+    assert str(e.value) == "cannot infer 4 backbone stages from the encoder (found 1)"

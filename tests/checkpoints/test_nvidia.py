@@ -294,3 +294,42 @@ def test_inspect_tells_files_apart(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "notes.txt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "notes.txt" in err[0]
+
+
+@pytest.mark.parametrize("name, arch", [("sg3_t32", "stylegan3-t"), ("sg3_r32", "stylegan3-r")])
+def test_stylegan3_snapshots_load_as_stylegan3(name, arch):
+    g = load_model(DATA / f"{name}.pkl", kind="generator")
+    assert g.cfg.architecture == arch
+    snap = read_snapshot(DATA / f"{name}.pkl")
+    assert torch.equal(g.latent_avg, snap["G_ema"].state_dict()["mapping.w_avg"])
+
+
+def test_malformed_generator_records_are_one_line_naming_the_file(tmp_path, monkeypatch):
+    from style_transformer.checkpoints import io as ckio
+    from style_transformer.config import ConfigError
+
+    def snapshot_with(synthesis_modules):
+        return _dump_with_fake_modules(lambda fn: {"G_ema": _Persistent(fn, _meta("", _modules={
+            "synthesis": _Persistent(fn, _meta("", _modules=synthesis_modules))}))}, tmp_path)
+
+    def refused(path, message):
+        with pytest.raises(CheckpointError) as e:
+            ckio.read_nvidia_generator(path)
+        assert str(e.value) == f"{path}: {message}"
+
+    path = _dump_with_fake_modules(lambda fn: {"G_ema": _Persistent(fn, _meta(""))}, tmp_path)
+    refused(path, "the generator has no synthesis network")
+    path = snapshot_with({"b4": None})
+
+    def raising(error):
+        def convert(g):
+            raise error
+        return convert
+
+    for error, message in ((KeyError("mapping.w_avg"), "the StyleGAN2 generator lacks 'mapping.w_avg'"),
+                           (ConfigError("size 33"), "unsupported generator configuration (size 33)"),
+                           (TypeError("bad record\nmore"), "a malformed G_ema in the snapshot (bad record)"),
+                           (IndexError(), "a malformed G_ema in the snapshot (IndexError)"),
+                           (ValueError("v" * 300), f"a malformed G_ema in the snapshot ({'v' * 150})")):
+        monkeypatch.setattr(ckio, "convert_stylegan2", raising(error))
+        refused(path, message)

@@ -134,6 +134,8 @@ def read_nvidia_generator(path: Path) -> Tuple[str, object, dict]:
     try:
         arch = architecture(snap["G_ema"])
         cfg, state = (convert_stylegan2 if arch == "stylegan2" else convert_stylegan3)(snap["G_ema"])
+    except CheckpointError as e:  # the converters' own refusals name no file
+        raise CheckpointError(f"{path}: {e}") from None
     except KeyError as e:
         raise CheckpointError(f"{path}: the StyleGAN2 generator lacks {e}") from None
     except ConfigError as e:
