@@ -27,15 +27,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = "src/style_transformer"
-# module -> (files to mutate, tests that state their behaviour)
+# module -> (files to mutate, tests that state their behaviour[, extra pytest arguments])
 MODULES = {
     "ops": ([f"{PKG}/ops.py"], ["tests/test_ops.py", "tests/models/test_stylegan3.py"]),
     "synthetic": ([f"{PKG}/data/synthetic.py"], ["tests/test_synthetic.py", "tests/test_golden.py"]),
     "images": ([f"{PKG}/data/images.py"], ["tests/test_images.py"]),
     "metrics": ([f"{PKG}/metrics/image.py", f"{PKG}/metrics/fid.py", f"{PKG}/metrics/video.py"],
-                ["tests/metrics", "tests/test_video.py"]),
+                ["tests/metrics", "tests/test_video.py"], ["-m", "not slow"]),
     "checkpoints": ([f"{PKG}/checkpoints/io.py", f"{PKG}/checkpoints/official.py", f"{PKG}/checkpoints/unpickle.py"],
-                    ["tests/checkpoints"]),
+                    ["tests/checkpoints"], ["-m", "not slow"]),  # the full-size network's parity: minutes a mutant
     "directions": ([f"{PKG}/editing/directions.py"], ["tests/editing/test_directions.py"]),
     "web": ([f"{PKG}/web/app.py"], ["tests/web/test_app.py"]),
 }
@@ -59,14 +59,14 @@ def _sync(dst: Path) -> None:
         shutil.copy2(ROOT / name, dst / name)
 
 
-def _config(dst: Path, files, tests) -> None:
+def _config(dst: Path, files, tests, pytest_args=()) -> None:
     lines = lambda xs: "".join(f"\n    {x}" for x in xs)  # noqa: E731 (setup.cfg lists: one value per line)
     (dst / "setup.cfg").write_text(
         "[mutmut]\n"
         f"paths_to_mutate ={lines(files)}\n"
         f"also_copy ={lines([PKG])}\n"  # the whole package, so the tests import the mutated copy
         f"tests_dir ={lines(tests)}\n"
-        f"pytest_add_cli_args ={lines(['-p', 'no:cacheprovider'])}\n")
+        f"pytest_add_cli_args ={lines(['-p', 'no:cacheprovider', *pytest_args])}\n")
 
 
 def _counts(dst: Path) -> dict:
@@ -114,13 +114,13 @@ def main() -> int:
         return 0
     rows = []
     for name in args.modules or list(MODULES):
-        files, tests = MODULES[name]
+        files, tests, *extra = MODULES[name]
         dst = ROOT / ".mutmut" / name
         if args.fresh and dst.exists():
             shutil.rmtree(dst)
         dst.mkdir(parents=True, exist_ok=True)
         _sync(dst)
-        _config(dst, files, tests)
+        _config(dst, files, tests, *extra)
         t0 = time.perf_counter()
         env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS="1")
         run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs)], cwd=dst, env=env,

@@ -310,3 +310,14 @@ def test_uint8_conversion_truncates_like_the_official_code_and_files_hold_it(tmp
     save_image(img[0], tmp_path / "o.png")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), want[0])
     assert list(tmp_path.iterdir()) == [tmp_path / "o.png"]  # no temporary file left beside it
+
+
+def test_decompression_bomb_limit_on_both_sides_of_its_edge(tmp_path, monkeypatch):
+    """Pillow refuses images of more than twice ``MAX_IMAGE_PIXELS``; at exactly twice they load."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
+    Image.new("RGB", (10, 10), (9, 9, 9)).save(tmp_path / "at.png")  # 100 pixels = 2 x 50
+    Image.new("RGB", (10, 11), (9, 9, 9)).save(tmp_path / "over.png")
+    assert load_image(tmp_path / "at.png").size == (10, 10)
+    with pytest.raises(ImageLoadError) as e:
+        load_image(tmp_path / "over.png")
+    assert str(e.value).startswith(f"{tmp_path / 'over.png'}: not a readable image (Image size (110 pixels) exceeds limit")

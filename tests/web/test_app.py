@@ -90,7 +90,10 @@ def test_reference_strength_scales_the_editors_move(server):
     own = edited_ws()  # the folder has no calibrated scale: the editor's own output
     doubled = edited_ws(reference_strength=2.0)
     np.testing.assert_allclose(doubled["ws"], own["source_ws"] + 2 * (own["ws"] - own["source_ws"]), atol=1e-5)
-    for bad in (0, -1, "x"):
+    status, reply = _post(url + "/api/edit", json.dumps({"id": out["id"], "reference": ref["id"], "reference_attribute":
+                                                          "Bangs", "reference_strength": 1e-9}).encode(), "application/json")
+    assert status == 200, reply  # just above 0 is a valid scale
+    for bad in (0, -1e-9, -1, "x", "nan", "inf"):
         status, reply = _post(url + "/api/edit", json.dumps(
             {"id": out["id"], "reference": ref["id"], "reference_attribute": "Bangs",
              "reference_strength": bad}).encode(), "application/json")
