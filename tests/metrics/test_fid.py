@@ -93,3 +93,113 @@ def test_eager_inception_equals_the_torchscript_file(tmp_path):
     bad.write_bytes(b"not torchscript")
     with pytest.raises(FIDError, match="not the FID InceptionV3"):
         InceptionFeatures("cpu", path=bad)
+
+
+class _Features:
+    """A stand-in feature extractor: per-image channel means and a few pixels (float64), counting calls."""
+
+    def __init__(self, path):
+        self.path, self.calls = path, 0
+
+    def __call__(self, img):
+        import torch
+
+        self.calls += 1
+        x = img.double()
+        return torch.cat([x.mean((2, 3)), x[:, :, 100, 100:103].flatten(1)], 1).numpy()
+
+
+def _faces(folder, n, seed=0):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+
+
+def test_folder_statistics_of_readable_images_cached_per_folder_state(tmp_path):
+    import os
+
+    from style_transformer.data.images import load_image, preprocess
+    from style_transformer.metrics.fid import folder_statistics
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    _faces(tmp_path / "a", 5)
+    (tmp_path / "a" / "broken.png").write_bytes(b"not an image")  # skipped
+    ext = _Features(model)
+    files = sorted((tmp_path / "a").glob("0*.png"))
+    want = ext(preprocess([load_image(f) for f in files], 299))
+    ext.calls = 0
+    mu, sigma = folder_statistics(tmp_path / "a", ext, batch_size=2, cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(mu, want.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(sigma, np.cov(want, rowvar=False), rtol=1e-10, atol=1e-15)
+    assert ext.calls == 3  # six files in batches of two
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    # the same folder again: read from the cache, whatever the batch size
+    mu2, sigma2 = folder_statistics(tmp_path / "a", ext, batch_size=100, cache_dir=tmp_path / "cache")
+    assert ext.calls == 3 and np.array_equal(mu2, mu) and np.array_equal(sigma2, sigma)
+    # a file that changes (its time), or another model file, is a new state
+    os.utime(files[0], ns=(1, 1))
+    folder_statistics(tmp_path / "a", ext, cache_dir=tmp_path / "cache")
+    assert ext.calls == 4
+    model.write_bytes(b"other weights")
+    folder_statistics(tmp_path / "a", ext, cache_dir=tmp_path / "cache")
+    assert ext.calls == 5 and len(list((tmp_path / "cache").glob("*.npz"))) == 3
+
+
+def test_folder_statistics_refusals(tmp_path):
+    from style_transformer.metrics.fid import folder_statistics
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"w")
+    ext = _Features(model)
+
+    def refused(folder, message):
+        with pytest.raises(FIDError) as e:
+            folder_statistics(folder, ext, cache_dir=tmp_path / "cache")
+        assert str(e.value) == message
+
+    refused(tmp_path / "none", f"{tmp_path / 'none'}: no such folder")
+    _faces(tmp_path / "one", 1)
+    refused(tmp_path / "one", f"{tmp_path / 'one'}: FID needs at least 2 images, found 1")
+    (tmp_path / "bad").mkdir()
+    for name in ("x.png", "y.jpg"):
+        (tmp_path / "bad" / name).write_bytes(b"junk")
+    refused(tmp_path / "bad", f"{tmp_path / 'bad'}: FID needs at least 2 readable images, found 0 (of 2 image files)")
+    _faces(tmp_path / "half", 1)
+    (tmp_path / "half" / "z.png").write_bytes(b"junk")
+    refused(tmp_path / "half", f"{tmp_path / 'half'}: FID needs at least 2 readable images, found 1 (of 2 image files)")
+    with pytest.raises(FIDError, match=r"need at least 2 feature vectors, got shape \(3,\)"):
+        statistics(np.zeros(3))
+
+
+def test_inception_input_transform_and_refusals(tmp_path):
+    import torch
+
+    from style_transformer.metrics.fid import InceptionFeatures
+
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(FIDError) as e:
+        InceptionFeatures(path=tmp_path / "junk.pt")
+    assert str(e.value).startswith(f"{tmp_path / 'junk.pt'}: not the FID InceptionV3 TorchScript file (")
+    seen = []
+    ext = InceptionFeatures.__new__(InceptionFeatures)
+    ext.device = torch.device("cpu")
+    ext.model = lambda x: (seen.append(x), x.mean((2, 3)))[1]
+    img = torch.full((2, 3, 299, 299), -1.0)
+    img[:, :, :, 150:] = 1.0
+    img[1] = 3.0  # out of range: clamped
+    out = ext(img)
+    assert out.dtype == np.float64 and out.shape == (2, 3)
+    x = seen[-1]
+    assert x.shape == (2, 3, 299, 299)
+    # [-1, 1] -> [0, 1] -> the network's range [-1, 255/128 - 1]
+    assert x[0, :, 0, 0].tolist() == [-1.0] * 3 and x[0, :, 0, 200].tolist() == [0.9921875] * 3
+    assert x[1].eq(0.9921875).all()
+    ext(torch.zeros(1, 3, 64, 80))
+    assert seen[-1].shape == (1, 3, 299, 299)  # resized to Inception's input
+    for bad in (torch.zeros(3, 64, 64), torch.zeros(1, 1, 64, 64)):
+        with pytest.raises(FIDError, match=r"images must be \[N, 3, H, W\], got"):
+            ext(bad)

@@ -135,6 +135,9 @@ def folder_statistics(folder: PathLike, extractor: InceptionFeatures, batch_size
             imgs.append(preprocess([im], 299)[0])
         if imgs:
             feats.append(extractor(torch.stack(imgs)))
+    readable = sum(len(f) for f in feats)
+    if readable < 2:
+        raise FIDError(f"{folder}: FID needs at least 2 readable images, found {readable} (of {len(files)} image files)")
     mu, sigma = statistics(np.concatenate(feats))
     with atomic_path(cache) as tmp, open(tmp, "wb") as f:
         np.savez(f, mu=mu, sigma=sigma)
