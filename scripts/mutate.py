@@ -34,8 +34,12 @@ MODULES = {
     "images": ([f"{PKG}/data/images.py"], ["tests/test_images.py"]),
     "metrics": ([f"{PKG}/metrics/image.py", f"{PKG}/metrics/fid.py", f"{PKG}/metrics/video.py"],
                 ["tests/metrics", "tests/test_video.py"], ["-m", "not slow"]),
-    "checkpoints": ([f"{PKG}/checkpoints/io.py", f"{PKG}/checkpoints/official.py", f"{PKG}/checkpoints/unpickle.py"],
-                    ["tests/checkpoints"], ["-m", "not slow"]),  # the full-size network's parity: minutes a mutant
+    # the loaders: official formats are also read by the parity tests and the official editing models' tests
+    "checkpoints": ([f"{PKG}/checkpoints/io.py", f"{PKG}/checkpoints/official.py"],
+                    ["tests/checkpoints", "tests/test_parity.py", "tests/models/test_psp.py",
+                     "tests/models/test_editing.py", "tests/models/test_classifier.py"],
+                    ["-m", "not slow"]),  # not the full-size networks: minutes a mutant
+    "unpickle": ([f"{PKG}/checkpoints/unpickle.py"], ["tests/checkpoints"], ["-m", "not slow"]),
     "directions": ([f"{PKG}/editing/directions.py"], ["tests/editing/test_directions.py"]),
     "web": ([f"{PKG}/web/app.py"], ["tests/web/test_app.py"]),
 }

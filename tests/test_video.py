@@ -3,6 +3,7 @@ reference, the streamed pipeline against frame-by-frame library calls, rendered 
 truth, the measures, the commands and their refusals."""
 
 import importlib.util
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -365,3 +366,103 @@ def test_memory_stays_flat_on_a_long_clip(tmp_path, tiny_checkpoint):
         tracemalloc.stop()
     held_all = 400 * 64 * 64 * 3  # what holding every decoded frame would take
     assert peaks[400] - peaks[40] < held_all / 4, peaks
+
+
+def test_eval_video_bookkeeping_against_direct_computations(tmp_path, monkeypatch):
+    """``evaluate_video`` with a stand-in for the video pipeline that hands over known frames and codes:
+    the per-frame run the truth with a known flicker added, the smoothed run the truth itself; every
+    measure is recomputed here from those frames in float64."""
+    import style_transformer.video as video_mod
+    from style_transformer.data.video import write_synth_clip
+    from style_transformer.metrics.video import evaluate_video
+    from style_transformer.video import VideoRun
+
+    n = 10
+    clip, csv = write_synth_clip(tmp_path / "c.mp4", n_frames=n, size=32, seed=5)
+    attrs = read_clip_attributes(csv)
+    factors = {k: v for k, v in attrs.items() if k not in ("frame", "time")}
+    true = render_faces(factors, 32)
+    smiling = render_faces(dict(factors, Smiling=np.ones(n)), 32)
+    bump = np.zeros((n, 1, 1, 1), np.int16)
+    bump[3] = bump[6] = 8  # two frames 8 levels brighter in the per-frame run
+    codes = {0.0: np.random.default_rng(0).normal(size=(n, 2, 4)), 1.5: np.cumsum(np.ones((n, 2, 4)), 0)}
+
+    def fake(pipe, src, out, attribute=None, strength=None, smooth=1.5, batch_size=32, latents=None,
+             progress=False, on_frame=None, **kw):
+        frames = smiling if attribute else true
+        if smooth == 0:
+            frames = np.clip(frames.astype(np.int16) + bump, 0, 255).astype(np.uint8)
+        for f in frames:
+            on_frame(f)
+        if latents is not None:
+            np.savez(latents, wplus=codes[smooth])
+        return VideoRun(out=Path(out), latents=Path(latents) if latents else None, frames=n, faces=n, seconds=4.0)
+
+    class Classifier:
+        attributes = ["Smiling", "Bangs"]
+        calls = 0
+
+        def predict(self, y):
+            Classifier.calls += 1
+            p = torch.zeros(len(y), 2)
+            p[:, 0] = 0.9
+            if Classifier.calls == 1:  # the per-frame run: the edit missing on frames 2 and 7
+                p[[2, 7], 0] = 0.2
+            else:  # smoothed: missing on frame 7 only
+                p[7, 0] = 0.4
+            p[:, 1] = torch.from_numpy(attrs["Bangs"]).float() if Classifier.calls == 1 else 0.0
+            return p
+
+    monkeypatch.setattr(video_mod, "process_video", fake)
+    l1 = lambda a, b: (a - b).abs().mean((1, 2, 3))  # noqa: E731 (a stand-in perceptual distance)
+    rep = evaluate_video(object(), clip, smooth=1.5, attribute="Smiling", strength=2.0, classifier=Classifier(),
+                         lpips=l1)
+    x = lambda u8: u8.astype(np.float64) / 127.5 - 1  # noqa: E731
+    per = x(np.clip(true.astype(np.int16) + bump, 0, 255).astype(np.uint8))
+    t = x(true)
+
+    def change(c):
+        return np.abs(np.diff(c, axis=0)).mean()
+
+    def flicker(c):
+        c = c.reshape(n, 8, 4, 8, 4, 3).mean((2, 4))  # 4x4 blocks
+        return np.abs(c[1:-1] - (c[2:] + c[:-2]) / 2).mean()
+
+    pf, sm = rep.runs["per-frame"], rep.runs["smoothed"]
+    mse = ((per - t) ** 2).mean((1, 2, 3))
+    assert pf["psnr"] == pytest.approx(np.mean(10 * np.log10(4 / np.maximum(mse, 1e-12))), rel=1e-5)
+    assert pf["lpips"] == pytest.approx(np.abs(per - t).mean(), rel=1e-5) and sm["lpips"] == 0.0
+    assert pf["change"] == pytest.approx(change(per), rel=1e-5)
+    assert pf["true_change"] == sm["true_change"] == pytest.approx(change(t), rel=1e-5)
+    assert pf["jitter"] == pytest.approx(change(per) - change(t), rel=1e-4) and abs(sm["jitter"]) < 1e-7
+    assert pf["flicker"] == pytest.approx(flicker(per), rel=1e-5)
+    assert sm["flicker"] == pytest.approx(sm["true_flicker"]) == pytest.approx(flicker(t), rel=1e-5)
+    assert pf["w_change"] == pytest.approx(np.linalg.norm(np.diff(codes[0.0], axis=0), axis=-1).mean())
+    assert sm["w_change"] == pytest.approx(2.0)  # every entry +1 per frame: |(1, 1, 1, 1)| per row
+    assert pf["fps"] == sm["fps"] == pytest.approx(n / 4.0)
+    s = x(smiling)
+    assert pf["edit_present"] == pytest.approx(0.8) and sm["edit_present"] == pytest.approx(0.9)
+    assert pf["edit_switches"] == 4 and sm["edit_switches"] == 2
+    assert pf["edit_kept"] == 1.0 and sm["edit_kept"] == pytest.approx(1.0)  # frame 7 failed per frame too
+    assert pf["edit_true_change"] == sm["edit_true_change"] == pytest.approx(change(s), rel=1e-5)
+    assert sm["edit_change"] == pytest.approx(change(s), rel=1e-5) and abs(sm["edit_jitter"]) < 1e-7
+    assert pf["edit_flicker"] == pytest.approx(flicker(x(np.clip(smiling.astype(np.int16) + bump, 0, 255))), rel=1e-5)
+    assert sm["edit_true_flicker"] == pytest.approx(flicker(s), rel=1e-5)
+    bangs = attrs["Bangs"] > 0.5
+    assert pf["preserved"] == 1.0 and sm["preserved"] == pytest.approx(float((~bangs).mean()))
+    assert (rep.frames, rep.smooth, rep.attribute, rep.strength) == (n, 1.5, "Smiling", 2.0)
+    text = rep.format()
+    assert f"{clip}: {n} frames; smoothed = Gaussian of sigma 1.5 frames; edit Smiling +2" in text
+    assert "| measure | per-frame | smoothed |" in text and "| edit_flicker |" in text
+    reduction = 100 * (1 - sm["jitter"] / pf["jitter"])
+    assert f"jitter reduced by {reduction:.1f}% at a PSNR change of {sm['psnr'] - pf['psnr']:+.3f} dB" in text
+    back = json.loads(rep.to_json())
+    assert back["runs"]["smoothed"]["edit_present"] == sm["edit_present"] and back["strength"] == 2.0
+    # refusals, before any run
+    for kwargs, message in ((dict(strength=1.0), "--strength needs --attribute"),
+                            (dict(attribute="Smiling"), "measuring an edit needs the image attribute classifier"),
+                            (dict(attribute="Eyeglasses", classifier=Classifier()),
+                             "the classifier does not judge 'Eyeglasses'; it knows Smiling, Bangs")):
+        with pytest.raises(Exception) as e:
+            evaluate_video(object(), clip, lpips=l1, **kwargs)
+        assert str(e.value) == message

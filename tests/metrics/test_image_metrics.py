@@ -87,3 +87,84 @@ def test_laplacian_pyramid_reconstructs_and_swd_separates():
     patches = patch_descriptors(levels[0], 4, torch.Generator().manual_seed(0))
     assert patches.shape == (16, 3 * 49)
     assert math.isfinite(far)
+
+
+def test_ms_ssim_scales_weights_and_refusals():
+    g = torch.Generator().manual_seed(1)
+    for side, scales in ((44, 3), (43, 2), (11, 1), (400, 5)):  # the most scales whose coarsest side is >= 11
+        x = torch.rand(1, 1, side, side, generator=g, dtype=torch.float64) * 2 - 1
+        y = (x + 0.3 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
+        got = ms_ssim(x, y)
+        assert got.item() == pytest.approx(ms_ssim(x, y, scales=scales).item(), rel=1e-12)
+        if scales > 1:
+            assert got.item() != pytest.approx(ms_ssim(x, y, scales=scales - 1).item(), rel=1e-6)
+    # one scale: SSIM itself (luminance x contrast-structure), against the loop reference
+    x = torch.rand(1, 1, 16, 16, generator=g, dtype=torch.float64)
+    y = (x + 0.2 * torch.rand(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    t = np.arange(11) - 5
+    win = np.exp(-t ** 2 / 4.5)
+    win = np.outer(win, win) / win.sum() ** 2
+    lum, cs = _ssim_terms_loop(x[0].numpy(), y[0].numpy(), win, 1e-4, 9e-4)
+    assert ms_ssim(x * 2 - 1, y * 2 - 1, scales=1).item() == pytest.approx(lum * cs, rel=1e-9)
+    # an inverted image has negative contrast-structure: clamped to 0, so MS-SSIM is 0
+    assert ms_ssim(x * 2 - 1, 1 - x * 2).item() == 0.0
+    with pytest.raises(ValueError, match=r"^MS-SSIM needs two \[N, C, H, W\] batches of one shape, got "
+                                         r"\(1, 1, 16, 16\) and \(1, 1, 16, 15\)$"):
+        ms_ssim(x, x[..., :15])
+    with pytest.raises(ValueError, match="^images of side 10 are smaller than the 11-pixel SSIM window$"):
+        ms_ssim(x[..., :10, :], x[..., :10, :])
+
+
+def test_pyramid_filters_are_the_binomial_kernel():
+    from style_transformer.metrics.image import _blur_down, _up
+
+    impulse = torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+    impulse[0, 0, 8, 8] = 1.0
+    d = _blur_down(impulse)[0, 0]
+    assert d.shape == (8, 8)
+    b = np.array([1, 4, 6, 4, 1]) / 16
+    np.testing.assert_allclose(d[3:6, 3:6].numpy(), np.outer(b[::2], b[::2])[::-1, ::-1], atol=1e-15)
+    assert d.sum().item() == pytest.approx(0.25)  # every other tap: (1 + 6 + 1)^2 / 16^2
+    const = torch.full((2, 3, 8, 8), 0.7, dtype=torch.float64)
+    torch.testing.assert_close(_blur_down(const), torch.full((2, 3, 4, 4), 0.7, dtype=torch.float64))
+    torch.testing.assert_close(_up(const), torch.full((2, 3, 16, 16), 0.7, dtype=torch.float64))
+    levels = laplacian_pyramid(torch.rand(1, 3, 64, 64, dtype=torch.float64), min_side=8)
+    assert [l.shape[-1] for l in levels] == [64, 32, 16, 8]
+    assert [l.shape[-1] for l in laplacian_pyramid(torch.rand(1, 3, 31, 31), min_side=16)] == [31]
+
+
+def test_patches_come_from_their_image_everywhere_and_are_normalised():
+    from style_transformer.metrics.image import _normalise
+
+    level = torch.rand(2, 3, 10, 12, dtype=torch.float64)
+    desc = patch_descriptors(level, 300, torch.Generator().manual_seed(3))
+    assert desc.shape == (600, 3 * 49)
+    windows = level.unfold(2, 7, 1).unfold(3, 7, 1)  # [2, 3, 4, 6, 7, 7]
+    seen = set()
+    for r in range(600):
+        i = r // 300
+        p = desc[r].view(3, 7, 7)
+        hits = [(y, x) for y in range(4) for x in range(6) if torch.equal(windows[i, :, y, x], p)]
+        assert len(hits) == 1
+        seen.add(hits[0])
+    assert seen == {(y, x) for y in range(4) for x in range(6)}  # every position, the last ones too
+    d = torch.randn(50, 3 * 4, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.1]).repeat_interleave(4) + 3
+    n = _normalise(d, 3).view(50, 3, 4)
+    torch.testing.assert_close(n.mean((0, 2)), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(n.transpose(0, 1).reshape(3, -1).std(1), torch.ones(3, dtype=torch.float64))
+
+
+def test_swd_levels_seeds_and_refusals():
+    g = torch.Generator().manual_seed(4)
+    a = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    b = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    per_level, mean = swd(a, b, per_image=32, seed=1)
+    assert len(per_level) == 2 and mean == pytest.approx(sum(per_level) / 2)
+    assert swd(a, b, per_image=32, seed=1) == (per_level, mean)
+    assert swd(a, b, per_image=32, seed=2)[1] != mean
+    # the default draws 128 patches per image: different from 32
+    assert swd(a, b)[1] != swd(a, b, per_image=32)[1]
+    with pytest.raises(ValueError, match=r"^SWD needs two image sets of one shape"):
+        swd(a, b[:3])
+    with pytest.raises(ValueError, match=r"^SWD needs descriptor sets of one shape"):
+        sliced_wasserstein(torch.zeros(3, 2), torch.zeros(4, 2))
