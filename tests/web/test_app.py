@@ -156,7 +156,7 @@ def test_edits_without_editing_models_are_a_400_not_a_500(tiny_checkpoint):
     sid = app.invert(_png_bytes())["id"]
     with pytest.raises(WebError) as e:
         app.edit({"id": sid, "sliders": {"Smiling": 1.0}})
-    assert e.value.status == 400 and "no editing models" in e.value.message
+    assert (e.value.status, e.value.message) == (400, "this server has no editing models loaded: inversion only")
 
 
 def test_upload_limit_on_both_sides_of_its_edge(server):
@@ -420,3 +420,61 @@ def test_edits_sum_sliders_then_apply_the_reference(editing_pipe):
         app.edit({"id": sid, "reference": "gone", "reference_attribute": "Bangs"})
     assert e.value.status == 404
     assert str(WebError(418, "teapot")) == "teapot"
+
+
+def test_sliders_use_directions_and_references_the_editor_whatever_the_folder_default(editing_pipe, monkeypatch):
+    from style_transformer.web.app import WebError
+
+    app = EditorApp(editing_pipe)
+    sid, ref = app.invert(_png_bytes(1))["id"], app.invert(_png_bytes(2))["id"]
+    calls = []
+    real = editing_pipe.edit_ws
+
+    def spy(ws, attribute, **kw):
+        calls.append((attribute, kw.get("method"), kw.get("strength")))
+        return real(ws, attribute, **kw)
+
+    monkeypatch.setattr(editing_pipe, "edit_ws", spy)
+    app.edit({"id": sid, "sliders": {"Smiling": 1.5}, "reference": ref, "reference_attribute": "Bangs"})
+    assert calls == [("Smiling", "interfacegan", 1.5), ("Bangs", "reference", None)]
+    # the size limit's message in megabytes
+    big = EditorApp(editing_pipe, max_upload_mb=2)
+    with pytest.raises(WebError) as e:
+        big.invert(b"\0" * (3 * 2 ** 20))
+    assert (e.value.status, e.value.message) == (413, "the file is 3.0 MB; the limit is 2 MB")
+
+
+def test_requests_are_logged_quietly_and_connection_errors_by_kind(server, caplog):
+    import logging
+
+    url, srv = server
+    caplog.set_level(logging.DEBUG, logger="style_transformer.web.app")
+    status, h, _ = _raw(url, "GET", "/api/info")
+    assert status == 200 and h["Server"].startswith("style-transformer ")
+    assert any('"GET /api/info HTTP/1.1" 200' in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
+    caplog.clear()
+    for error, level, text in ((ConnectionResetError("reset by peer"), logging.DEBUG,
+                                "connection from ('10.0.0.1', 5) ended: reset by peer"),
+                               (KeyError("boom"), logging.ERROR, "connection from ('10.0.0.1', 5) failed")):
+        try:
+            raise error
+        except Exception:
+            srv.handle_error(None, ("10.0.0.1", 5))
+        rec = caplog.records[-1]
+        assert (rec.levelno, rec.getMessage()) == (level, text)
+    assert caplog.records[-1].exc_info is not None  # the unexpected one with its traceback
+
+
+def test_post_without_a_length_is_an_empty_body_and_the_limit_is_told_in_megabytes(server, editing_pipe):
+    url, _ = server
+    status, _, body = _raw(url, "POST", "/api/edit")  # no Content-Length at all
+    assert status == 404 and "upload it again" in json.loads(body)["error"]
+    srv = make_server(EditorApp(editing_pipe, max_upload_mb=2), port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        big = f"http://127.0.0.1:{srv.server_address[1]}"
+        status, _, body = _raw(big, "POST", "/api/invert", b"", {"Content-Length": str(3 * 2 ** 20)})
+        assert status == 413 and json.loads(body) == {"error": "the file is 3.0 MB; the limit is 2 MB"}
+    finally:
+        srv.shutdown()
+        srv.server_close()
