@@ -11,6 +11,7 @@ survived). ``mutmut`` must be installed (``make mutate`` installs it).
 
     python scripts/mutate.py [MODULE ...] [--fresh] [--jobs N]
     python scripts/mutate.py MODULE --survivors      # what survived the last run, one line each
+    python scripts/mutate.py MODULE --retest-survivors   # after new tests: re-test only the survivors
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def _counts(dst: Path) -> dict:
     return counts
 
 
+def _survivor_keys(dst: Path) -> list:
+    keys = []
+    for meta in sorted(glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True)):
+        keys += [k for k, code in json.loads(Path(meta).read_text())["exit_code_by_key"].items() if code == SURVIVED]
+    return keys
+
+
 def _list_survivors(mutmut: str, dst: Path) -> None:
     """One line per surviving mutant of the run in ``dst``: its name and the line it changed."""
     env = dict(os.environ, PYTHONPATH="src")
@@ -103,6 +111,8 @@ def main() -> int:
                    help=f"modules to mutate (default: all of {', '.join(MODULES)})")
     p.add_argument("--fresh", action="store_true", help="forget earlier results and start over")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once")
+    p.add_argument("--retest-survivors", action="store_true",
+                   help="re-test only the last run's survivors (after adding tests; the sources unchanged)")
     p.add_argument("--survivors", action="store_true",
                    help="list the surviving mutants of the last run (one line each: name, old -> new) and stop")
     args = p.parse_args()
@@ -127,7 +137,10 @@ def main() -> int:
         _config(dst, files, tests, *extra)
         t0 = time.perf_counter()
         env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS="1")
-        run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs)], cwd=dst, env=env,
+        names = _survivor_keys(dst) if args.retest_survivors else []
+        if args.retest_survivors and not names:
+            print(f"{name}: no survivors to re-test")
+        run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *names], cwd=dst, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         counts = _counts(dst)
         if run.returncode != 0 and counts["mutants"] == 0:

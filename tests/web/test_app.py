@@ -478,3 +478,46 @@ def test_post_without_a_length_is_an_empty_body_and_the_limit_is_told_in_megabyt
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_route_details(server):
+    url, srv = server
+    assert _raw(url, "GET", "/api/info?x=1?y=2")[0] == 200  # everything after the first "?" is the query
+    status, _, body = _raw(url, "GET", "/api/edit")  # POST routes are POST only
+    assert status == 404 and json.loads(body) == {"error": "no such page: /api/edit"}
+    status, _, body = _raw(url, "POST", "/api/edit", b"{not json", {"Content-Length": "9"})
+    assert status == 400 and json.loads(body) == {"error": "malformed request"}
+    _, out = _post(url + "/api/invert", _png_bytes(1))
+    # the format is what follows the name's first dot: png, or else the codes
+    status, h, body = _raw(url, "GET", f"/api/download/{out['id']}.x.png")
+    assert status == 200 and h["Content-Type"] == "application/octet-stream"
+    assert set(np.load(io.BytesIO(body))) == {"ws", "source_ws"}
+
+
+def test_a_slow_answer_is_not_cut_off_by_the_request_deadline(editing_pipe, caplog):
+    """The deadline bounds receiving a request; once a GET is in, answering may take longer."""
+    import logging
+    import time
+
+    app = EditorApp(editing_pipe)
+    real = app.info
+
+    def slow_info():
+        time.sleep(1.2)
+        return real()
+
+    app.info = slow_info
+    srv = make_server(app, port=0, timeout=0.3)  # deadline 0.9 s
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}"
+        status, _, body = _raw(url, "GET", "/api/info")
+        assert status == 200 and json.loads(body)["samples"] == 6
+        app.info = lambda: 1 / 0  # a bug: answered 500 and logged with the request
+        caplog.set_level(logging.ERROR, logger="style_transformer.web.app")
+        assert _raw(url, "GET", "/api/info?q")[0] == 500
+        assert any(r.getMessage() == "request GET /api/info failed" for r in caplog.records)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert EditorApp(editing_pipe).max_upload == 10 * 2 ** 20  # the documented default, as `serve` has it
