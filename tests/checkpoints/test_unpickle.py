@@ -214,3 +214,62 @@ def test_the_opcode_walk_counts_every_stored_object_and_frames_to_the_byte():
     # a length that reaches past the end: the walk's own words
     refused(b"\x80\x02X\x10\x00\x00\x00abc", "the pickle is truncated (the file ends early: expected 16 bytes in "
                                             "a unicodestring4, but only 3 remain)")
+
+
+def test_pickle_heads_and_snapshot_refusals(tmp_path):
+    for head, want in ((b"\x80\x02", True), (b"\x80\x03}q", True), (b"\x80\x04\x95", True), (b"\x80\x05\x95", True),
+                       (b"\x80\x01", False), (b"\x80\x06", False), (b"\x80", False), (b"\x81\x02", False),
+                       (b"\x00\x02", False), (b"PK\x03\x04", False),
+                       (b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8", False)):  # legacy torch.save
+        assert U.is_pickle(head) is want, head
+    d = tmp_path / "folder.pkl"
+    d.mkdir()
+    with pytest.raises(CheckpointError) as e:
+        U.read_snapshot(d)
+    assert str(e.value) == f"{d}: cannot read (Is a directory)"
+    p = tmp_path / "x.pkl"
+    p.write_bytes(b"\x80\x02h\x05.")  # a well-formed stream that fetches a memo entry never stored
+    with pytest.raises(CheckpointError) as e:
+        U.read_snapshot(p)
+    assert str(e.value).startswith(f"{p}: not a readable pickle (") and "\n" not in str(e.value)
+    p.write_bytes(pickle.dumps({"G": 1, "D": 2}))
+    with pytest.raises(CheckpointError) as e:
+        U.read_snapshot(p)
+    assert str(e.value) == f"{p}: a pickle, but not an NVIDIA network snapshot (no G / D / G_ema networks)"
+    u = U._SnapshotUnpickler(io.BytesIO(b"."))
+    with pytest.raises(U.UnsafePickleError):  # only dnnlib's own EasyDict is TensorFlow-era
+        u.find_class("evil", "EasyDict")
+    with pytest.raises(CheckpointError) as e:
+        u.find_class("dnnlib.tflib", "Network")
+    assert str(e.value) == ("this is a TensorFlow-era StyleGAN pickle; convert it to PyTorch first with NVIDIA's "
+                            "own legacy.py (stylegan2-ada-pytorch or stylegan3), then load that")
+
+
+def test_refusal_messages_and_lookups_name_their_subject():
+    b = U._BlobUnpickler(io.BytesIO(b"."))
+    for module, name in (("torch", "Tensor"), ("os", "FloatStorage")):
+        with pytest.raises(U.UnsafePickleError) as e:
+            b.find_class(module, name)
+        assert str(e.value) == f"refused global {module}.{name} inside a tensor storage blob"
+    with pytest.raises(U.UnsafePickleError) as e:
+        U._rebuild_from_type_v2(print, None, (), {})
+    assert str(e.value) == "refused a tensor subclass rebuilt through an unknown function"
+    with pytest.raises(U.UnsafePickleError) as e:
+        U._numpy_scalar(np.dtype(object), b"")
+    assert str(e.value) == "refused a numpy scalar of object dtype"
+    with pytest.raises(U.UnsafePickleError) as e:
+        U._numpy_reconstruct(np.matrix, (0,), b"b")
+    assert str(e.value) == "refused a numpy array subclass"
+    root = U.PersistentObject("Root", 1, "")
+    with pytest.raises(KeyError) as e:
+        root.child("a.b")
+    assert e.value.args == ("a.b",)
+    with pytest.raises(AttributeError) as e:
+        U.EasyDict().missing
+    assert e.value.args == ("missing",)
+    # memo indices count one per stored object: 0 then 2 skips one
+    with pytest.raises(CheckpointError, match="memo index 2 at byte 6 is out of order"):
+        U._vet_pickle(io.BytesIO(b"\x80\x02]q\x00]q\x02\x86."))
+    # a storage's bytes are read to its length: whatever follows is not part of it
+    v = np.arange(3, dtype=np.float32)
+    np.testing.assert_array_equal(U._load_from_bytes(_blob(v) + b"trailing").numpy(), v)
