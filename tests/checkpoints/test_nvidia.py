@@ -333,3 +333,10 @@ def test_malformed_generator_records_are_one_line_naming_the_file(tmp_path, monk
                            (ValueError("v" * 300), f"a malformed G_ema in the snapshot ({'v' * 150})")):
         monkeypatch.setattr(ckio, "convert_stylegan2", raising(error))
         refused(path, message)
+
+
+def test_a_snapshot_without_g_ema_is_told_apart_from_a_foreign_pickle(tmp_path):
+    path = _dump_with_fake_modules(lambda fn: {"D": _Persistent(fn, _meta(""))}, tmp_path)
+    with pytest.raises(CheckpointError) as e:
+        read_snapshot(path)
+    assert str(e.value) == f"{path}: the snapshot has no G_ema (the generator every command uses)"
