@@ -74,35 +74,34 @@ def _config(dst: Path, files, tests, pytest_args=()) -> None:
         f"pytest_add_cli_args ={lines(['-p', 'no:cacheprovider', *pytest_args])}\n")
 
 
+def _results(dst: Path):
+    """(mutant name, mutmut exit code or None) of every mutant of the run in ``dst``."""
+    for meta in sorted(glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True)):
+        yield from json.loads(Path(meta).read_text())["exit_code_by_key"].items()
+
+
 def _counts(dst: Path) -> dict:
     counts = {"mutants": 0, "killed": 0, "survived": 0, "no tests": 0, "timeout": 0, "other": 0}
-    for meta in glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True):
-        for code in json.loads(Path(meta).read_text())["exit_code_by_key"].values():
-            counts["mutants"] += 1
-            key = {KILLED: "killed", SURVIVED: "survived", NO_TESTS: "no tests", TIMEOUT: "timeout",
-                   CPU_LIMIT: "timeout"}.get(code, "other")
-            counts[key] += 1
+    for _, code in _results(dst):
+        counts["mutants"] += 1
+        key = {KILLED: "killed", SURVIVED: "survived", NO_TESTS: "no tests", TIMEOUT: "timeout",
+               CPU_LIMIT: "timeout"}.get(code, "other")
+        counts[key] += 1
     return counts
 
 
 def _survivor_keys(dst: Path) -> list:
-    keys = []
-    for meta in sorted(glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True)):
-        keys += [k for k, code in json.loads(Path(meta).read_text())["exit_code_by_key"].items() if code == SURVIVED]
-    return keys
+    return [key for key, code in _results(dst) if code == SURVIVED]
 
 
 def _list_survivors(mutmut: str, dst: Path) -> None:
     """One line per surviving mutant of the run in ``dst``: its name and the line it changed."""
     env = dict(os.environ, PYTHONPATH="src")
-    for meta in sorted(glob.glob(str(dst / "mutants" / "**" / "*.meta"), recursive=True)):
-        for key, code in json.loads(Path(meta).read_text())["exit_code_by_key"].items():
-            if code != SURVIVED:
-                continue
-            diff = subprocess.run([mutmut, "show", key], cwd=dst, env=env, capture_output=True, text=True).stdout
-            old = [x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
-            new = [x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
-            print(f"{key.rsplit('.', 1)[-1]}: {old[0] if old else '?'}  ->  {new[0] if new else '?'}")
+    for key in _survivor_keys(dst):
+        diff = subprocess.run([mutmut, "show", key], cwd=dst, env=env, capture_output=True, text=True).stdout
+        old = [x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---")]
+        new = [x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+        print(f"{key.rsplit('.', 1)[-1]}: {old[0] if old else '?'}  ->  {new[0] if new else '?'}")
 
 
 def main() -> int:
@@ -139,9 +138,11 @@ def main() -> int:
         env = dict(os.environ, PYTHONPATH="src", OMP_NUM_THREADS="1")
         names = _survivor_keys(dst) if args.retest_survivors else []
         if args.retest_survivors and not names:
-            print(f"{name}: no survivors to re-test")
-        run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *names], cwd=dst, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            print(f"{name}: no survivors to re-test")  # (an empty name list would make mutmut run them all)
+            run = subprocess.CompletedProcess([], 0, "", "")
+        else:
+            run = subprocess.run([mutmut, "run", "--max-children", str(args.jobs), *names], cwd=dst, env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         counts = _counts(dst)
         if run.returncode != 0 and counts["mutants"] == 0:
             print(f"{name}: mutmut failed: {run.stderr.strip().splitlines()[-1] if run.stderr.strip() else run.returncode}")

@@ -1,6 +1,7 @@
 """The editor's HTTP API on a tiny model: invert, slider and reference edits, downloads, the upload
 limit and non-images as messages, concurrent requests queued, 127.0.0.1 by default."""
 
+import contextlib
 import io
 import json
 import threading
@@ -20,16 +21,23 @@ def editing_pipe(tiny_editing, tiny_checkpoint):
     return load_pipeline(checkpoint=tiny_checkpoint, editing=tiny_editing / "editing", device="cpu")
 
 
+@contextlib.contextmanager
+def _serving(app, **kw):
+    """``app`` served on a free port in a thread: (its URL, the server); shut down on leaving."""
+    srv = make_server(app, port=0, **kw)
+    srv.editor_app = app  # for tests that reach behind the routes
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 @pytest.fixture  # one server per test: each test drives the handler and the app it builds from the start
 def server(editing_pipe):
-    app = EditorApp(editing_pipe, max_upload_mb=0.05)
-    srv = make_server(app, port=0)
-    srv.editor_app = app  # for tests that reach behind the routes
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}", srv
-    srv.shutdown()
-    srv.server_close()
+    with _serving(EditorApp(editing_pipe, max_upload_mb=0.05)) as served:
+        yield served
 
 
 def _post(url, body, ctype="application/octet-stream"):
@@ -268,9 +276,7 @@ def test_a_silent_or_dribbling_client_is_cut_off_at_its_deadlines(editing_pipe):
 
     from style_transformer.web.app import REQUEST_DEADLINE
 
-    srv = make_server(EditorApp(editing_pipe), port=0, timeout=0.3)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with _serving(EditorApp(editing_pipe), timeout=0.3) as (_, srv):
         port = srv.server_address[1]
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:  # sends nothing
             t0 = time.perf_counter()
@@ -296,9 +302,6 @@ def test_a_silent_or_dribbling_client_is_cut_off_at_its_deadlines(editing_pipe):
                     closed = True
             elapsed = time.perf_counter() - t0
             assert closed and REQUEST_DEADLINE * 0.3 - 0.1 < elapsed < 3.0
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_info_sliders_follow_the_calibrated_strengths(editing_pipe, monkeypatch):
@@ -469,15 +472,9 @@ def test_post_without_a_length_is_an_empty_body_and_the_limit_is_told_in_megabyt
     url, _ = server
     status, _, body = _raw(url, "POST", "/api/edit")  # no Content-Length at all
     assert status == 404 and "upload it again" in json.loads(body)["error"]
-    srv = make_server(EditorApp(editing_pipe, max_upload_mb=2), port=0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        big = f"http://127.0.0.1:{srv.server_address[1]}"
+    with _serving(EditorApp(editing_pipe, max_upload_mb=2)) as (big, _):
         status, _, body = _raw(big, "POST", "/api/invert", b"", {"Content-Length": str(3 * 2 ** 20)})
         assert status == 413 and json.loads(body) == {"error": "the file is 3.0 MB; the limit is 2 MB"}
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_route_details(server):
@@ -507,17 +504,11 @@ def test_a_slow_answer_is_not_cut_off_by_the_request_deadline(editing_pipe, capl
         return real()
 
     app.info = slow_info
-    srv = make_server(app, port=0, timeout=0.3)  # deadline 0.9 s
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{srv.server_address[1]}"
+    with _serving(app, timeout=0.3) as (url, _):  # deadline 0.9 s
         status, _, body = _raw(url, "GET", "/api/info")
         assert status == 200 and json.loads(body)["samples"] == 6
         app.info = lambda: 1 / 0  # a bug: answered 500 and logged with the request
         caplog.set_level(logging.ERROR, logger="style_transformer.web.app")
         assert _raw(url, "GET", "/api/info?q")[0] == 500
         assert any(r.getMessage() == "request GET /api/info failed" for r in caplog.records)
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert EditorApp(editing_pipe).max_upload == 10 * 2 ** 20  # the documented default, as `serve` has it
