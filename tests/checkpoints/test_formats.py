@@ -288,3 +288,70 @@ def test_reference_editor_shapes_are_read_back():
     sd = {f"encoder.module.{k}": v for k, v in _meta_state(ReferenceEditor, cfg).items()}
     kind, got, _ = convert_official({"state_dict": sd})
     assert (kind, got) == ("reference_editor", cfg)
+
+
+# ---- pickled files ----
+
+def _torch_reason(path) -> str:
+    """The first line of torch's own error for ``path`` (weights-only loading), or its type when empty."""
+    import argparse
+
+    with pytest.raises(Exception) as e:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            torch.load(path, map_location="cpu", weights_only=True)
+    text = str(e.value).strip()
+    return text.splitlines()[0] if text else type(e.value).__name__
+
+
+class _Code:
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_pickled_refusals_quote_torch_s_first_line(tmp_path):
+    from style_transformer.checkpoints.official import torch_load_safe
+
+    path = tmp_path / "code.pt"
+    torch.save({"g_ema": {}, "x": _Code()}, path)
+    reason = _torch_reason(path)
+    assert "\n" in str(pytest.raises(Exception, torch.load, path, weights_only=True).value).strip()  # several lines
+    assert _refusal(torch_load_safe, path) == (
+        f"{path}: refused: the checkpoint needs code beyond tensors to unpickle, and only weights_only loading is "
+        f"allowed ({reason[:200]})")
+    zip_junk = tmp_path / "zip.pt"
+    zip_junk.write_bytes(b"PK\x03\x04" + bytes(64))
+    reason = _torch_reason(zip_junk)
+    assert len(reason) > 200
+    assert _refusal(load_model, zip_junk) == f"{zip_junk}: not a readable PyTorch checkpoint ({reason[:200]})"
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert _torch_reason(empty) == "EOFError"  # an error without a message is named by its type
+    assert _refusal(load_model, empty) == f"{empty}: not a readable PyTorch checkpoint (EOFError)"
+
+
+def test_rosinality_latent_avg_is_taken_from_the_file():
+    cfg = GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8))
+    with torch.device("meta"):
+        sd = Generator(cfg).state_dict()
+    sd = {k: torch.zeros(v.shape) for k, v in sd.items() if k != "latent_avg"}
+    la = torch.arange(16.0)
+    for stored in (la, la.repeat(8, 1), la.half()):
+        state = convert_official({"g_ema": sd, "latent_avg": stored})[2]
+        assert state["latent_avg"].dtype == torch.float32 and torch.equal(state["latent_avg"], la)
+    assert "latent_avg" not in convert_official({"g_ema": sd, "latent_avg": None})[2]
+
+
+def test_state_dict_mismatch_lists_up_to_eight_keys_per_problem():
+    from style_transformer.checkpoints.official import check_state_dict
+
+    want = {f"k{i}": torch.zeros(2) for i in range(9)}
+    assert _refusal(check_state_dict, want, {}, "F") == (
+        "F does not match the model: missing keys: k0, k1, k2, k3, k4, k5, k6, k7, ... (9 in all)")
+    del want["k8"]
+    assert _refusal(check_state_dict, want, {}, "F") == (
+        "F does not match the model: missing keys: k0, k1, k2, k3, k4, k5, k6, k7")
+    got = dict(want, k0=torch.zeros(3), extra=torch.zeros(1))
+    del got["k1"]
+    assert _refusal(check_state_dict, want, got, "F") == (
+        "F does not match the model: missing keys: k1; unexpected keys: extra; wrong shapes: k0 (model (2,), file (3,))")
+    check_state_dict(want, dict(want), "F")  # a match says nothing
