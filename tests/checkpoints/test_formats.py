@@ -355,3 +355,92 @@ def test_state_dict_mismatch_lists_up_to_eight_keys_per_problem():
     assert _refusal(check_state_dict, want, got, "F") == (
         "F does not match the model: missing keys: k1; unexpected keys: extra; wrong shapes: k0 (model (2,), file (3,))")
     check_state_dict(want, dict(want), "F")  # a match says nothing
+
+
+# ---- the one loader ----
+
+def test_each_source_format_is_recognised_by_its_content(tmp_path, tiny_model, official_checkpoint):
+    import shutil
+
+    from style_transformer.checkpoints.io import read_checkpoint
+
+    native = save_model(tiny_model, tmp_path / "weights.bin")  # by content, whatever the suffix
+    assert read_checkpoint(native)[1:3] == ("style_transformer", tiny_model.cfg)
+    assert read_checkpoint(native)[4] == "native"
+    nvidia = tmp_path / "snapshot.pt"
+    shutil.copy(NVIDIA / "sg3_t32.pkl", nvidia)
+    assert read_checkpoint(nvidia)[1] == "generator" and read_checkpoint(nvidia)[4] == "nvidia"
+    assert read_checkpoint(official_checkpoint)[1] == "style_transformer"
+    assert read_checkpoint(official_checkpoint)[4] == "official"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    assert _refusal(read_checkpoint, folder) == f"{folder / 'model.safetensors'}: checkpoint file not found"
+    save_model(tiny_model, folder / "model.safetensors")
+    assert read_checkpoint(folder)[0] == folder / "model.safetensors"
+    # an official dict that is none of the formats: the refusal names the file
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"w": torch.zeros(1)}}, other)
+    assert _refusal(read_checkpoint, other) == f"{other}: " + _refusal(detect_kind, {"model": {}})
+
+
+def test_an_unreadable_file_is_named_with_the_system_s_reason(tmp_path, monkeypatch, tiny_model):
+    import style_transformer.checkpoints.io as io
+
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(io, "open", denied, raising=False)
+    assert _refusal(io.read_checkpoint, path) == f"{path}: cannot read (Permission denied)"
+
+
+def test_kinds_asked_for_and_refused(tmp_path, tiny_model, rosinality_checkpoint):
+    with pytest.raises(ValueError) as e:
+        load_model(rosinality_checkpoint, kind="encoder")
+    assert str(e.value) == ("kind must be one of ['attribute_classifier', 'generator', 'latent_classifier', 'psp', "
+                            "'reference_editor', 'style_transformer']")
+    assert _refusal(load_model, rosinality_checkpoint, "latent_classifier") == (
+        f"{rosinality_checkpoint}: this is a generator checkpoint, but a latent classifier checkpoint is needed here")
+    path = save_model(tiny_model, tmp_path / "st.safetensors")
+    assert _refusal(load_model, path, "psp") == (
+        f"{path}: this is a style transformer checkpoint, but a psp checkpoint is needed here")
+    # an encoder serves as its generator
+    psp = PSPModel(_psp(input_size=32, coarse=2, middle=5)).eval()
+    psp_path = save_model(psp, tmp_path / "psp.safetensors")
+    g = load_model(psp_path, kind="generator")
+    assert isinstance(g, Generator) and g.cfg == psp.cfg.generator and not g.training
+    assert all(not p.requires_grad for p in g.parameters())
+    assert isinstance(load_model(psp_path), PSPModel)
+
+
+def test_non_finite_weights_are_named(tmp_path, tiny_model):
+    from style_transformer.checkpoints.io import read_checkpoint
+
+    state = tiny_model.state_dict()
+    floats = [k for k, v in state.items() if v.is_floating_point()]
+    for n, tail in ((1, ""), (5, ""), (7, " and 2 more tensors")):
+        bad = StyleTransformer(tiny_model.cfg)
+        bad.load_state_dict(state)
+        with torch.no_grad():
+            for k in floats[:n]:
+                t = bad.state_dict()[k]
+                t[(0,) * t.dim()] = float("nan") if n != 5 else float("-inf")
+        path = save_model(bad, tmp_path / f"bad{n}.safetensors")
+        order = [k for k in read_checkpoint(path)[3] if k in floats[:n]]
+        assert _refusal(load_model, path) == f"{path}: non-finite values (NaN/Inf) in {', '.join(order[:5])}{tail}"
+
+
+def test_generator_file_without_latent_avg_says_what_it_uses(tmp_path, caplog):
+    from safetensors.torch import save_file
+
+    cfg = GeneratorConfig(size=32, style_dim=16, n_mlp=2, channels=(16, 16, 8, 8))
+    g = Generator(cfg)
+    state = {k: v.contiguous() for k, v in g.state_dict().items() if k != "latent_avg"}
+    path = tmp_path / "g.safetensors"
+    save_file(state, str(path), metadata={"format": FORMAT, "kind": "generator", "config": cfg.to_json()})
+    with caplog.at_level("INFO", logger="style_transformer.checkpoints.io"):
+        loaded = load_model(path)
+    assert f"{path} has no latent_avg; using the mean of 4096 mapped z (seed 0)" in caplog.messages
+    torch.testing.assert_close(loaded.latent_avg, loaded.mean_latent(4096, seed=0))
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
