@@ -444,3 +444,12 @@ def test_generator_file_without_latent_avg_says_what_it_uses(tmp_path, caplog):
     assert f"{path} has no latent_avg; using the mean of 4096 mapped z (seed 0)" in caplog.messages
     torch.testing.assert_close(loaded.latent_avg, loaded.mean_latent(4096, seed=0))
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
+
+
+def test_a_pkl_file_is_read_as_an_nvidia_snapshot_whatever_its_bytes(tmp_path):
+    from style_transformer.checkpoints.unpickle import read_snapshot
+
+    for data in (b"", b"PK\x03\x04" + bytes(16)):
+        path = tmp_path / "network-snapshot.pkl"
+        path.write_bytes(data)
+        assert _refusal(load_model, path) == _refusal(read_snapshot, path)
