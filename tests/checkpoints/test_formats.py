@@ -151,6 +151,7 @@ def test_train_gan_checkpoint_carries_its_label_names():
     assert kind == "generator" and got == cfg
     unnamed = dataclasses.replace(cfg, label_names=())
     assert convert_official({"g_ema": sd, "config": "run.yaml"})[1] == unnamed
+    assert convert_official({"g_ema": sd, "config": {"steps": 10}})[1] == unnamed
     assert convert_official({"g_ema": sd, "config": {"generator": {"label_names": "xy"}}})[1] == unnamed
 
 
@@ -419,7 +420,7 @@ def test_non_finite_weights_are_named(tmp_path, tiny_model):
 
     state = tiny_model.state_dict()
     floats = [k for k, v in state.items() if v.is_floating_point()]
-    for n, tail in ((1, ""), (5, ""), (7, " and 2 more tensors")):
+    for n, tail in ((1, ""), (5, ""), (6, " and 1 more tensor"), (7, " and 2 more tensors")):
         bad = StyleTransformer(tiny_model.cfg)
         bad.load_state_dict(state)
         with torch.no_grad():
@@ -453,3 +454,25 @@ def test_a_pkl_file_is_read_as_an_nvidia_snapshot_whatever_its_bytes(tmp_path):
         path = tmp_path / "network-snapshot.pkl"
         path.write_bytes(data)
         assert _refusal(load_model, path) == _refusal(read_snapshot, path)
+
+
+@pytest.mark.parametrize("error,reason", [(lambda: __import__("pickle").UnpicklingError(""), "UnpicklingError"),
+                                          (lambda: __import__("pickle").UnpicklingError("x" * 300), "x" * 200),
+                                          (lambda: RuntimeError("  "), "RuntimeError"),
+                                          (lambda: RuntimeError("first\nsecond"), "first")])
+def test_torch_s_reason_is_its_first_line_cut_to_200_chars_or_the_error_s_type(tmp_path, monkeypatch, error, reason):
+    import pickle
+
+    from style_transformer.checkpoints.official import torch_load_safe
+
+    def failing(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(torch, "load", failing)
+    path = tmp_path / "x.pt"
+    if isinstance(error(), pickle.UnpicklingError):
+        assert _refusal(torch_load_safe, path) == (
+            f"{path}: refused: the checkpoint needs code beyond tensors to unpickle, and only weights_only loading "
+            f"is allowed ({reason})")
+    else:
+        assert _refusal(torch_load_safe, path) == f"{path}: not a readable PyTorch checkpoint ({reason})"
