@@ -44,6 +44,8 @@ MODULES = {
     "directions": ([f"{PKG}/editing/directions.py"], ["tests/editing/test_directions.py"]),
     "web": ([f"{PKG}/web/app.py"], ["tests/web/test_app.py"]),
 }
+# wall-clock limit of a mutant's tests, as a multiple of their measured time (mutmut's CPU limit is twice it)
+TIMEOUT_MULTIPLIER = 4
 # mutmut's exit codes per mutant (mutants/<file>.meta); -24: stopped by mutmut's CPU-time limit (SIGXCPU)
 KILLED, SURVIVED, NO_TESTS, TIMEOUT, CPU_LIMIT = 1, 0, 33, 36, -24
 
@@ -71,7 +73,9 @@ def _config(dst: Path, files, tests, pytest_args=()) -> None:
         f"paths_to_mutate ={lines(files)}\n"
         f"also_copy ={lines([PKG])}\n"  # the whole package, so the tests import the mutated copy
         f"tests_dir ={lines(tests)}\n"
-        f"pytest_add_cli_args ={lines(['-p', 'no:cacheprovider', *pytest_args])}\n")
+        f"pytest_add_cli_args ={lines(['-p', 'no:cacheprovider', *pytest_args])}\n"
+        # a mutant that hangs is stopped after TIMEOUT_MULTIPLIER x its tests' time (+1 s), not mutmut's 15 x
+        f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n")
 
 
 def _results(dst: Path):
