@@ -192,8 +192,9 @@ def load_model(path: PathLike, kind: Optional[str] = None) -> nn.Module:
     check_state_dict(expected, state, str(path))
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
+        more = len(bad) - 5
         raise CheckpointError(f"{path}: non-finite values (NaN/Inf) in {', '.join(bad[:5])}"
-                              + (f" and {len(bad) - 5} more tensor{'s' if len(bad) > 6 else ''}" if len(bad) > 5 else ""))
+                              + (f" and {more} more tensor{'s' if more > 1 else ''}" if more > 0 else ""))
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     if needs_mean:

@@ -84,11 +84,12 @@ def infer_generator_config(g: Mapping[str, torch.Tensor], label_names: Optional[
         raise CheckpointError(f"not a StyleGAN2 generator state dict: missing key {e.args[0]}") from None
     widths = tuple(int(w) for w in widths)
     kw = dict(size=size, style_dim=int(style_dim), n_mlp=n_mlp)
+    conditional = "embed.weight" in g  # a conditional mapping (this project's train-gan --conditional)
     # the first mapping layer reads z (and, conditional, the embedded label: style_dim more)
-    z_dim = int(g["style.1.weight"].shape[1]) - (int(style_dim) if "embed.weight" in g else 0)
+    z_dim = int(g["style.1.weight"].shape[1]) - (int(style_dim) if conditional else 0)
     if z_dim != style_dim:
         kw["z_dim"] = z_dim
-    if "embed.weight" in g:  # a conditional mapping (this project's train-gan --conditional)
+    if conditional:
         kw.update(c_dim=int(g["embed.weight"].shape[1]),
                   label_combos=int(g["label_dist"].shape[0]) if "label_dist" in g else 0)
         names = tuple(label_names or ())
